@@ -1,0 +1,118 @@
+# JupyterHub configuration of KQI Hub.
+#
+# One setting chooses the profile: KQI_PROFILE=local (the embedded default: SQLite, local
+# notebook spawner, local jobs, local object store) or KQI_PROFILE=kubernetes
+# (KubeSpawner-based notebooks, PostgreSQL, S3). What both share is here; the profile
+# files in profiles/ add the rest. The `kqi-hub` launcher sets the environment.
+import os
+import sys
+
+from kqi_services.datadir import data_dir_from_env, ensure_layout, env_port, secret_file
+
+c = get_config()  # noqa: F821
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROFILE = os.environ.get("KQI_PROFILE", "local")
+if PROFILE not in ("local", "kubernetes"):
+    raise SystemExit(f"KQI_PROFILE must be 'local' or 'kubernetes', not {PROFILE!r}")
+
+DATA_DIR = data_dir_from_env()
+ensure_layout(DATA_DIR)
+HUB_DIR = os.path.join(DATA_DIR, "hub")
+BIND_IP = os.environ.get("KQI_IP", "127.0.0.1")
+PUBLIC_PORT = int(os.environ.get("KQI_PORT", "8000"))
+SERVICE_NAME = "kqi"
+
+# --- network ---------------------------------------------------------------------------
+c.JupyterHub.ip = BIND_IP
+c.JupyterHub.port = PUBLIC_PORT
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = env_port("KQI_HUB_API_PORT")
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env_port('KQI_PROXY_API_PORT')}"
+c.ConfigurableHTTPProxy.auth_token = secret_file(os.path.join(HUB_DIR, "proxy_auth_token"))
+c.JupyterHub.cookie_secret_file = os.path.join(HUB_DIR, "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = os.path.join(HUB_DIR, "jupyterhub.pid")
+c.JupyterHub.db_url = os.environ.get(
+    "KQI_HUB_DB_URL", "sqlite:///" + os.path.join(HUB_DIR, "jupyterhub.sqlite")
+)
+
+# --- sign-in ---------------------------------------------------------------------------
+c.JupyterHub.authenticator_class = "kqi"
+c.Authenticator.admin_users = {"admin"}
+c.KqiAuthenticator.open_signup = os.environ.get("KQI_OPEN_SIGNUP", "") == "1"
+c.KqiAuthenticator.kqi_service_name = SERVICE_NAME
+if os.environ.get("KQI_BOOTSTRAP_ADMIN_PASSWORD"):
+    c.KqiAuthenticator.bootstrap_admin_password = os.environ["KQI_BOOTSTRAP_ADMIN_PASSWORD"]
+
+import kqi_services.hubext.authenticator as _kqi_auth  # noqa: E402
+
+c.JupyterHub.template_paths = [os.path.join(os.path.dirname(_kqi_auth.__file__), "templates")]
+c.JupyterHub.template_vars = {
+    "announcement_login": 'No account yet? <a href="signup">Sign up</a>.',
+}
+
+# --- tenants and permissions -------------------------------------------------------------
+# A tenant is a hub group; the roles per tenant are made by the authenticator's
+# /hub/api/kqi/tenants/<group> endpoint when the kqi service creates a tenant.
+c.JupyterHub.custom_scopes = {
+    "custom:kqi:user": {"description": "Use KQI (data, datasets, jobs, notebooks) in a tenant."},
+    "custom:kqi:tenant-admin": {"description": "Administer a KQI tenant: its members and settings."},
+    "custom:kqi:system-admin": {
+        "description": "Administer KQI: tenants, git servers, registries, storage, nodes, quotas."
+    },
+}
+c.JupyterHub.load_roles = [
+    {
+        "name": "kqi-system-admin",
+        "description": "KQI system administrator",
+        "users": ["admin"],
+        "scopes": ["custom:kqi:system-admin", f"access:services!service={SERVICE_NAME}"],
+    },
+    {
+        "name": "kqi-service",
+        "description": "What the kqi service needs from the hub",
+        "services": [SERVICE_NAME],
+        "scopes": [
+            "admin:users",
+            "admin:groups",
+            "list:users",
+            "read:users",
+            "list:groups",
+            "read:groups",
+            "read:roles",
+            "tokens",
+            "admin:servers",
+        ],
+    },
+]
+
+# --- the kqi service -------------------------------------------------------------------
+SERVICE_PORT = env_port("KQI_SERVICE_PORT")
+service_env = {
+    "KQI_DATA_DIR": DATA_DIR,
+    "KQI_PROFILE": PROFILE,
+    "KQI_PUBLIC_URL": os.environ.get("KQI_PUBLIC_URL", f"http://{BIND_IP}:{PUBLIC_PORT}"),
+}
+for name in ("KQI_DB_URL", "KQI_SERVICE_CONFIG", "KQI_SECRET_KEY", "KQI_HUB_AUTH_CACHE_SECONDS"):
+    if os.environ.get(name):
+        service_env[name] = os.environ[name]
+c.JupyterHub.services = [
+    {
+        "name": SERVICE_NAME,
+        "display": True,
+        "info": {"description": "KQI: data, datasets, training, inference, notebooks"},
+        "url": f"http://127.0.0.1:{SERVICE_PORT}",
+        "command": [sys.executable, "-m", "kqi_services.app"],
+        "environment": service_env,
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [
+            "custom:kqi:user",
+            "custom:kqi:tenant-admin",
+            "custom:kqi:system-admin",
+            "read:users:groups!user",
+            "read:users:name!user",
+        ],
+    }
+]
+
+load_subconfig(os.path.join(HERE, "profiles", f"{PROFILE}.py"))  # noqa: F821

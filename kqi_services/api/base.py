@@ -1,0 +1,280 @@
+"""The base of every kqi API handler: identity, current tenant, access, JSON and errors.
+
+Handlers stay thin: they declare `access` (what each method needs, see permissions.Access),
+parse input with the helpers here, call domain code and write JSON. Errors use
+KAMONOHASHI's JsonErrorResponse shape: {type, title, status, detail, instance, errors}.
+"""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from http.client import responses
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthenticated
+from sqlalchemy import select
+from tornado import web
+
+from ..db.models import Tenant, UserSetting
+from ..domain.validation import ConflictError, NotFoundError, ValidationError
+from ..hub_client import HubError
+from ..permissions import Access, Identity, allowed, identity_from_model
+
+TENANT_HEADER = "X-KQI-Tenant"
+TENANT_COOKIE = "kqi-tenant"
+MAX_PER_PAGE = 1000
+
+
+class ApiError(web.HTTPError):
+    """A client error with a message for the user and, optionally, per-field messages."""
+
+    def __init__(self, status: int, detail: str, errors: dict[str, list[str]] | None = None):
+        super().__init__(status, reason=responses.get(status, "Error"))
+        self.detail = detail
+        self.errors = errors or {}
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
+    #: what each HTTP method needs: one Access for all, or {"GET": Access..., ...}
+    access: Access | dict[str, Access] = Access.TENANT_USER
+
+    identity: Identity | None = None
+    tenant: Tenant | None = None
+
+    # ----------------------------------------------------------------- set-up
+    @property
+    def kqi(self):
+        """The KqiService application (config, hub client, stores)."""
+        return self.settings["kqi"]
+
+    @property
+    def log(self):
+        return self.kqi.log
+
+    @classmethod
+    def access_for(cls, method: str) -> Access | None:
+        if isinstance(cls.access, dict):
+            return cls.access.get(method.upper())
+        return cls.access
+
+    def check_xsrf_cookie(self):
+        # token-authenticated API calls need no XSRF token; cookie ones do (HubOAuth checks)
+        return self.hub_auth.check_xsrf_cookie(self)
+
+    def get_current_user(self):
+        return self.identity
+
+    async def prepare(self):
+        self.db = self.settings["session_factory"]()
+        access = self.access_for(self.request.method)
+        if access is None:
+            raise ApiError(405, f"{self.request.method} is not allowed here")
+        model = None
+        try:
+            model = await self.hub_auth.get_user(self, sync=False)
+        except web.HTTPError as e:
+            if e.status_code >= 500:
+                raise
+        if model is not None and model.get("kind", "user") == "user":
+            if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
+                raise ApiError(403, "This token does not give access to the kqi service.")
+            self.identity = identity_from_model(model)
+        if access is Access.ANONYMOUS:
+            return
+        if self.identity is None:
+            raise ApiError(401, "Sign in first: send a valid token (Authorization: Bearer <token>).")
+        self.tenant = self.resolve_tenant()
+        tenant_name = self.tenant.name if self.tenant is not None else None
+        if not allowed(access, self.identity, tenant_name):
+            if access in (Access.TENANT_USER, Access.TENANT_ADMIN) and tenant_name is None:
+                raise ApiError(403, "You belong to no tenant: ask an administrator to add you to one.")
+            raise ApiError(403, f"This needs the {access.value} permission, which you do not have here.")
+
+    def on_finish(self):
+        db = getattr(self, "db", None)
+        if db is not None:
+            db.close()
+
+    # ------------------------------------------------------------ current tenant
+    def resolve_tenant(self) -> Tenant | None:
+        """The tenant this request acts in.
+
+        A tenant-bound token (the usual case for the CLI and SDK) names one tenant. A token
+        or browser session that covers several picks one by the X-KQI-Tenant header, then
+        the tenant switcher's cookie, then the user's default tenant, then the first.
+        """
+        names = sorted(self.identity.tenants)
+        if not names:
+            return None
+        rows = {
+            t.name: t
+            for t in self.db.scalars(select(Tenant).where(Tenant.name.in_(names))).all()
+        }
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return next(iter(rows.values()))
+        by_id = {t.id: t for t in rows.values()}
+        for wanted in (
+            self.request.headers.get(TENANT_HEADER),
+            self.get_cookie(TENANT_COOKIE),
+            self._default_tenant_id(),
+        ):
+            if wanted is None:
+                continue
+            try:
+                tenant_id = int(wanted)
+            except (TypeError, ValueError):
+                continue
+            if tenant_id in by_id:
+                return by_id[tenant_id]
+        return min(rows.values(), key=lambda t: t.id)
+
+    def _default_tenant_id(self):
+        setting = self.db.scalar(select(UserSetting).where(UserSetting.name == self.identity.name))
+        return setting.default_tenant_id if setting else None
+
+    def user_setting(self, create: bool = True) -> UserSetting | None:
+        setting = self.db.scalar(select(UserSetting).where(UserSetting.name == self.identity.name))
+        if setting is None and create:
+            setting = UserSetting(name=self.identity.name)
+            self.db.add(setting)
+            self.db.flush()
+        return setting
+
+    # ------------------------------------------------------------------ input
+    def json_body(self, required: bool = True) -> dict:
+        raw = self.request.body
+        if not raw or not raw.strip():
+            if required:
+                raise ApiError(400, "The request needs a JSON object as its body.")
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"The body is not valid JSON: {e}")
+        if not isinstance(body, dict):
+            raise ApiError(400, "The body must be a JSON object.")
+        return body
+
+    def int_path(self, value: str, what: str = "id") -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ApiError(400, f"The {what} must be a whole number, not {value!r}.")
+        if number < 0 or number > 2**53:
+            raise ApiError(400, f"The {what} is out of range.")
+        return number
+
+    def int_query(self, name: str, default: int | None = None, *, minimum: int | None = None) -> int | None:
+        raw = self.get_query_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ApiError(400, f"The query parameter {name} must be a whole number.", {name: ["not a number"]})
+        if minimum is not None and value < minimum:
+            raise ApiError(400, f"The query parameter {name} must be at least {minimum}.", {name: ["too small"]})
+        return value
+
+    def paginate(self, items: list) -> list:
+        """KAMONOHASHI paging: perPage, page (from 1), withTotal → X-Total-Count."""
+        per_page = self.int_query("perPage", None, minimum=1)
+        page = self.int_query("page", 1, minimum=1)
+        with_total = self.get_query_argument("withTotal", "false").lower() == "true"
+        if with_total:
+            self.set_header("X-Total-Count", str(len(items)))
+        if per_page is None:
+            return items
+        per_page = min(per_page, MAX_PER_PAGE)
+        start = (page - 1) * per_page
+        return items[start:start + per_page]
+
+    # ----------------------------------------------------------------- output
+    def write_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(json.dumps(value, ensure_ascii=False, default=_json_default))
+
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.finish()
+
+    def _handle_request_exception(self, e):
+        # domain errors become the 4xx they stand for
+        mapped = as_api_error(e)
+        if mapped is None:
+            return super()._handle_request_exception(e)
+        if self._finished:
+            return
+        self.log.info("%d %s %s: %s", mapped.status_code, self.request.method, self.request.path, mapped.detail)
+        self.send_error(mapped.status_code, exc_info=(type(mapped), mapped, None))
+
+    def write_error(self, status_code: int, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        detail = None
+        errors = {}
+        if isinstance(exc, ApiError):
+            detail, errors = exc.detail, exc.errors
+        elif isinstance(exc, web.HTTPError):
+            detail = exc.log_message or exc.reason
+        if not detail:
+            detail = responses.get(status_code, "Error")
+            if status_code >= 500:
+                detail = "The server failed on this request; the error is in the service log."
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(
+            json.dumps(
+                {
+                    "type": f"https://httpstatuses.io/{status_code}",
+                    "title": responses.get(status_code, "Error"),
+                    "status": status_code,
+                    "detail": detail,
+                    "instance": self.request.path,
+                    "errors": errors,
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def as_api_error(e: BaseException) -> ApiError | None:
+    """The client error a domain exception stands for, or None for a server fault."""
+    if isinstance(e, ValidationError):
+        return ApiError(400, str(e), e.errors)
+    if isinstance(e, NotFoundError):
+        return ApiError(404, str(e))
+    if isinstance(e, ConflictError):
+        return ApiError(409, str(e))
+    if isinstance(e, HubError) and e.status < 500:
+        return ApiError(e.status if e.status in (404, 409) else 400, f"The hub refused: {e.message}")
+    return None
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+
+class NotFoundHandler(BaseAPIHandler):
+    """Anything under the service that no route matches: a 404 in the API's error shape."""
+
+    access = {m: Access.ANONYMOUS for m in ("GET", "POST", "PUT", "PATCH", "DELETE")}
+
+    def prepare(self):
+        raise ApiError(404, f"No such route: {self.request.path}")

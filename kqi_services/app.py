@@ -1,0 +1,211 @@
+"""The kqi service: a hub-managed tornado application under /services/kqi/.
+
+Started by the hub (see hub_config/jupyterhub_config.py) with the JUPYTERHUB_* variables
+of a managed service. Configuration comes from traitlets (a config file named by
+--config or KQI_SERVICE_CONFIG, then command-line flags), with defaults from the
+environment the hub passes.
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado import httpserver, ioloop, web
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Application
+
+from . import datadir, seed
+from .db.session import make_engine, make_session_factory, upgrade
+from .hub_client import HubClient
+from .secrets import SecretBox
+
+API_PREFIX = "api/v2"
+#: modules under kqi_services.api whose `default_handlers` make up the REST API
+API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version")
+
+
+class KqiService(Application):
+    name = "kqi-service"
+    description = "KQI service: the KAMONOHASHI-style API and web UI of KQI Hub"
+
+    aliases = {
+        "config": "KqiService.config_file",
+        "port": "KqiService.port",
+        "db-url": "KqiService.db_url",
+        "data-dir": "KqiService.data_dir",
+        "log-level": "Application.log_level",
+    }
+
+    config_file = Unicode(
+        os.environ.get("KQI_SERVICE_CONFIG", ""),
+        help="Python config file (traitlets) to load, e.g. kqi_service_config.py.",
+    ).tag(config=True)
+
+    data_dir = Unicode(help="Directory for all state of an embedded install (KQI_DATA_DIR).").tag(config=True)
+
+    @default("data_dir")
+    def _data_dir_default(self):
+        return datadir.data_dir_from_env()
+
+    db_url = Unicode(
+        help="SQLAlchemy URL of the kqi database. SQLite in the data directory by default;"
+        " postgresql+psycopg://... in production (KQI_DB_URL).",
+    ).tag(config=True)
+
+    @default("db_url")
+    def _db_url_default(self):
+        return os.environ.get("KQI_DB_URL") or "sqlite:///" + os.path.join(self.data_dir, "kqi", "kqi.sqlite")
+
+    secret_key = Unicode(
+        help="Key that encrypts per-user secrets at rest (KQI_SECRET_KEY). Generated and kept in"
+        " <data dir>/kqi/secret_key when unset. Changing it makes stored secrets unreadable.",
+    ).tag(config=True)
+
+    @default("secret_key")
+    def _secret_key_default(self):
+        return os.environ.get("KQI_SECRET_KEY") or datadir.secret_file(
+            os.path.join(self.data_dir, "kqi", "secret_key")
+        )
+
+    profile = Unicode(
+        os.environ.get("KQI_PROFILE", "local"),
+        help="Deployment profile: 'local' (embedded default) or 'kubernetes'.",
+    ).tag(config=True)
+
+    service_name = Unicode(
+        os.environ.get("JUPYTERHUB_SERVICE_NAME", "kqi"), help="Name of this service in the hub."
+    ).tag(config=True)
+
+    service_prefix = Unicode(
+        os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/kqi/"),
+        help="URL prefix the proxy routes to this service.",
+    ).tag(config=True)
+
+    ip = Unicode(help="Address to listen on (from JUPYTERHUB_SERVICE_URL).").tag(config=True)
+    port = Integer(help="Port to listen on (from JUPYTERHUB_SERVICE_URL).").tag(config=True)
+
+    @default("ip")
+    def _ip_default(self):
+        from urllib.parse import urlparse
+
+        return urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")).hostname
+
+    @default("port")
+    def _port_default(self):
+        from urllib.parse import urlparse
+
+        return urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")).port or 80
+
+    hub_api_url = Unicode(
+        os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api"),
+        help="The hub's REST API URL.",
+    ).tag(config=True)
+
+    hub_prefix = Unicode(
+        os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/", help="URL prefix of the hub's pages."
+    ).tag(config=True)
+
+    public_url = Unicode(
+        os.environ.get("KQI_PUBLIC_URL", "http://127.0.0.1:8000"),
+        help="The address users reach the platform at (used in notifications and job settings).",
+    ).tag(config=True)
+
+    hub_auth_cache_seconds = Float(
+        float(os.environ.get("KQI_HUB_AUTH_CACHE_SECONDS", "5")),
+        help="How long a token's identity is cached before the hub is asked again."
+        " A revoked token keeps working for at most this long.",
+    ).tag(config=True)
+
+    first_tenant_name = Unicode("sandbox", help="Name of the tenant made on the first start.").tag(config=True)
+    first_tenant_display_name = Unicode("Sandbox", help="Display name of the first tenant.").tag(config=True)
+    admin_user = Unicode("admin", help="The system administrator put into the first tenant.").tag(config=True)
+
+    def initialize(self, argv=None):
+        super().initialize(argv)
+        if self.config_file:
+            self.load_config_file(self.config_file)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        upgrade(self.db_url)
+        self.engine = make_engine(self.db_url)
+        self.session_factory = make_session_factory(self.engine)
+        self.secret_box = SecretBox(self.secret_key)
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        self.hub = HubClient(self.hub_api_url, token)
+        self.hub_auth = HubOAuth(
+            api_url=self.hub_api_url,
+            api_token=token,
+            cache_max_age=int(self.hub_auth_cache_seconds),
+        )
+        self.tornado_app = self.make_app()
+
+    def handlers(self) -> list:
+        api_base = url_path_join(self.service_prefix, API_PREFIX)
+        routes = []
+        for module_name in API_MODULES:
+            module = importlib.import_module(f"kqi_services.api.{module_name}")
+            for pattern, handler, *rest in module.default_handlers:
+                routes.append((api_base + pattern + "/?", handler, *rest))
+        routes.append((url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler))
+        ui = importlib.import_module("kqi_services.ui.handlers")
+        routes.extend(ui.make_handlers(self.service_prefix))
+        return routes
+
+    def make_app(self) -> web.Application:
+        from .api.base import NotFoundHandler
+
+        return web.Application(
+            self.handlers(),
+            kqi=self,
+            session_factory=self.session_factory,
+            hub_auth=self.hub_auth,
+            cookie_secret=datadir.secret_file(os.path.join(self.data_dir, "kqi", "cookie_secret")),
+            default_handler_class=NotFoundHandler,
+            xsrf_cookies=False,
+            log_function=self._log_request,
+        )
+
+    def _log_request(self, handler):
+        # never log query strings: they may carry tokens
+        status = handler.get_status()
+        level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
+        self.log.log(level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,
+                     1000 * handler.request.request_time())
+
+    async def seed(self):
+        """First start: the first tenant with the administrator, and the local defaults."""
+        for attempt in range(60):
+            try:
+                await seed.seed(self)
+                return
+            except Exception as e:  # the hub may not answer yet while it starts
+                if attempt == 59:
+                    self.log.error("Could not seed the first tenant: %s", e)
+                    return
+                await asyncio.sleep(0.5)
+
+    def start(self):
+        server = httpserver.HTTPServer(self.tornado_app, xheaders=True)
+        server.listen(self.port, self.ip)
+        self.log.info("kqi service on http://%s:%d%s (db %s)", self.ip, self.port, self.service_prefix,
+                      self.engine.url.render_as_string(hide_password=True))
+        loop = ioloop.IOLoop.current()
+        loop.add_callback(self.seed)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
+        loop.start()
+
+
+def main(argv=None):
+    app = KqiService.instance()
+    app.initialize(argv if argv is not None else sys.argv[1:])
+    app.start()
+
+
+if __name__ == "__main__":
+    main()

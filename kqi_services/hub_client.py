@@ -1,0 +1,127 @@
+"""Async client of the hub's REST API, used by the kqi service with its own token.
+
+Small on purpose: each method is one hub call. Errors come back as HubError with the
+hub's status code, so the service can turn them into its own clear messages.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+
+class HubError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class HubClient:
+    def __init__(self, api_url: str, token: str, timeout: float = 30):
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+
+    async def _request(self, method: str, path: str, body=None, *, token: str | None = None, auth=True):
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"token {token or self._token}"
+        request = HTTPRequest(
+            self.api_url + path,
+            method=method,
+            headers=headers,
+            body=None if body is None else json.dumps(body),
+            allow_nonstandard_methods=True,
+            request_timeout=self.timeout,
+        )
+        try:
+            response = await AsyncHTTPClient().fetch(request)
+        except HTTPClientError as e:
+            message = ""
+            if e.response is not None and e.response.body:
+                try:
+                    message = json.loads(e.response.body).get("message") or ""
+                except ValueError:
+                    message = e.response.body[:200].decode("utf-8", "replace")
+            raise HubError(e.code, message or str(e)) from None
+        if response.body:
+            return json.loads(response.body)
+        return None
+
+    # --- users -----------------------------------------------------------------------
+    async def get_user(self, name: str) -> dict | None:
+        try:
+            return await self._request("GET", f"/users/{quote(name, safe='')}")
+        except HubError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def list_users(self) -> list[dict]:
+        users, offset = [], 0
+        while True:
+            page = await self._request("GET", f"/users?offset={offset}&limit=200")
+            items = page["items"] if isinstance(page, dict) else page
+            users.extend(items)
+            if isinstance(page, dict) and page.get("_pagination", {}).get("next"):
+                offset += len(items)
+                continue
+            return users
+
+    async def set_password(self, name: str, password: str) -> bool:
+        """Create the hub user if needed and set its password; True when it was created."""
+        result = await self._request(
+            "PUT", f"/kqi/users/{quote(name, safe='')}/password", {"password": password}
+        )
+        return bool(result and result.get("created"))
+
+    async def delete_user(self, name: str) -> None:
+        await self._request("DELETE", f"/users/{quote(name, safe='')}")
+
+    # --- tokens ----------------------------------------------------------------------
+    async def token_for_password(
+        self, name: str, password: str, *, scopes: list[str], expires_in: int | None, note: str
+    ) -> dict:
+        """Ask the hub for a token with username + password (checked by the authenticator)."""
+        body = {
+            "auth": {"username": name, "password": password},
+            "scopes": scopes,
+            "expires_in": expires_in,
+            "note": note,
+        }
+        return await self._request("POST", f"/users/{quote(name, safe='')}/tokens", body, auth=False)
+
+    async def issue_token(self, name: str, *, scopes: list[str], expires_in: int | None, note: str) -> dict:
+        body = {"scopes": scopes, "expires_in": expires_in, "note": note}
+        return await self._request("POST", f"/users/{quote(name, safe='')}/tokens", body)
+
+    async def revoke_token(self, name: str, token_id: str) -> None:
+        await self._request("DELETE", f"/users/{quote(name, safe='')}/tokens/{quote(token_id, safe='')}")
+
+    # --- tenants (hub groups + the roles the KQI authenticator manages) ------------------
+    async def ensure_tenant(self, tenant: str, admins: list[str] | None = None) -> dict:
+        body = {} if admins is None else {"admins": admins}
+        return await self._request("PUT", f"/kqi/tenants/{quote(tenant, safe='')}", body)
+
+    async def get_tenant(self, tenant: str) -> dict | None:
+        try:
+            return await self._request("GET", f"/kqi/tenants/{quote(tenant, safe='')}")
+        except HubError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def delete_tenant(self, tenant: str) -> None:
+        try:
+            await self._request("DELETE", f"/kqi/tenants/{quote(tenant, safe='')}")
+        except HubError as e:
+            if e.status != 404:
+                raise
+
+    async def add_group_users(self, group: str, users: list[str]) -> None:
+        await self._request("POST", f"/groups/{quote(group, safe='')}/users", {"users": users})
+
+    async def remove_group_users(self, group: str, users: list[str]) -> None:
+        await self._request("DELETE", f"/groups/{quote(group, safe='')}/users", {"users": users})

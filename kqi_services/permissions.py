@@ -1,0 +1,97 @@
+"""Who the caller is and what they may do, read from the hub's custom scopes.
+
+The hub grants `custom:kqi:user!group=<tenant>`, `custom:kqi:tenant-admin!group=<tenant>`
+and `custom:kqi:system-admin` through roles, and passes a token's scopes to the service
+verbatim; the `!group=` filters are interpreted here. A token made by `account/login` or
+`account/tenants/{id}/token` carries the scopes of one tenant only, so the current tenant
+travels with the token.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+SCOPE_USER = "custom:kqi:user"
+SCOPE_TENANT_ADMIN = "custom:kqi:tenant-admin"
+SCOPE_SYSTEM_ADMIN = "custom:kqi:system-admin"
+
+
+class Access(enum.Enum):
+    """What a route needs. Ordered from least to most."""
+
+    ANONYMOUS = "anonymous"  # no credentials needed (login, version)
+    AUTHENTICATED = "authenticated"  # any KQI user, also one who is in no tenant yet
+    TENANT_USER = "tenant-user"  # a member of the current tenant
+    TENANT_ADMIN = "tenant-admin"  # an administrator of the current tenant
+    SYSTEM_ADMIN = "system-admin"  # a KQI system administrator
+
+
+@dataclass
+class Identity:
+    name: str
+    kind: str = "user"
+    system_admin: bool = False
+    # tenant name -> True when the caller administers it
+    tenants: dict[str, bool] = field(default_factory=dict)
+    token_id: str | None = None
+    session: bool = False  # signed in through the browser (OAuth cookie)
+
+    def is_member(self, tenant: str) -> bool:
+        return tenant in self.tenants
+
+    def is_tenant_admin(self, tenant: str) -> bool:
+        return self.tenants.get(tenant, False)
+
+
+def identity_from_model(model: dict) -> Identity:
+    """Build the Identity of a hub user or service model (as HubAuth returns it)."""
+    tenants: dict[str, bool] = {}
+    system_admin = False
+    for scope in model.get("scopes") or []:
+        base, _, filt = scope.partition("!")
+        if base == SCOPE_SYSTEM_ADMIN and not filt:
+            system_admin = True
+        elif base in (SCOPE_USER, SCOPE_TENANT_ADMIN) and filt.startswith("group="):
+            tenant = filt[len("group="):]
+            admin = base == SCOPE_TENANT_ADMIN
+            tenants[tenant] = tenants.get(tenant, False) or admin
+    return Identity(
+        name=model.get("name", ""),
+        kind=model.get("kind", "user"),
+        system_admin=system_admin,
+        tenants=tenants,
+        token_id=model.get("token_id"),
+        session=bool(model.get("session_id")),
+    )
+
+
+def tenant_token_scopes(identity_roles: set[str], tenant: str | None, service_name: str) -> list[str]:
+    """Scopes of a token bound to one tenant, from the role names the hub reports for a user.
+
+    `identity_roles` are the names of the user's own roles and of its groups' roles.
+    """
+    scopes = [f"access:services!service={service_name}"]
+    if tenant is not None:
+        scopes.append(f"{SCOPE_USER}!group={tenant}")
+        if f"kqi-tenant-admin.{tenant}" in identity_roles:
+            scopes.append(f"{SCOPE_TENANT_ADMIN}!group={tenant}")
+    if "kqi-system-admin" in identity_roles:
+        scopes.append(SCOPE_SYSTEM_ADMIN)
+    return scopes
+
+
+def allowed(access: Access, identity: Identity | None, tenant: str | None) -> bool:
+    """The rule every route applies (pure, so the tests can enumerate it)."""
+    if access is Access.ANONYMOUS:
+        return True
+    if identity is None:
+        return False
+    if access is Access.AUTHENTICATED:
+        return True
+    if access is Access.SYSTEM_ADMIN:
+        return identity.system_admin
+    if tenant is None:
+        return False
+    if access is Access.TENANT_ADMIN:
+        return identity.is_tenant_admin(tenant)
+    return identity.is_member(tenant)

@@ -1,0 +1,65 @@
+"""KQI Hub: a KAMONOHASHI-style AI development platform built as JupyterHub extensions."""
+from setuptools import find_packages, setup
+
+setup(
+    name="kqi-hub",
+    version="0.1.0",
+    description="KAMONOHASHI-style AI development platform on JupyterHub",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kqi_services", "kqi_services.*"])
+    + ["kqi_hub_config", "kqi_hub_config.profiles", "kqi_spawner"],
+    package_dir={
+        "kqi_hub_config": "hub_config",
+        "kqi_hub_config.profiles": "hub_config/profiles",
+        "kqi_spawner": "spawner",
+    },
+    include_package_data=True,
+    package_data={
+        "kqi_services": [
+            "hubext/templates/*.html",
+            "ui/templates/*.html",
+            "ui/static/*",
+            "db/migrations/*.py",
+            "db/migrations/*.ini",
+            "db/migrations/versions/*.py",
+            "openapi.json",
+        ],
+        "kqi_hub_config": ["*.py"],
+    },
+    install_requires=[
+        "jupyterhub==6.1.1",
+        "jupyterhub-kubespawner==7.1.0",
+        "tornado>=6.4",
+        "sqlalchemy>=2.0",
+        "alembic>=1.13",
+        "boto3>=1.34",
+        "gitpython>=3.1",
+        "traitlets>=5.9",
+        "cryptography>=42",
+        "psycopg[binary]>=3.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-asyncio>=0.23",
+            "pytest-jupyterhub>=0.1",
+            "requests>=2.31",
+            "playwright>=1.45",
+            "kubernetes-validate>=1.30",
+            "kamonohashi-cli==4.0.2",
+            "jupyterlab>=4.2",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "kqi-hub = kqi_services.launcher:main",
+            "kqi-service = kqi_services.app:main",
+        ],
+        "jupyterhub.authenticators": [
+            "kqi = kqi_services.hubext.authenticator:KqiAuthenticator",
+        ],
+    },
+)

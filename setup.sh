@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs everything KQI Hub needs on a fresh Debian machine, from the project's own files:
+#   - Debian packages (apt): git, bubblewrap, nodejs/npm when node is missing, python3-venv;
+#     with --test also chromium (browser tests) and postgresql (tests on PostgreSQL)
+#   - a Python virtual environment .venv with this project (pip), with --test its test extras
+#   - configurable-http-proxy (npm) into .venv, where kqi-hub and the tests find it
+# Safe to run again: each step skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode=run
+case "${1:-}" in
+  --test) mode=test ;;
+  "") ;;
+  *) echo "usage: bash setup.sh [--test]" >&2; exit 2 ;;
+esac
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ "$mode" = test ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need[*]}"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+if [ "$mode" = test ]; then
+  .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+else
+  .venv/bin/python -m pip install -q -e . 2>&1 | grep -v '^WARNING: Location' || true
+fi
+.venv/bin/python -c 'import kqi_services, jupyterhub' || { echo "setup: pip install failed" >&2; exit 1; }
+
+CHP_VERSION=5.3.0
+if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then
+  mkdir -p .venv/node
+  npm install --silent --no-audit --no-fund --prefix .venv/node "configurable-http-proxy@${CHP_VERSION}" >/dev/null 2>&1 \
+    || npm install --no-audit --no-fund --prefix .venv/node "configurable-http-proxy@${CHP_VERSION}"
+fi
+ln -sf ../node/node_modules/.bin/configurable-http-proxy .venv/bin/configurable-http-proxy
+echo "setup: ready ($mode)"
