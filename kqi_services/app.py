@@ -30,6 +30,15 @@ API_PREFIX = "api/v2"
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version")
 
 
+def api_routes() -> list[tuple]:
+    """(pattern, handler class) of every REST route, relative to /api/v2 (pure: tests use it)."""
+    routes = []
+    for module_name in API_MODULES:
+        module = importlib.import_module(f"kqi_services.api.{module_name}")
+        routes.extend(module.default_handlers)
+    return routes
+
+
 class KqiService(Application):
     name = "kqi-service"
     description = "KQI service: the KAMONOHASHI-style API and web UI of KQI Hub"
@@ -146,11 +155,7 @@ class KqiService(Application):
 
     def handlers(self) -> list:
         api_base = url_path_join(self.service_prefix, API_PREFIX)
-        routes = []
-        for module_name in API_MODULES:
-            module = importlib.import_module(f"kqi_services.api.{module_name}")
-            for pattern, handler, *rest in module.default_handlers:
-                routes.append((api_base + pattern + "/?", handler, *rest))
+        routes = [(api_base + pattern + "/?", handler, *rest) for pattern, handler, *rest in api_routes()]
         routes.append((url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler))
         ui = importlib.import_module("kqi_services.ui.handlers")
         routes.extend(ui.make_handlers(self.service_prefix))
