@@ -191,3 +191,7 @@ __all__ = [
     "UserSetting",
     "utcnow",
 ]
+
+
+# the other model modules register their tables on Base.metadata
+from . import models_data  # noqa: E402,F401
