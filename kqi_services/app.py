@@ -13,21 +13,26 @@ import logging
 import os
 import signal
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
+from sqlalchemy import select
 from tornado import httpserver, ioloop, web
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import datadir, seed
+from .storage import handlers as storage_handlers
+from .storage.factory import StoreFactory
 from .db.session import make_engine, make_session_factory, upgrade
 from .hub_client import HubClient
 from .secrets import SecretBox
 
 API_PREFIX = "api/v2"
 #: modules under kqi_services.api whose `default_handlers` make up the REST API
-API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version")
+API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version",
+               "storage", "data", "datasets")
 
 
 def api_routes() -> list[tuple]:
@@ -131,6 +136,32 @@ class KqiService(Application):
         " A revoked token keeps working for at most this long.",
     ).tag(config=True)
 
+    upload_url_expiry_seconds = Integer(
+        3600, help="How long the part URLs of an upload stay valid."
+    ).tag(config=True)
+
+    download_url_expiry_seconds = Integer(
+        3600, help="How long a download URL stays valid."
+    ).tag(config=True)
+
+    upload_expiry_seconds = Float(
+        86400.0,
+        help="An upload that is not completed, or completed but not registered on a data, training"
+        " or other entry, within this many seconds is removed with its parts.",
+    ).tag(config=True)
+
+    upload_cleanup_interval_seconds = Float(
+        600.0, help="How often stale uploads are looked for."
+    ).tag(config=True)
+
+    max_part_bytes = Integer(
+        1024**3, help="The largest part a client may PUT to a local-store part URL (the SDK sends 16 MiB)."
+    ).tag(config=True)
+
+    io_threads = Integer(
+        8, help="Threads for blocking object-store and file work."
+    ).tag(config=True)
+
     first_tenant_name = Unicode("sandbox", help="Name of the tenant made on the first start.").tag(config=True)
     first_tenant_display_name = Unicode("Sandbox", help="Display name of the first tenant.").tag(config=True)
     admin_user = Unicode("admin", help="The system administrator put into the first tenant.").tag(config=True)
@@ -140,6 +171,7 @@ class KqiService(Application):
         if self.config_file:
             self.load_config_file(self.config_file)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        datadir.ensure_layout(self.data_dir)
         upgrade(self.db_url)
         self.engine = make_engine(self.db_url)
         self.session_factory = make_session_factory(self.engine)
@@ -151,12 +183,16 @@ class KqiService(Application):
             api_token=token,
             cache_max_age=int(self.hub_auth_cache_seconds),
         )
+        self.io_executor = ThreadPoolExecutor(self.io_threads, thread_name_prefix="kqi-io")
+        self.hash_executor = ThreadPoolExecutor(1, thread_name_prefix="kqi-hash")
+        self.stores = StoreFactory(self.secret_box, self.secret_key, url_path_join(self.service_prefix, "storage"))
         self.tornado_app = self.make_app()
 
     def handlers(self) -> list:
         api_base = url_path_join(self.service_prefix, API_PREFIX)
         routes = [(api_base + pattern + "/?", handler, *rest) for pattern, handler, *rest in api_routes()]
         routes.append((url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler))
+        routes.extend(storage_handlers.make_handlers(self.service_prefix))
         ui = importlib.import_module("kqi_services.ui.handlers")
         routes.extend(ui.make_handlers(self.service_prefix))
         return routes
@@ -182,6 +218,60 @@ class KqiService(Application):
         self.log.log(level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,
                      1000 * handler.request.request_time())
 
+    # ------------------------------------------------------------- object stores
+    def local_store(self, store_id: str):
+        """The local object store of the storage endpoint `store_id` (for its signed URLs)."""
+        from .db.models import Storage
+        from .storage.base import StoreError
+        from .storage.local import LocalObjectStore
+
+        try:
+            number = int(store_id)
+        except ValueError:
+            raise StoreError("The link is malformed.", client_error=True)
+        with self.session_factory() as db:
+            storage = db.get(Storage, number)
+            store = self.stores.for_storage(storage) if storage is not None else None
+        if not isinstance(store, LocalObjectStore):
+            raise StoreError("The link is malformed.", client_error=True)
+        return store
+
+    def schedule_hash(self, tenant, stored_path: str) -> None:
+        """Compute the sha256 of a stored file in the background and record it on its rows."""
+        from .db.models import Tenant
+        from .db.models_data import DataFile
+        from .storage.factory import tenant_key
+
+        tenant_id = tenant.id
+
+        def work():
+            with self.session_factory() as db:
+                tenant_row = db.get(Tenant, tenant_id)
+                digest = self.stores.for_tenant(tenant_row).sha256(tenant_key(tenant_row, stored_path))
+                for row in db.scalars(select(DataFile).where(DataFile.stored_path == stored_path)).all():
+                    row.sha256 = digest
+                db.commit()
+
+        future = self.hash_executor.submit(work)
+        future.add_done_callback(lambda f: f.exception() and self.log.error(
+            "Hashing %s failed: %s", stored_path, f.exception()))
+
+    def clean_uploads(self) -> None:
+        from .domain.uploads import clean_expired_uploads
+
+        with self.session_factory() as db:
+            removed = clean_expired_uploads(db, self.stores.for_tenant, self.upload_expiry_seconds, self.log)
+        if removed:
+            self.log.info("Removed %d stale uploads", removed)
+
+    async def _clean_uploads_forever(self):
+        while True:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.io_executor, self.clean_uploads)
+            except Exception:
+                self.log.exception("Cleaning stale uploads failed")
+            await asyncio.sleep(self.upload_cleanup_interval_seconds)
+
     async def seed(self):
         """First start: the first tenant with the administrator, and the local defaults."""
         for attempt in range(60):
@@ -201,6 +291,7 @@ class KqiService(Application):
                       self.engine.url.render_as_string(hide_password=True))
         loop = ioloop.IOLoop.current()
         loop.add_callback(self.seed)
+        loop.add_callback(self._clean_uploads_forever)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         loop.start()

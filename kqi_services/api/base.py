@@ -6,6 +6,7 @@ KAMONOHASHI's JsonErrorResponse shape: {type, title, status, detail, instance, e
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from datetime import datetime
@@ -19,6 +20,7 @@ from tornado import web
 from ..db.models import Tenant, UserSetting
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
+from ..storage.base import StoreError
 from ..permissions import Access, Identity, allowed, identity_from_model
 
 TENANT_HEADER = "X-KQI-Tenant"
@@ -152,6 +154,19 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             self.db.flush()
         return setting
 
+    # ------------------------------------------------------------------ storage
+    def tenant_store(self):
+        """The object store of the current tenant."""
+        return self.kqi.stores.for_tenant(self.tenant)
+
+    def base_url(self) -> str:
+        """scheme://host the caller used, for the signed URLs the service serves itself."""
+        return f"{self.request.protocol}://{self.request.host}"
+
+    async def in_thread(self, func, *args):
+        """Run blocking work (object store I/O, hashing) off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.kqi.io_executor, func, *args)
+
     # ------------------------------------------------------------------ input
     def json_body(self, required: bool = True) -> dict:
         raw = self.request.body
@@ -257,6 +272,10 @@ def as_api_error(e: BaseException) -> ApiError | None:
         return ApiError(404, str(e))
     if isinstance(e, ConflictError):
         return ApiError(409, str(e))
+    if isinstance(e, StoreError):
+        if e.client_error:
+            return ApiError(400, str(e))
+        return ApiError(503, f"The object store failed: {e}")
     if isinstance(e, HubError) and e.status < 500:
         return ApiError(e.status if e.status in (404, 409) else 400, f"The hub refused: {e.message}")
     return None

@@ -64,6 +64,7 @@ class GitServer(AuditMixin, Base):
     """A git service the platform clones model repositories from."""
 
     __tablename__ = "git_servers"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     # 1 GitHub, 2 GitLab, 3 GitLab.com, 4 GitBucket, 5 plain git over HTTP(S), 6 bare repositories on this machine
@@ -77,6 +78,7 @@ class Registry(AuditMixin, Base):
     """A container registry that job and notebook images come from."""
 
     __tablename__ = "registries"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     host: Mapped[str] = mapped_column(String(512), nullable=False)
@@ -93,6 +95,7 @@ class Storage(AuditMixin, Base):
     """An object store endpoint: a local directory or an S3 service."""
 
     __tablename__ = "storages"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False, default="s3")  # "local" | "s3"
@@ -110,6 +113,7 @@ class Tenant(AuditMixin, Base):
     """Settings of a tenant; the tenant's members are the hub group `name`."""
 
     __tablename__ = "tenants"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     display_name: Mapped[str] = mapped_column(String(128), nullable=False)
@@ -135,6 +139,7 @@ class Node(AuditMixin, Base):
     """A machine that runs jobs and notebooks, with its partition and capacity."""
 
     __tablename__ = "nodes"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(253), unique=True, nullable=False)
     memo: Mapped[str | None] = mapped_column(String(1024))

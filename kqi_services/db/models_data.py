@@ -31,6 +31,7 @@ class Upload(Base):
 
 class Data(AuditMixin, Base):
     __tablename__ = "data"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
     display_id: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -56,7 +57,7 @@ class DataTag(Base):
 
 class DataFile(Base):
     __tablename__ = "data_files"
-    __table_args__ = (UniqueConstraint("data_id", "file_name"),)
+    __table_args__ = (UniqueConstraint("data_id", "file_name"), {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     data_id: Mapped[int] = mapped_column(ForeignKey("data.id", ondelete="CASCADE"), nullable=False, index=True)
     file_name: Mapped[str] = mapped_column(String(255), nullable=False)
@@ -80,6 +81,7 @@ class DataType(Base):
 
 class DataSet(AuditMixin, Base):
     __tablename__ = "datasets"
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
     display_id: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -53,8 +53,10 @@ def safe_key(key: str) -> str:
 
 
 class LocalObjectStore(ObjectStore):
-    def __init__(self, root: str, signer: UrlSigner, route_prefix: str):
-        """`route_prefix`: URL path under which the service serves /part and /object."""
+    def __init__(self, root: str, signer: UrlSigner, route_prefix: str, store_id: int = 0):
+        """`route_prefix`: URL path under which the service serves /part and /object;
+        `store_id`: the storage endpoint's id, signed into every URL."""
+        self.store_id = str(store_id)
         self.root = os.path.abspath(root)
         self.signer = signer
         self.route_prefix = route_prefix.rstrip("/")
@@ -89,7 +91,7 @@ class LocalObjectStore(ObjectStore):
         expires_at = int(time.time()) + expires_in
         urls = []
         for number in range(1, parts + 1):
-            fields = {"upload": upload_id, "part": str(number)}
+            fields = {"store": self.store_id, "upload": upload_id, "part": str(number)}
             query = {**fields, "expires": expires_at, "signature": self.signer.sign("put-part", fields, expires_at)}
             urls.append(f"{base_url}{self.route_prefix}/part?{urlencode(query)}")
         return urls
@@ -140,7 +142,7 @@ class LocalObjectStore(ObjectStore):
     # -- objects ----------------------------------------------------------------------
     def download_url(self, key, file_name, base_url, expires_in):
         expires_at = int(time.time()) + expires_in
-        fields = {"key": safe_key(key), "name": file_name}
+        fields = {"store": self.store_id, "key": safe_key(key), "name": file_name}
         query = {**fields, "expires": expires_at, "signature": self.signer.sign("get", fields, expires_at)}
         return f"{base_url}{self.route_prefix}/object?{urlencode(query)}"
 

@@ -28,7 +28,8 @@ def upgrade():
     sa.Column('modified_at', sa.DateTime(), nullable=False),
     sa.Column('modified_by', sa.String(length=255), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('nodes',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -46,7 +47,8 @@ def upgrade():
     sa.Column('modified_at', sa.DateTime(), nullable=False),
     sa.Column('modified_by', sa.String(length=255), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('registries',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -63,7 +65,8 @@ def upgrade():
     sa.Column('modified_at', sa.DateTime(), nullable=False),
     sa.Column('modified_by', sa.String(length=255), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('storages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -82,7 +85,8 @@ def upgrade():
     sa.Column('modified_at', sa.DateTime(), nullable=False),
     sa.Column('modified_by', sa.String(length=255), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('tenants',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -103,7 +107,8 @@ def upgrade():
     sa.ForeignKeyConstraint(['default_registry_id'], ['registries.id'], ),
     sa.ForeignKeyConstraint(['storage_id'], ['storages.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('name')
+    sa.UniqueConstraint('name'),
+    sqlite_autoincrement=True
     )
     op.create_table('node_tenants',
     sa.Column('node_id', sa.Integer(), nullable=False),

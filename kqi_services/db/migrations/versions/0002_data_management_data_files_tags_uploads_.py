@@ -36,7 +36,8 @@ def upgrade():
     sa.Column('modified_by', sa.String(length=255), nullable=True),
     sa.ForeignKeyConstraint(['parent_data_id'], ['data.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('data', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_data_tenant_id'), ['tenant_id'], unique=False)
@@ -53,7 +54,8 @@ def upgrade():
     sa.Column('modified_at', sa.DateTime(), nullable=False),
     sa.Column('modified_by', sa.String(length=255), nullable=True),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('datasets', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_datasets_tenant_id'), ['tenant_id'], unique=False)
@@ -88,7 +90,8 @@ def upgrade():
     sa.Column('created_by', sa.String(length=255), nullable=True),
     sa.ForeignKeyConstraint(['data_id'], ['data.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('data_id', 'file_name')
+    sa.UniqueConstraint('data_id', 'file_name'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('data_files', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_data_files_data_id'), ['data_id'], unique=False)

@@ -1,0 +1,121 @@
+"""Data: /data, /data/{id}, /data/{id}/files, tags."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..db.models_data import DataTag, Data
+from ..domain.data import DataManager, data_index, file_output
+from ..permissions import Access
+from ..storage.factory import tenant_key
+from .base import BaseAPIHandler
+
+
+class DataHandlerBase(BaseAPIHandler):
+    access = Access.TENANT_USER
+
+    def manager(self, with_store: bool = False) -> DataManager:
+        return DataManager(self.db, self.tenant, self.tenant_store() if with_store else None)
+
+    def details(self, data) -> dict:
+        out = data_index(data)
+        out["fileNames"] = [f.file_name for f in data.files]
+        out["parent"] = data_index(data.parent) if data.parent is not None else None
+        out["children"] = []  # preprocessing histories that used this data (filled by the preprocessing module)
+        return out
+
+
+class DataListHandler(DataHandlerBase):
+    def get(self):
+        args = {k: self.get_query_argument(k, None) or self.get_query_argument(k[0].upper() + k[1:], None)
+                for k in ("id", "name", "memo", "createdAt", "createdBy")}
+        # the SDK sends an empty "tag=" when no tag is asked for
+        args["tags"] = [t for t in self.get_query_arguments("tag") + self.get_query_arguments("tags") if t.strip()]
+        rows = self.manager().search(args)
+        self.write_json([data_index(d) for d in self.paginate(rows)])
+
+    def post(self):
+        data = self.manager().create(self.json_body(), self.identity.name)
+        self.write_json(data_index(data), status=201)
+
+
+class DataHandler(DataHandlerBase):
+    def get(self, data_id):
+        self.write_json(self.details(self.manager().get(self.int_path(data_id))))
+
+    def put(self, data_id):
+        manager = self.manager()
+        data = manager.update(manager.get(self.int_path(data_id)), self.json_body(), self.identity.name)
+        self.write_json(data_index(data))
+
+    async def delete(self, data_id):
+        manager = self.manager(with_store=True)
+        data = manager.get(self.int_path(data_id))
+        await self.in_thread(manager.delete, data)
+        self.no_content()
+
+
+class DataFilesHandler(DataHandlerBase):
+    async def get(self, data_id):
+        data = self.manager().get(self.int_path(data_id))
+        with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        store = self.tenant_store() if with_url else None
+        base_url = self.base_url()
+
+        def url(f):
+            return store.download_url(tenant_key(self.tenant, f.stored_path), f.file_name, base_url,
+                                      self.kqi.download_url_expiry_seconds)
+
+        self.write_json([file_output(f, url(f) if with_url else None) for f in data.files])
+
+    async def post(self, data_id):
+        manager = self.manager(with_store=True)
+        data = manager.get(self.int_path(data_id))
+        added = manager.add_files(data, self.json_body(), self.identity.name, hasher=self.kqi.schedule_hash)
+        self.write_json({"id": data.id, "files": [file_output(f) for f in added]}, status=201)
+
+
+class DataFileHandler(DataHandlerBase):
+    async def delete(self, data_id, file_id):
+        manager = self.manager(with_store=True)
+        data = manager.get(self.int_path(data_id))
+        await self.in_thread(manager.delete_file, data, self.int_path(file_id, "file id"))
+        self.no_content()
+
+
+class DataTagHandler(DataHandlerBase):
+    """PUT/DELETE /data/{id}/tags/{tag}: attach or detach one tag."""
+
+    def put(self, data_id, tag):
+        manager = self.manager()
+        data = manager.get(self.int_path(data_id))
+        tags = data.tag_names + ([tag] if tag not in data.tag_names else [])
+        self.write_json(data_index(manager.update(data, {"tags": tags}, self.identity.name)))
+
+    def delete(self, data_id, tag):
+        manager = self.manager()
+        data = manager.get(self.int_path(data_id))
+        tags = [t for t in data.tag_names if t != tag]
+        self.write_json(data_index(manager.update(data, {"tags": tags}, self.identity.name)))
+
+
+class DataTagListHandler(DataHandlerBase):
+    """GET /data/datatags: every tag used in the tenant."""
+
+    access = {"GET": Access.TENANT_USER}
+
+    def get(self):
+        names = self.db.scalars(
+            select(DataTag.name).join(Data, Data.id == DataTag.data_id)
+            .where(Data.tenant_id == self.tenant.id).distinct().order_by(DataTag.name)
+        ).all()
+        self.write_json(list(names))
+
+
+default_handlers = [
+    (r"/data", DataListHandler),
+    (r"/data/datatags", DataTagListHandler),
+    (r"/data/([^/]+)", DataHandler),
+    (r"/data/([^/]+)/files", DataFilesHandler),
+    (r"/data/([^/]+)/files/([^/]+)", DataFileHandler),
+    (r"/data/([^/]+)/tags/([^/]+)", DataTagHandler),
+]

@@ -1,0 +1,258 @@
+"""Data (the guide's データ管理): a name, a memo, tags and any number of files of any format."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db.models import Tenant
+from ..db.models_data import Data, DataFile, DataSet, DataSetEntry, DataTag
+from ..storage.base import ObjectStore
+from ..storage.factory import tenant_key
+from .uploads import Uploads, check_file_name
+from .validation import ConflictError, Fields, NotFoundError, ValidationError
+
+MAX_FILES_PER_DATA = 10000
+MAX_TAG_LENGTH = 128
+
+
+# ------------------------------------------------------------------------- searching
+_NUMBER_FILTER = re.compile(r"^\s*(<=|>=|<|>|=)?\s*(\d+)\s*$")
+
+
+def number_filter(value: str, field: str):
+    """'12' or '>=12' style filters of the list routes → (operator, number)."""
+    m = _NUMBER_FILTER.match(value or "")
+    if not m:
+        raise ValidationError({field: ["must be a number, optionally after <, <=, >, >= or ="]})
+    return m.group(1) or "=", int(m.group(2))
+
+
+def date_filter(value: str, field: str):
+    """'2026-11-26', '>2026-11-01' or '<=2026-11-30T12:00' → (operator, datetime or date prefix)."""
+    m = re.match(r"^\s*(<=|>=|<|>)?\s*(\S+)\s*$", value or "")
+    if not m:
+        raise ValidationError({field: ["must be a date such as 2026-11-26, optionally after <, <=, > or >="]})
+    op, text = m.group(1), m.group(2)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError({field: ["must be a date such as 2026-11-26 or 2026-11-26T10:00"]})
+    return op, text, when
+
+
+def apply_number(query, column, value, field):
+    op, number = number_filter(value, field)
+    return query.where({"=": column == number, "<": column < number, "<=": column <= number,
+                        ">": column > number, ">=": column >= number}[op])
+
+
+def apply_date(query, column, value, field):
+    op, text, when = date_filter(value, field)
+    if op is None:
+        # a day (or a longer prefix such as 2026-11-26T10) selects everything within it
+        return query.where(_date_prefix(column, text))
+    return query.where({"<": column < when, "<=": column <= when, ">": column > when, ">=": column >= when}[op])
+
+
+def _date_prefix(column, text):
+    start = datetime.fromisoformat(text)
+    if len(text) <= 10:
+        end = start + timedelta(days=1)
+    elif len(text) <= 13:
+        end = start + timedelta(hours=1)
+    elif len(text) <= 16:
+        end = start + timedelta(minutes=1)
+    else:
+        end = start + timedelta(seconds=1)
+    return (column >= start) & (column < end)
+
+
+def like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --------------------------------------------------------------------------- outputs
+def data_index(d: Data) -> dict:
+    return {
+        "id": d.id,
+        "displayId": d.display_id,
+        "name": d.name,
+        "memo": d.memo,
+        "isRaw": d.parent_data_id is None,
+        "parentDataId": d.parent_data_id,
+        "parentDataName": d.parent.name if d.parent is not None else None,
+        "tags": d.tag_names,
+        "createdBy": d.created_by,
+        "displayNameCreatedBy": d.created_by,
+        "createdAt": d.created_at,
+        "modifiedBy": d.modified_by,
+        "modifiedAt": d.modified_at,
+    }
+
+
+def file_output(f: DataFile, url: str | None = None) -> dict:
+    return {
+        "id": f.data_id,
+        "fileId": f.id,
+        "key": f.file_name,
+        "fileName": f.file_name,
+        "fileSize": f.size,
+        "url": url,
+        # KQI addition: the content hash (null until computed, right after upload)
+        "sha256": f.sha256,
+    }
+
+
+# --------------------------------------------------------------------------- rules
+def read_tags(f: Fields, field: str = "tags"):
+    tags = f.body.get(field)
+    if tags is None:
+        return None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        f.error(field, "must be a list of strings")
+        return None
+    cleaned = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag:
+            continue
+        if len(tag) > MAX_TAG_LENGTH or "\x00" in tag:
+            f.error(field, f"each tag has 1 to {MAX_TAG_LENGTH} characters and no NUL")
+        elif tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
+
+
+class DataManager:
+    def __init__(self, db: Session, tenant: Tenant, store: ObjectStore | None = None):
+        self.db = db
+        self.tenant = tenant
+        self.store = store
+
+    def get(self, data_id: int) -> Data:
+        data = self.db.get(Data, data_id)
+        if data is None or data.tenant_id != self.tenant.id:
+            raise NotFoundError(f"No data has the id {data_id} in this tenant.")
+        return data
+
+    def search(self, args: dict) -> list[Data]:
+        q = select(Data).where(Data.tenant_id == self.tenant.id)
+        if args.get("id"):
+            q = apply_number(q, Data.id, args["id"], "id")
+        if args.get("name"):
+            q = q.where(Data.name.ilike(like(args["name"]), escape="\\"))
+        if args.get("memo"):
+            q = q.where(Data.memo.ilike(like(args["memo"]), escape="\\"))
+        if args.get("createdBy"):
+            q = q.where(Data.created_by.ilike(like(args["createdBy"]), escape="\\"))
+        if args.get("createdAt"):
+            q = apply_date(q, Data.created_at, args["createdAt"], "createdAt")
+        for tag in args.get("tags") or []:
+            q = q.where(Data.id.in_(select(DataTag.data_id).where(DataTag.name == tag)))
+        return list(self.db.scalars(q.order_by(Data.id.desc())).all())
+
+    def create(self, body: dict, actor: str, parent: Data | None = None) -> Data:
+        f = Fields(body)
+        name = f.str("name", required=True, max_length=256)
+        memo = f.str("memo", max_length=4096, allow_empty=True)
+        tags = read_tags(f) or []
+        f.done()
+        display_id = (self.db.scalar(select(func.max(Data.display_id)).where(Data.tenant_id == self.tenant.id))
+                      or 0) + 1
+        data = Data(tenant_id=self.tenant.id, display_id=display_id, name=name, memo=memo,
+                    parent_data_id=parent.id if parent else None, created_by=actor, modified_by=actor)
+        data.tags = [DataTag(name=t) for t in tags]
+        self.db.add(data)
+        self.db.commit()
+        return data
+
+    def update(self, data: Data, body: dict, actor: str) -> Data:
+        f = Fields(body)
+        name = f.str("name", max_length=256)
+        memo = f.str("memo", max_length=4096, allow_empty=True)
+        tags = read_tags(f)
+        f.done()
+        if name is not None:
+            data.name = name
+        if memo is not None:
+            data.memo = memo
+        if tags is not None:
+            data.tags = [t for t in data.tags if t.name in tags]
+            have = set(data.tag_names)
+            data.tags.extend(DataTag(name=t) for t in tags if t not in have)
+        data.modified_by = actor
+        self.db.commit()
+        return data
+
+    def datasets_using(self, data: Data) -> list[DataSet]:
+        return list(self.db.scalars(
+            select(DataSet).join(DataSetEntry).where(DataSetEntry.data_id == data.id).order_by(DataSet.id)
+        ).unique().all())
+
+    def delete(self, data: Data) -> None:
+        users = self.datasets_using(data)
+        if users:
+            names = ", ".join(f"{d.name} (id {d.id})" for d in users)
+            raise ConflictError(f"The data {data.name} is used by the dataset(s) {names}: remove it from them first.")
+        keys = [tenant_key(self.tenant, f.stored_path) for f in data.files]
+        self.db.delete(data)
+        self.db.commit()
+        for key in keys:
+            self.store.delete(key)
+
+    def check_editable(self, data: Data) -> None:
+        from .datasets import dataset_lock_reasons
+
+        for dataset in self.datasets_using(data):
+            reasons = dataset_lock_reasons(self.db, dataset)
+            if reasons:
+                raise ConflictError(f"The data {data.name} is in the locked dataset {dataset.name} "
+                                    f"({'; '.join(reasons)}): its files cannot change.")
+
+    def add_files(self, data: Data, body: dict, actor: str, hasher=None) -> list[DataFile]:
+        files = body.get("files")
+        if not isinstance(files, list) or not files or not all(isinstance(x, dict) for x in files):
+            raise ValidationError({"files": ["must be a non-empty list of {fileName, storedPath}"]})
+        self.check_editable(data)
+        if len(data.files) + len(files) > MAX_FILES_PER_DATA:
+            raise ValidationError({"files": [f"a data may hold at most {MAX_FILES_PER_DATA} files"]})
+        names = {f.file_name for f in data.files}
+        uploads = Uploads(self.db, self.store, self.tenant)
+        added = []
+        try:
+            for i, item in enumerate(files):
+                name = check_file_name(item.get("fileName"), f"files[{i}].fileName")
+                stored_path = item.get("storedPath")
+                if not isinstance(stored_path, str) or not stored_path:
+                    raise ValidationError({f"files[{i}].storedPath": ["is required"]})
+                if name in names:
+                    raise ConflictError(f"The data {data.name} has a file named {name} already.")
+                upload = uploads.claim(stored_path, "Data", f"files[{i}].storedPath")
+                names.add(name)
+                new = DataFile(data_id=data.id, file_name=name, stored_path=stored_path, size=upload.size or 0,
+                               created_by=actor)
+                self.db.add(new)
+                added.append(new)
+            data.modified_by = actor
+            self.db.commit()
+        except Exception:
+            self.db.rollback()
+            raise
+        if hasher is not None:
+            for new in added:
+                hasher(self.tenant, new.stored_path)
+        return added
+
+    def delete_file(self, data: Data, file_id: int) -> None:
+        self.check_editable(data)
+        target = next((f for f in data.files if f.id == file_id), None)
+        if target is None:
+            raise NotFoundError(f"The data {data.name} has no file with the id {file_id}.")
+        key = tenant_key(self.tenant, target.stored_path)
+        data.files.remove(target)
+        self.db.commit()
+        self.store.delete(key)

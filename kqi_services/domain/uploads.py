@@ -1,0 +1,159 @@
+"""The multipart upload protocol of KAMONOHASHI's SDK, over any object store.
+
+    GET  upload/parameter?fileName=&partSum=&type=  -> {uris, partsSum, uploadId, key, fileName, storedPath}
+    PUT  each part to its URI                        -> ETag
+    POST upload/complete {key, uploadId, partETags: ["1+<etag>", ...]}
+    then register {fileName, storedPath} on the entity (data, training, ...)
+
+Only a completed upload of the same tenant can be registered, once. Uploads that are
+never completed, or completed but never registered, are removed after `expiry` seconds.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..db.models import Tenant, utcnow
+from ..db.models_data import Upload
+from ..storage.base import ObjectStore, StoreError
+from ..storage.factory import tenant_key
+from .validation import ConflictError, Fields, NotFoundError, ValidationError
+
+MAX_PARTS = 10000
+RESOURCE_TYPES = (
+    "Data",
+    "TrainingHistoryAttachedFiles",
+    "InferenceHistoryAttachedFiles",
+    "PreprocHistoryAttachedFiles",
+    "NotebookHistoryAttachedFiles",
+)
+
+
+def check_file_name(name, field: str = "fileName") -> str:
+    """A file name as stored: no path separators, no '..', no NUL, not empty, at most 255 bytes."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError({field: ["a file name is required"]})
+    if "/" in name or "\\" in name or "\x00" in name or ".." in name or name == ".":
+        raise ValidationError({field: ["a file name may not contain '/', '\\', '..' or NUL, nor be '.'"]})
+    if len(name.encode("utf-8")) > 255:
+        raise ValidationError({field: ["a file name may have at most 255 bytes"]})
+    if any(ord(c) < 32 for c in name):
+        raise ValidationError({field: ["a file name may not contain control characters"]})
+    return name
+
+
+def parse_part_etags(values) -> list[str]:
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise ValidationError({"partETags": ["must be a non-empty list of '<part number>+<ETag>' strings"]})
+    etags = []
+    for expected, value in enumerate(values, start=1):
+        number, sep, etag = value.partition("+")
+        if not sep or not number.isdigit() or int(number) != expected or not etag:
+            raise ValidationError({"partETags": [f"entry {expected} must be '{expected}+<ETag>', not {value!r}"]})
+        etags.append(etag)
+    return etags
+
+
+class Uploads:
+    def __init__(self, db: Session, store: ObjectStore, tenant: Tenant):
+        self.db = db
+        self.store = store
+        self.tenant = tenant
+
+    def start(self, user: str, file_name, parts_sum, resource_type, base_url: str, url_expiry: int) -> dict:
+        errors = {}
+        try:
+            check_file_name(file_name)
+        except ValidationError as e:
+            errors.update(e.errors)
+        if not isinstance(parts_sum, int) or not 1 <= parts_sum <= MAX_PARTS:
+            errors["partSum"] = [f"must be a whole number from 1 to {MAX_PARTS}"]
+        if resource_type not in RESOURCE_TYPES:
+            errors["type"] = ["must be one of " + ", ".join(RESOURCE_TYPES)]
+        if errors:
+            raise ValidationError(errors)
+        stored_path = f"{resource_type}/{uuid.uuid4().hex}/{file_name}"
+        key = tenant_key(self.tenant, stored_path)
+        store_upload_id = self.store.start_upload(key)
+        upload = Upload(tenant_id=self.tenant.id, user_name=user, store_upload_id=store_upload_id, key=key,
+                        stored_path=stored_path, file_name=file_name, resource_type=resource_type,
+                        parts_sum=parts_sum)
+        self.db.add(upload)
+        self.db.commit()
+        return {
+            "uris": self.store.part_urls(key, store_upload_id, parts_sum, base_url, url_expiry),
+            "partsSum": parts_sum,
+            "uploadId": store_upload_id,
+            "key": key,
+            "fileName": file_name,
+            "storedPath": stored_path,
+        }
+
+    def complete(self, body: dict) -> dict:
+        f = Fields(body)
+        key = f.str("key", required=True, max_length=2048)
+        upload_id = f.str("uploadId", required=True, max_length=1024)
+        f.done()
+        etags = parse_part_etags(body.get("partETags"))
+        upload = self.db.scalar(select(Upload).where(Upload.store_upload_id == upload_id,
+                                                     Upload.tenant_id == self.tenant.id))
+        if upload is None or upload.key != key:
+            raise NotFoundError("No such upload in this tenant.")
+        if upload.completed_at is not None:
+            raise ConflictError("This upload is complete already.")
+        if len(etags) != upload.parts_sum:
+            self._drop(upload)
+            raise ValidationError({"partETags": [f"the upload has {upload.parts_sum} parts, not {len(etags)}; "
+                                                 "it was dropped, start again"]})
+        try:
+            size = self.store.complete_upload(key, upload_id, etags)
+        except StoreError as e:
+            if not e.client_error:
+                raise
+            self._drop(upload)
+            raise ValidationError({"partETags": [f"{e}; the upload was dropped, start again"]})
+        upload.completed_at = utcnow()
+        upload.size = size
+        self.db.commit()
+        return {"key": key, "uploadId": upload_id, "partETags": body["partETags"]}
+
+    def _drop(self, upload: Upload) -> None:
+        self.store.abort_upload(upload.key, upload.store_upload_id)
+        self.db.delete(upload)
+        self.db.commit()
+
+    def claim(self, stored_path: str, resource_type: str, field: str = "storedPath") -> Upload:
+        """The completed, not yet registered upload of `stored_path`; marks it registered (no commit)."""
+        upload = self.db.scalar(select(Upload).where(Upload.stored_path == stored_path,
+                                                     Upload.tenant_id == self.tenant.id))
+        if upload is None or upload.resource_type != resource_type:
+            raise ValidationError({field: [f"{stored_path!r} is not an upload of this tenant"]})
+        if upload.completed_at is None:
+            raise ValidationError({field: [f"the upload of {stored_path!r} is not complete"]})
+        if upload.registered:
+            raise ConflictError(f"The file {stored_path} is registered already.")
+        upload.registered = True
+        return upload
+
+
+def clean_expired_uploads(db: Session, store_for_tenant, expiry_seconds: float, log) -> int:
+    """Drop uploads never completed, or completed but never registered, older than the expiry."""
+    cutoff = utcnow() - timedelta(seconds=expiry_seconds)
+    stale = db.scalars(select(Upload).where(Upload.registered.is_(False), Upload.created_at < cutoff)).all()
+    for upload in stale:
+        tenant = db.get(Tenant, upload.tenant_id)
+        try:
+            store = store_for_tenant(tenant)
+            if upload.completed_at is None:
+                store.abort_upload(upload.key, upload.store_upload_id)
+            else:
+                store.delete(upload.key)
+        except StoreError as e:
+            log.warning("Could not clean upload %s: %s", upload.stored_path, e)
+            continue
+        db.delete(upload)
+    db.commit()
+    return len(stale)
