@@ -1,0 +1,269 @@
+"""The web UI shell in a real browser against a real KQI Hub: sign-in through the hub, the
+tenant switcher, user settings (webhook with a test notification), the language choice and
+the system administrator's tenant and user screens."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from .conftest import sign_in
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(platform):
+    # the browser tests check the UI, not the database: one backend is enough
+    if platform.db_backend != "sqlite":
+        pytest.skip("browser tests run on the SQLite platform only")
+
+
+def shot(page, artifacts_dir, name):
+    page.screenshot(path=os.path.join(artifacts_dir, f"ui-{name}.png"), full_page=True)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_switch_tenant_and_webhook_test_notification(platform, browser, webhook_receiver, artifacts_dir):
+    team = platform.create_tenant()
+    name, password = platform.create_user(tenants=["sandbox", team["name"]])
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, platform, name, password)
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+        expect(page.locator("#kqi-user-name")).to_have_text(name)
+        expect(page.locator("#kqi-current-tenant")).to_have_text("Sandbox")
+        expect(page.locator("#kqi-home-tenant-name")).to_have_text("sandbox")
+        # a plain member sees no administration
+        expect(page.locator("#kqi-nav-admin")).to_have_count(0)
+        expect(page.locator("#kqi-home-link-hub")).to_have_attribute("href", "/hub/home")
+        shot(page, artifacts_dir, "home-sandbox")
+
+        # the switcher lists both tenants; choosing the team switches and reloads
+        page.click("#kqi-tenant-switcher")
+        items = page.locator("#kqi-tenant-list button.dropdown-item")
+        expect(items).to_have_count(2)
+        shot(page, artifacts_dir, "tenant-switcher")
+        with page.expect_navigation():
+            page.click(f'#kqi-tenant-list button[data-tenant-id="{team["id"]}"]')
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#kqi-current-tenant")).to_have_text(team["displayName"])
+        expect(page.locator("#kqi-home-tenant-name")).to_have_text(team["name"])
+        # the choice sticks for the browser session: a fresh page load stays in the team
+        page.reload()
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#kqi-current-tenant")).to_have_text(team["displayName"])
+        shot(page, artifacts_dir, "home-team")
+
+        # user menu -> user settings -> Webhook
+        page.click("#kqi-user-menu")
+        expect(page.locator("#kqi-menu-password")).to_have_attribute("href", "/hub/change-password")
+        expect(page.locator("#kqi-menu-logout")).to_have_attribute("href", "/hub/logout")
+        page.click("#kqi-menu-settings")
+        page.wait_for_url("**/services/kqi/user-settings")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#kqi-current-tenant")).to_have_text(team["displayName"])
+        page.click("#tab-webhook-button")
+        expect(page.locator("#tab-webhook")).to_be_visible()
+        expect(page.locator("#webhook-url-set")).to_be_hidden()
+
+        hook_url = webhook_receiver.url + "/services/T000/B000/" + uuid.uuid4().hex
+        page.fill("#webhook-url", hook_url)
+        page.fill("#webhook-mention", "U012AB3CD")
+        page.click("#webhook-save")
+        expect(page.locator("#webhook-messages .alert-success")).to_have_text("Saved.")
+        # the URL is stored but never shown again
+        expect(page.locator("#webhook-url-set")).to_be_visible()
+        expect(page.locator("#webhook-url")).to_have_value("")
+        expect(page.locator("#webhook-mention")).to_have_value("U012AB3CD")
+        assert hook_url not in page.content()
+
+        page.click("#webhook-test")
+        expect(page.locator("#webhook-test-result .alert-success")).to_have_text("The test notification was sent.")
+        shot(page, artifacts_dir, "settings-webhook-ok")
+        bodies = webhook_receiver.json_bodies()
+        assert len(bodies) == 1, bodies
+        assert "<@U012AB3CD>" in bodies[0]["text"]
+        assert webhook_receiver.requests[0]["path"] == hook_url[len(webhook_receiver.url):]
+        assert webhook_receiver.requests[0]["content_type"].startswith("application/json")
+
+        # a URL where nothing listens: the page shows why the notification failed
+        page.fill("#webhook-url", f"http://127.0.0.1:{closed_port()}/hook")
+        page.click("#webhook-test")
+        failure = page.locator("#webhook-test-result .alert-danger")
+        expect(failure).to_contain_text("The test notification failed:")
+        expect(failure).to_contain_text(re.compile("refused|connect", re.I))
+        shot(page, artifacts_dir, "settings-webhook-failed")
+        assert len(webhook_receiver.json_bodies()) == 1
+
+        # a bad URL is refused with the field's message, and nothing is saved
+        page.fill("#webhook-url", "ftp://example.org/x")
+        page.click("#webhook-save")
+        expect(page.locator("#webhook-messages .alert-danger")).to_contain_text("slackUrl")
+        expect(page.locator("#webhook-url")).to_have_class(re.compile(r"\bis-invalid\b"))
+
+        # what the browser saved is what the API has, in the tenant the switcher chose
+        token = platform.login(name, password)
+        r = platform.api("GET", "/account/webhook/slack", token)
+        assert r.json() == {"slackUrl": None, "slackUrlSet": True, "mention": "U012AB3CD"}
+
+        # the tabs: Git Token and Registry Token load the current tenant's servers
+        page.click("#tab-git-button")
+        expect(page.locator("#git-rows tr[data-git-id]").first).to_be_visible()
+        page.click("#tab-registry-button")
+        expect(page.locator("#registry-rows tr[data-registry-id]").first).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_japanese_browser_gets_japanese_labels(platform, browser, artifacts_dir):
+    name, password = platform.create_user(tenants=["sandbox"])
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    try:
+        sign_in(page, platform, name, password, "/user-settings")
+        expect(page.locator("html")).to_have_attribute("lang", "ja")
+        expect(page.locator("h1")).to_have_text("ユーザ情報設定")
+        expect(page.locator("#tab-git-button")).to_have_text("Gitトークン")
+        expect(page.locator("#tab-registry-button")).to_have_text("レジストリトークン")
+        expect(page.locator("#tab-webhook-button")).to_have_text("Webhook")
+        expect(page.locator("#kqi-tenant-switcher")).to_contain_text("テナント")
+        page.click("#tab-webhook-button")
+        expect(page.locator('label[for="webhook-url"]')).to_have_text("通知先URL")
+        expect(page.locator('label[for="webhook-mention"]')).to_have_text("メンション")
+        expect(page.locator("#webhook-test")).to_have_text("テスト通知")
+        expect(page.locator("#webhook-save")).to_have_text("保存")
+        page.click("#kqi-user-menu")
+        expect(page.locator("#kqi-menu-settings")).to_have_text("ユーザ情報設定")
+        expect(page.locator("#kqi-menu-password")).to_have_text("パスワード変更")
+        expect(page.locator("#kqi-menu-logout")).to_have_text("ログアウト")
+        shot(page, artifacts_dir, "settings-ja")
+        # an error from the browser side is in Japanese too (the API's detail stays as it is)
+        page.keyboard.press("Escape")
+        page.fill("#webhook-url", "")
+        page.click("#webhook-test")
+        expect(page.locator("#webhook-test-result .alert-danger")).to_contain_text("テスト通知に失敗しました")
+
+        page.goto(platform.service_url + "/")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#kqi-home-tenant .card-header")).to_have_text("現在のテナント")
+        expect(page.locator("#kqi-home-tenant-roles")).to_contain_text("テナントユーザ")
+        shot(page, artifacts_dir, "home-ja")
+
+        # an administration page is refused to a plain member, in Japanese
+        r = page.goto(platform.service_url + "/admin/tenants")
+        assert r.status == 403
+        expect(page.locator("#kqi-error")).to_contain_text("システム管理者")
+    finally:
+        context.close()
+
+
+def test_system_admin_manages_tenants_and_users(platform, browser, artifacts_dir):
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    tenant_name = f"ui-{uuid.uuid4().hex[:8]}"
+    user_name = f"ui-user-{uuid.uuid4().hex[:6]}"
+    user_password = "Pw-" + uuid.uuid4().hex
+    try:
+        sign_in(page, platform, "admin", platform.admin_password)
+        page.click("#kqi-nav-admin")
+        page.click("#kqi-nav-tenants")
+        page.wait_for_url("**/services/kqi/admin/tenants")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator('#kqi-list-body tr[data-name="sandbox"]')).to_be_visible()
+
+        # create: a wrong name first shows the API's field message, then a good one
+        page.click("#kqi-new")
+        page.fill("#field-tenantName", "Bad Name")
+        page.fill("#field-displayName", "UI tenant <b>bold</b>")
+        page.check("#field-gitIds input >> nth=0")
+        page.check("#field-registryIds input >> nth=0")
+        page.select_option("#field-storageId", index=1)
+        page.fill("#field-limitCpu", "4")
+        page.click("#kqi-editor-save")
+        expect(page.locator("#kqi-editor-messages .alert-danger")).to_contain_text("tenantName")
+        expect(page.locator("#field-tenantName")).to_have_class(re.compile(r"\bis-invalid\b"))
+        page.fill("#field-tenantName", tenant_name)
+        page.click("#kqi-editor-save")
+        expect(page.locator("#kqi-alerts .alert-success")).to_contain_text(tenant_name)
+        row = page.locator(f'#kqi-list-body tr[data-name="{tenant_name}"]')
+        # the display name is shown as text, not as markup
+        expect(row).to_contain_text("UI tenant <b>bold</b>")
+        expect(row.locator("b")).to_have_count(0)
+        shot(page, artifacts_dir, "admin-tenants")
+
+        tenant = next(t for t in platform.api("GET", "/admin/tenants", platform.admin_token()).json()
+                      if t["name"] == tenant_name)
+        details = platform.api("GET", f"/admin/tenants/{tenant['id']}", platform.admin_token()).json()
+        assert details["limitCpu"] == 4 and details["gitIds"] and details["registryIds"]
+
+        # edit keeps the lists and changes the display name
+        row.locator(".kqi-edit").click()
+        expect(page.locator("#field-tenantName")).to_have_count(0)
+        expect(page.locator("#field-limitCpu")).to_have_value("4")
+        page.fill("#field-displayName", "UI Tenant")
+        page.click("#kqi-editor-save")
+        expect(row).to_contain_text("UI Tenant")
+        details = platform.api("GET", f"/admin/tenants/{tenant['id']}", platform.admin_token()).json()
+        assert details["displayName"] == "UI Tenant" and details["limitCpu"] == 4
+
+        # users: create one with a password in the new tenant; it can then sign in there
+        page.click("#kqi-nav-admin")
+        page.click("#kqi-nav-users")
+        page.wait_for_url("**/services/kqi/admin/users")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator('#kqi-list-body tr[data-name="admin"]')).to_be_visible()
+        page.click("#kqi-new")
+        page.fill("#field-name", user_name)
+        page.fill("#field-password", user_password)
+        page.fill("#field-displayName", "UI User")
+        page.check(f'#field-tenants tr[data-tenant-id="{tenant["id"]}"] .kqi-admin')
+        page.click("#kqi-editor-save")
+        user_row = page.locator(f'#kqi-list-body tr[data-name="{user_name}"]')
+        expect(user_row).to_contain_text("UI Tenant (Tenant administrator)")
+        shot(page, artifacts_dir, "admin-users")
+        r = requests.post(f"{platform.api_url}/account/login",
+                          json={"userName": user_name, "password": user_password}, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["tenantName"] == tenant_name
+
+        # the other administration screens open and list what the API has
+        for nav, marker in (("gits", "#kqi-list-body tr[data-id]"), ("registries", "#kqi-list-body tr[data-id]"),
+                            ("nodes", "#kqi-partition-list")):
+            page.click("#kqi-nav-admin")
+            page.click(f"#kqi-nav-{nav}")
+            page.wait_for_selector("body[data-kqi-ready]")
+            expect(page.locator(marker).first).to_be_visible()
+            expect(page.locator("#kqi-alerts .alert-danger")).to_have_count(0)
+            shot(page, artifacts_dir, f"admin-{nav}")
+
+        # delete the tenant from the list
+        page.click("#kqi-nav-admin")
+        page.click("#kqi-nav-tenants")
+        page.wait_for_selector("body[data-kqi-ready]")
+        page.locator(f'#kqi-list-body tr[data-name="{tenant_name}"] .kqi-delete').click()
+        expect(page.locator(f'#kqi-list-body tr[data-name="{tenant_name}"]')).to_have_count(0)
+        r = platform.api("GET", f"/admin/tenants/{tenant['id']}", platform.admin_token())
+        assert r.status_code == 404
+    finally:
+        context.close()
+
+
+def test_pages_need_a_session(platform):
+    # without a session the page sends the browser to the hub's OAuth sign-in
+    r = requests.get(platform.service_url + "/user-settings", allow_redirects=False, timeout=10)
+    assert r.status_code == 302
+    assert "/hub/api/oauth2/authorize" in r.headers["Location"]
+    # the UI's own static files are served
+    r = requests.get(platform.service_url + "/static/kqi.js", timeout=10)
+    assert r.status_code == 200 and "KQI.api" in r.text
