@@ -51,6 +51,7 @@ setup(
             "kubernetes-validate>=1.30",
             "kamonohashi-cli==4.0.2",
             "jupyterlab>=4.2",
+            "openapi-spec-validator>=0.7",
         ],
     },
     entry_points={
