@@ -1,0 +1,1 @@
+"""Notifications to users outside the platform (Slack incoming webhooks)."""
