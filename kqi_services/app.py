@@ -19,7 +19,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from sqlalchemy import select
 from tornado import httpserver, ioloop, web
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import datadir, seed
@@ -32,7 +32,7 @@ from .secrets import SecretBox
 API_PREFIX = "api/v2"
 #: modules under kqi_services.api whose `default_handlers` make up the REST API
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version", "openapi_doc",
-               "storage", "data", "datasets")
+               "storage", "data", "datasets", "training")
 
 
 def api_routes() -> list[tuple]:
@@ -162,6 +162,32 @@ class KqiService(Application):
         8, help="Threads for blocking object-store and file work."
     ).tag(config=True)
 
+    job_backend = Unicode(
+        "",
+        help="Where jobs run: 'local' (bubblewrap sandboxes on this machine) or 'kubernetes'."
+        " Empty: 'local' in the local profile, 'kubernetes' in the kubernetes profile.",
+    ).tag(config=True)
+
+    job_tick_seconds = Float(
+        1.0, help="How often the job engine looks at running and queued jobs (it also wakes on every change)."
+    ).tag(config=True)
+
+    job_capacity_cpu = Float(
+        0.0, help="CPU cores the local backend may hand out in all (0: the machine's cores)."
+    ).tag(config=True)
+
+    job_capacity_memory_gib = Float(
+        0.0, help="Memory (GiB) the local backend may hand out in all (0: the machine's memory)."
+    ).tag(config=True)
+
+    job_capacity_gpu = Integer(0, help="GPUs the local backend may hand out in all.").tag(config=True)
+
+    stop_jobs_on_exit = Bool(
+        True,
+        help="End running local jobs when the service stops cleanly (the embedded default: Ctrl-C stops"
+        " everything). When False, jobs keep running and the next start reconciles them.",
+    ).tag(config=True)
+
     first_tenant_name = Unicode("sandbox", help="Name of the tenant made on the first start.").tag(config=True)
     first_tenant_display_name = Unicode("Sandbox", help="Display name of the first tenant.").tag(config=True)
     admin_user = Unicode("admin", help="The system administrator put into the first tenant.").tag(config=True)
@@ -186,6 +212,8 @@ class KqiService(Application):
         self.io_executor = ThreadPoolExecutor(self.io_threads, thread_name_prefix="kqi-io")
         self.hash_executor = ThreadPoolExecutor(1, thread_name_prefix="kqi-hash")
         self.stores = StoreFactory(self.secret_box, self.secret_key, url_path_join(self.service_prefix, "storage"))
+        self.version = _version()
+        self.jobs = self.make_job_engine()
         self.tornado_app = self.make_app()
 
     def handlers(self) -> list:
@@ -217,6 +245,46 @@ class KqiService(Application):
         level = logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR
         self.log.log(level, "%d %s %s %.1fms", status, handler.request.method, handler.request.path,
                      1000 * handler.request.request_time())
+
+    # ------------------------------------------------------------- jobs
+    def make_job_engine(self):
+        from .jobs.engine import JobEngine
+        from .jobs.local import LocalBackend
+
+        kind = self.job_backend or ("kubernetes" if self.profile == "kubernetes" else "local")
+        if kind != "local":
+            from .jobs.kubernetes import KubernetesBackend
+
+            backend = KubernetesBackend.from_app(self)
+        else:
+            backend = LocalBackend(
+                os.path.join(self.data_dir, "jobs"),
+                hidden_dirs=[self.data_dir],
+                capacity_cpu=self.job_capacity_cpu or None,
+                capacity_memory_gib=self.job_capacity_memory_gib or None,
+                capacity_gpu=self.job_capacity_gpu,
+            )
+        return JobEngine(self, backend)
+
+    def notify_job_end(self, job, tenant) -> None:
+        """Tell the job's owner on Slack that it ended, when they set a webhook (in the background)."""
+        from .db.models import UserSetting
+        from .notify import slack
+
+        with self.session_factory() as db:
+            setting = db.scalar(select(UserSetting).where(UserSetting.name == job.created_by))
+            if setting is None or not setting.slack_url_encrypted:
+                return
+            url = self.secret_box.decrypt(setting.slack_url_encrypted)
+            mention = setting.slack_mention
+        page = f"{self.public_url.rstrip('/')}{self.service_prefix}{job.kind}/{job.id}"
+        fields = dict(kind=job.kind, job_id=job.id, name=job.name, tenant=tenant.display_name,
+                      user_name=job.created_by, status=job.status, url=page, mention=mention,
+                      message=job.status_reason)
+        # jobs end in worker threads: hand the delivery to the event loop
+        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(slack.notify_job_end(url, **fields)))
+
+    _loop = None  # the service's event loop, set when it starts
 
     # ------------------------------------------------------------- object stores
     def local_store(self, store_id: str):
@@ -292,9 +360,25 @@ class KqiService(Application):
         loop = ioloop.IOLoop.current()
         loop.add_callback(self.seed)
         loop.add_callback(self._clean_uploads_forever)
+        loop.add_callback(self._start_jobs)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         loop.start()
+        if self.stop_jobs_on_exit:
+            self.jobs.stop_all()
+
+    async def _start_jobs(self):
+        self._loop = asyncio.get_running_loop()
+        self.jobs.start()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kqi-hub")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def main(argv=None):

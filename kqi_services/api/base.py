@@ -52,6 +52,10 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     identity: Identity | None = None
     tenant: Tenant | None = None
+    #: set when the caller is a running job (KQI_TOKEN): the id of that job
+    job_scope: int | None = None
+    #: whether a job token may call the non-GET methods of this handler (for its own job)
+    job_token_ok = False
 
     # ----------------------------------------------------------------- set-up
     @property
@@ -81,6 +85,8 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         access = self.access_for(self.request.method)
         if access is None:
             raise ApiError(405, f"{self.request.method} is not allowed here")
+        if await self._job_token_identity(access):
+            return
         model = None
         try:
             model = await self.hub_auth.get_user(self, sync=False)
@@ -101,6 +107,24 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             if access in (Access.TENANT_USER, Access.TENANT_ADMIN) and tenant_name is None:
                 raise ApiError(403, "You belong to no tenant: ask an administrator to add you to one.")
             raise ApiError(403, f"This needs the {access.value} permission, which you do not have here.")
+
+    async def _job_token_identity(self, access: Access) -> bool:
+        """A running job's own token (KQI_TOKEN): acts as the job's owner, in its tenant only,
+        read-only except for the handlers that accept it (its own files, halt, complete)."""
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not token.startswith("kqi-job."):
+            return False
+        job = self.kqi.jobs.job_for_token(self.db, token.strip())
+        if job is None:
+            raise ApiError(401, "This job token is not valid: its job has ended or it never existed.")
+        self.tenant = self.db.get(Tenant, job.tenant_id)
+        self.identity = Identity(name=job.created_by, kind="job", tenants={self.tenant.name: False})
+        self.job_scope = job.id
+        if access in (Access.SYSTEM_ADMIN, Access.TENANT_ADMIN) or (
+                self.request.method not in ("GET", "HEAD") and not self.job_token_ok):
+            raise ApiError(403, "A job token cannot do this.")
+        return True
 
     def on_finish(self):
         db = getattr(self, "db", None)

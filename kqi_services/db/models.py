@@ -200,3 +200,4 @@ __all__ = [
 
 # the other model modules register their tables on Base.metadata
 from . import models_data  # noqa: E402,F401
+from . import models_jobs  # noqa: E402,F401

@@ -110,9 +110,12 @@ class Fields:
             if required:
                 self.error(name, "is required")
             return default if default is not None else []
-        if not isinstance(value, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        ):
+        if not isinstance(value, list):
+            self.error(name, "must be a list of whole numbers")
+            return []
+        # the official CLI sends some id lists as strings ("-pid 3"): accept digit strings
+        value = [int(v) if isinstance(v, str) and v.strip().isdigit() else v for v in value]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             self.error(name, "must be a list of whole numbers")
             return []
         if len(set(value)) != len(value):

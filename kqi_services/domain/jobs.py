@@ -1,0 +1,332 @@
+"""Jobs (training here; inference and preprocessing reuse it): the rules of a submission,
+the views the API returns, and who may change what.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSetting
+from ..db.models_data import DataSet
+from ..db.models_jobs import Job, JobParent, JobTag
+from . import job_status as st
+from .data import apply_date, apply_number, like, read_tags
+from .datasets import LOCK_CHECKS, dataset_index
+from .git_models import repository_url, resolve_commit
+from .validation import ConflictError, Fields, NotFoundError, ValidationError
+
+JOB_NAME = r"[a-z0-9-]{1,30}"
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+# set by the platform; a user's value for these is refused (the guide's 上書き不可)
+RESERVED_ENV = {
+    "LC_ALL", "LANG", "TRAINING_ID", "INFERENCE_ID", "PREPROCESSING_ID", "NOTEBOOK_ID", "DATASET_ID",
+    "DATA_ID", "DATA_NAME", "PARENT_ID", "MODEL_REPOSITORY", "MODEL_REPOSITORY_URL", "MODEL_REPOSITORY_TOKEN",
+    "COMMIT_ID", "KQI_SERVER", "KQI_TOKEN", "KQI_VERSION", "ENTRY_POINT", "ZIP_FILE_CREATED", "LOCAL_DATASET",
+    "PYTHONUNBUFFERED", "TAGS", "EXPIRES_IN", "JUPYTERLAB_VERSION",
+}
+# overridable defaults set by the platform
+OVERRIDABLE_ENV = {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "COLUMNS"}
+
+
+def _dataset_lock(db: Session, dataset: DataSet) -> str | None:
+    users = db.scalars(select(Job).where(Job.dataset_id == dataset.id, Job.kind.in_(("training", "inference")))
+                       .order_by(Job.id).limit(3)).all()
+    if not users:
+        return None
+    return "used by " + ", ".join(f"{j.kind} {j.id}" for j in users)
+
+
+LOCK_CHECKS.append(_dataset_lock)
+
+
+def tenant_partitions(db: Session, tenant: Tenant) -> set[str]:
+    nodes = db.scalars(select(Node).where(Node.access_level > 0)).all()
+    return {n.partition for n in nodes if n.partition and (n.access_level == 2 or tenant in n.tenants)}
+
+
+def read_env(f: Fields, field: str = "options") -> dict[str, str]:
+    options = f.body.get(field)
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        f.error(field, "must be an object of environment variable names to values")
+        return {}
+    env = {}
+    for name, value in options.items():
+        if not ENV_NAME.match(name):
+            f.error(field, f"{name!r} is not a valid environment variable name")
+        elif name in RESERVED_ENV:
+            f.error(field, f"{name} is set by the platform and cannot be given")
+        elif value is not None and not isinstance(value, (str, int, float, bool)):
+            f.error(field, f"the value of {name} must be a string")
+        else:
+            env[name] = "" if value is None else str(value)
+    return env
+
+
+class JobSubmission:
+    """Reads and checks a create body (training's shape) into the values of a new Job."""
+
+    def __init__(self, db: Session, tenant: Tenant, user: str, kind: str, secret_box=None):
+        self.db, self.tenant, self.user, self.kind = db, tenant, user, kind
+        self.secret_box = secret_box
+
+    def read(self, body: dict, *, dataset_required=True, git_required=True, parent_kind="training") -> dict:
+        f = Fields(body)
+        v: dict = {"kind": self.kind}
+        v["name"] = f.str("name", required=True, max_length=30, pattern=JOB_NAME,
+                          pattern_help="lower-case letters, digits and '-', at most 30 characters")
+        v["memo"] = f.str("memo", max_length=4096, allow_empty=True)
+        v["entry_point"] = f.str("entryPoint", required=True, max_length=65536)
+        v["cpu"] = f.number("cpu", required=True, minimum=0)
+        v["memory"] = f.number("memory", required=True, minimum=0)
+        v["gpu"] = f.int("gpu", required=True, minimum=0)
+        if v["cpu"] is not None and v["cpu"] <= 0:
+            f.error("cpu", "must be more than 0")
+        if v["memory"] is not None and v["memory"] <= 0:
+            f.error("memory", "must be more than 0")
+        v["partition"] = f.str("partition", max_length=128)
+        v["zip"] = f.bool("zip", default=True)
+        v["local_dataset"] = f.bool("localDataSet", default=False)
+        v["options"] = read_env(f)
+        ports = body.get("ports") or []
+        if not isinstance(ports, list) or not all(isinstance(p, int) and 1 <= p <= 65535 for p in ports):
+            f.error("ports", "must be a list of port numbers from 1 to 65535")
+            ports = []
+        v["ports"] = sorted(set(ports))
+        v["tags"] = read_tags(f) or []
+
+        image = body.get("containerImage")
+        if not isinstance(image, dict):
+            f.error("containerImage", "is required: {registryId, image, tag}")
+            image = {}
+        fi = Fields(image)
+        v["registry_id"] = fi.int("registryId", default=self.tenant.default_registry_id)
+        v["image"] = fi.str("image", required=True, max_length=512)
+        v["tag"] = fi.str("tag", required=True, max_length=256)
+        for k, msgs in fi.errors.items():
+            for m in msgs:
+                f.error(f"containerImage.{k}", m)
+        registry_ids = {r.id for r in self.tenant.registries}
+        if v["registry_id"] is not None and v["registry_id"] not in registry_ids:
+            f.error("containerImage.registryId", "is not a registry of this tenant")
+
+        dataset_id = f.int("dataSetId", required=dataset_required)
+        v["dataset_id"] = dataset_id
+        if dataset_id is not None:
+            dataset = self.db.get(DataSet, dataset_id)
+            if dataset is None or dataset.tenant_id != self.tenant.id:
+                f.error("dataSetId", f"no dataset has the id {dataset_id} in this tenant")
+
+        parent_ids = f.int_list("parentIds")
+        v["parent_ids"] = parent_ids
+        if parent_ids:
+            found = {j.id: j for j in self.db.scalars(select(Job).where(
+                Job.id.in_(parent_ids), Job.tenant_id == self.tenant.id, Job.kind == parent_kind)).all()}
+            missing = [i for i in parent_ids if i not in found]
+            if missing:
+                f.error("parentIds", f"no {parent_kind} in this tenant has the id(s) " + ", ".join(map(str, missing)))
+
+        if v["partition"]:
+            if v["partition"] not in tenant_partitions(self.db, self.tenant):
+                f.error("partition", f"this tenant has no partition {v['partition']!r}")
+        self._quota(f, v)
+
+        git = body.get("gitModel")
+        if git is None and git_required:
+            f.error("gitModel", "is required: {gitId, owner, repository, branch, commitId}")
+        f.done()
+        v.update(self._git(git) if git else {})
+        return v
+
+    def _quota(self, f: Fields, v: dict) -> None:
+        t = self.tenant
+        for field, limit in (("cpu", t.limit_cpu), ("memory", t.limit_memory), ("gpu", t.limit_gpu)):
+            if limit and v.get(field) is not None and v[field] > limit:
+                f.error(field, f"{v[field]} is over the tenant quota of {limit}")
+
+    def _git(self, git: dict) -> dict:
+        if not isinstance(git, dict):
+            raise ValidationError({"gitModel": ["must be {gitId, owner, repository, branch, commitId}"]})
+        fg = Fields(git)
+        git_id = fg.int("gitId", default=self.tenant.default_git_id)
+        owner = fg.str("owner", required=True, max_length=100)
+        repository = fg.str("repository", required=True, max_length=100)
+        branch = fg.str("branch", max_length=256)
+        commit = fg.str("commitId", max_length=40)
+        if fg.errors:
+            raise ValidationError({f"gitModel.{k}": m for k, m in fg.errors.items()})
+        server = self.db.get(GitServer, git_id) if git_id is not None else None
+        if server is None or server not in self.tenant.git_servers:
+            raise ValidationError({"gitModel.gitId": ["is not a git server of this tenant"]})
+        url = repository_url(server, owner, repository)
+        token = git_token(self.db, self.user, server.id, self.secret_box)
+        commit_id, branch = resolve_commit(url, branch, commit, token)
+        return {"git_id": server.id, "repository_owner": owner, "repository_name": repository,
+                "branch": branch, "commit_id": commit_id}
+
+
+def git_token(db: Session, user: str, git_id: int, secret_box) -> str | None:
+    if secret_box is None:
+        return None
+    row = db.scalar(select(UserGitToken).join(UserSetting, UserSetting.id == UserGitToken.user_id)
+                    .where(UserSetting.name == user, UserGitToken.git_server_id == git_id))
+    return secret_box.decrypt(row.token_encrypted) if row else None
+
+
+def create_job(db: Session, tenant: Tenant, user: str, values: dict) -> Job:
+    parent_ids = values.pop("parent_ids", [])
+    tags = values.pop("tags", [])
+    display_id = (db.scalar(select(func.max(Job.display_id)).where(Job.tenant_id == tenant.id,
+                                                                    Job.kind == values["kind"])) or 0) + 1
+    job = Job(tenant_id=tenant.id, display_id=display_id, status=st.QUEUED, created_by=user, modified_by=user,
+              **values)
+    job.parents = [JobParent(parent_id=i) for i in parent_ids]
+    job.tags = [JobTag(name=t) for t in tags]
+    db.add(job)
+    db.commit()
+    return job
+
+
+# ---------------------------------------------------------------------------- views
+def _duration(start: datetime | None, end: datetime | None) -> str | None:
+    if start is None:
+        return None
+    seconds = int(((end or datetime.utcnow()) - start).total_seconds())
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def job_index(db: Session, job: Job) -> dict:
+    dataset = db.get(DataSet, job.dataset_id) if job.dataset_id else None
+    parents = [db.get(Job, i) for i in job.parent_ids]
+    return {
+        "id": job.id,
+        "displayId": job.display_id,
+        "name": job.name,
+        "fullName": f"{job.id}:{job.name}",
+        "memo": job.memo,
+        "favorite": job.favorite,
+        "status": job.status,
+        "statusType": st.STATUS_TYPE.get(job.status),
+        "dataSet": dataset_index(dataset) if dataset else None,
+        "entryPoint": job.entry_point,
+        "parentFullNameList": [f"{p.id}:{p.name}" for p in parents if p],
+        "tags": job.tag_names,
+        "createdBy": job.created_by,
+        "createdAt": job.created_at,
+        "modifiedBy": job.modified_by,
+        "modifiedAt": job.modified_at,
+    }
+
+
+def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
+    out = job_index(db, job)
+    registry = db.get(Registry, job.registry_id) if job.registry_id else None
+    server = db.get(GitServer, job.git_id) if job.git_id else None
+    out.update({
+        "key": job.key,
+        "containerImage": {"registryId": job.registry_id, "registryName": registry.name if registry else None,
+                           "image": job.image, "tag": job.tag,
+                           "url": f"{registry.host}/{job.image}:{job.tag}" if registry else None},
+        "gitModel": {"gitId": job.git_id, "owner": job.repository_owner, "repository": job.repository_name,
+                     "branch": job.branch, "commitId": job.commit_id,
+                     "url": (repository_url(server, job.repository_owner, job.repository_name)
+                             if server and job.repository_owner else None)},
+        "options": [{"key": k, "value": v} for k, v in sorted(job.options.items())],
+        "parents": [job_index(db, p) for p in (db.get(Job, i) for i in job.parent_ids) if p],
+        "cpu": job.cpu,
+        "memory": job.memory,
+        "gpu": job.gpu,
+        "partition": job.partition,
+        "ports": job.ports,
+        "nodePorts": [],
+        "zip": job.zip,
+        "localDataSet": job.local_dataset,
+        "node": job.node,
+        "startedAt": job.started_at,
+        "completedAt": job.completed_at,
+        "waitingTime": _duration(job.queued_at, job.started_at),
+        "executionTime": _duration(job.started_at, job.completed_at) if job.started_at else None,
+        "conditionNote": job.status_reason,
+        "logSummary": job.status_reason,
+        # KQI additions
+        "exitCode": job.exit_code,
+        "queuedAt": job.queued_at,
+        "queuePosition": (queue_info or {}).get("position"),
+        "waitReason": (queue_info or {}).get("reason"),
+    })
+    return out
+
+
+# --------------------------------------------------------------------------- queries
+class JobQueries:
+    def __init__(self, db: Session, tenant: Tenant, kind: str):
+        self.db, self.tenant, self.kind = db, tenant, kind
+
+    def get(self, job_id: int) -> Job:
+        job = self.db.get(Job, job_id)
+        if job is None or job.tenant_id != self.tenant.id or job.kind != self.kind:
+            raise NotFoundError(f"No {self.kind} has the id {job_id} in this tenant.")
+        return job
+
+    def search(self, args: dict) -> list[Job]:
+        q = select(Job).where(Job.tenant_id == self.tenant.id, Job.kind == self.kind)
+        if args.get("id"):
+            q = apply_number(q, Job.id, args["id"], "id")
+        if args.get("name"):
+            q = q.where(Job.name.ilike(like(args["name"]), escape="\\"))
+        if args.get("memo"):
+            q = q.where(Job.memo.ilike(like(args["memo"]), escape="\\"))
+        if args.get("entryPoint"):
+            q = q.where(Job.entry_point.ilike(like(args["entryPoint"]), escape="\\"))
+        if args.get("startedBy"):
+            q = q.where(Job.created_by.ilike(like(args["startedBy"]), escape="\\"))
+        if args.get("startedAt"):
+            q = apply_date(q, Job.created_at, args["startedAt"], "startedAt")
+        if args.get("status"):
+            q = q.where(Job.status.ilike(like(args["status"]), escape="\\"))
+        if args.get("dataSet"):
+            q = q.where(Job.dataset_id.in_(select(DataSet.id).where(
+                DataSet.name.ilike(like(args["dataSet"]), escape="\\"))))
+        if args.get("parentId"):
+            q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id == int(args["parentId"]))))
+        for tag in args.get("tags") or []:
+            q = q.where(Job.id.in_(select(JobTag.job_id).where(JobTag.name == tag)))
+        return list(self.db.scalars(q.order_by(Job.id.desc())).all())
+
+    def update(self, job: Job, body: dict, actor: str) -> Job:
+        f = Fields(body)
+        name = f.str("name", max_length=30, pattern=JOB_NAME,
+                     pattern_help="lower-case letters, digits and '-', at most 30 characters")
+        memo = f.str("memo", max_length=4096, allow_empty=True)
+        favorite = f.bool("favorite")
+        tags = read_tags(f)
+        f.done()
+        if name is not None:
+            job.name = name
+        if memo is not None:
+            job.memo = memo
+        if favorite is not None:
+            job.favorite = favorite
+        if tags is not None:
+            job.tags = [t for t in job.tags if t.name in tags]
+            have = set(job.tag_names)
+            job.tags.extend(JobTag(name=t) for t in tags if t not in have)
+        job.modified_by = actor
+        self.db.commit()
+        return job
+
+    def children(self, job: Job) -> list[Job]:
+        return list(self.db.scalars(select(Job).join(JobParent, JobParent.job_id == Job.id)
+                                    .where(JobParent.parent_id == job.id)).all())
+
+    def check_deletable(self, job: Job) -> None:
+        if job.status in st.ACTIVE:
+            raise ConflictError(f"The {job.kind} {job.id} is {job.status}: halt it before deleting it.")
+        kids = self.children(job)
+        if kids:
+            raise ConflictError(f"The {job.kind} {job.id} is mounted by " +
+                                ", ".join(f"{k.kind} {k.id}" for k in kids) + ": delete those first.")

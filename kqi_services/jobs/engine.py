@@ -1,0 +1,335 @@
+"""The job engine: queue → admission → backend → end state, and reconciliation on start.
+
+One asyncio task ticks (every `tick_seconds`, and at once after a submit or a halt):
+  1. running jobs whose process ended are finished: status from the runtime's result,
+     the log and output.zip registered as the job's files, outputs stored, the job token
+     revoked, the owner notified on Slack;
+  2. queued jobs are admitted by the scheduler (quota, capacity, FIFO, fairness) and
+     launched; the others get their queue position and the reason they wait.
+On start, running jobs are looked up in the backend: those still running are watched
+again, those that ended meanwhile are finished. Nothing is lost and nothing runs twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import shutil
+from typing import Callable
+
+from sqlalchemy import select
+
+from ..db.models import GitServer, Tenant, utcnow
+from ..db.models_data import DataSet
+from ..db.models_jobs import Job, JobFile
+from ..domain import job_status as st
+from ..domain.datasets import DataSetManager
+from ..domain.git_models import local_path, repository_url
+from ..domain.jobs import git_token
+from ..storage.factory import tenant_key
+from ..storage.local import LocalObjectStore
+from .local import JobResult, LaunchRequest
+from .scheduler import Capacity, Quota, Request, admit
+
+OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles",
+                 "preprocessing": "PreprocContainerOutputFiles"}
+ATTACH_FOLDER = {"training": "TrainingContainerAttachedFiles", "inference": "InferenceContainerAttachedFiles",
+                 "preprocessing": "PreprocContainerAttachedFiles"}
+ID_ENV = {"training": "TRAINING_ID", "inference": "INFERENCE_ID", "preprocessing": "PREPROCESSING_ID"}
+
+
+def log_name(job: Job) -> str:
+    return f"{job.kind}_stdout_stderr_{job.id}.log"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class JobEngine:
+    def __init__(self, app, backend):
+        self.app = app
+        self.backend = backend
+        self.log = app.log
+        self.queue_info: dict[int, dict] = {}
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task = None
+        self.finish_hooks: list[Callable] = []  # (db, job) called after a job ended (e.g. preprocessing outputs)
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        await self.run_in_thread(self.reconcile)
+        while True:
+            try:
+                async with self._lock:
+                    await self.run_in_thread(self.tick)
+            except Exception:
+                self.log.exception("The job engine's tick failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.app.job_tick_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_in_thread(self, func, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.app.io_executor, func, *args)
+
+    def stop_all(self) -> None:
+        """On a clean stop of the platform: end running jobs so that nothing keeps running."""
+        with self.app.session_factory() as db:
+            for job in db.scalars(select(Job).where(Job.status == st.RUNNING)).all():
+                self.backend.halt(job.key)
+                self._finish(db, job, JobResult(exit_code=None, message=None), forced=st.ERROR,
+                             reason="the platform was stopped while the job ran")
+
+    # ---------------------------------------------------------------- the tick
+    def tick(self) -> None:
+        with self.app.session_factory() as db:
+            for job in db.scalars(select(Job).where(Job.status == st.RUNNING, Job.backend == self.backend.name)).all():
+                result = self.backend.result(job.key)
+                if result is not None:
+                    self._finish(db, job, result)
+            self._admit(db)
+
+    def _admit(self, db) -> None:
+        queued = db.scalars(select(Job).where(Job.status == st.QUEUED)).all()
+        if not queued:
+            self.queue_info = {}
+            return
+        running = db.scalars(select(Job).where(Job.status == st.RUNNING)).all()
+        tenants = {t.id: t for t in db.scalars(select(Tenant)).all()}
+
+        def request(job):
+            return Request(job.id, tenants[job.tenant_id].name, job.cpu, job.memory, job.gpu,
+                           (job.queued_at, job.id))
+
+        quotas = {t.name: Quota(t.limit_cpu, t.limit_memory, t.limit_gpu) for t in tenants.values()}
+        capacity = Capacity(self.backend.capacity_cpu, self.backend.capacity_memory_gib, self.backend.capacity_gpu)
+        decision = admit([request(j) for j in queued], [request(j) for j in running], quotas, capacity)
+        self.queue_info = {job_id: {"position": pos, "reason": reason}
+                           for job_id, (pos, reason) in decision.waiting.items()}
+        by_id = {j.id: j for j in queued}
+        for job_id in decision.start:
+            self._launch(db, by_id[job_id], tenants[by_id[job_id].tenant_id])
+
+    # ---------------------------------------------------------------- launching
+    def _launch(self, db, job: Job, tenant: Tenant) -> None:
+        try:
+            request = self._launch_request(db, job, tenant)
+            token = f"kqi-job.{job.id}.{secrets.token_urlsafe(24)}"
+            request.env["KQI_TOKEN"] = token
+            job.token_hash = token_hash(token)
+            job.status = st.RUNNING
+            job.started_at = utcnow()
+            job.backend = self.backend.name
+            job.node = os.uname().nodename
+            db.commit()
+            job.backend_ref = self.backend.launch(request)
+            db.commit()
+            self.log.info("Started %s for %s in tenant %s", job.key, job.created_by, tenant.name)
+        except Exception as e:
+            db.rollback()
+            self.log.exception("Could not start %s", job.key)
+            job = db.get(Job, job.id)
+            job.status = st.ERROR
+            job.status_reason = f"the job could not be started: {e}"
+            job.completed_at = utcnow()
+            job.token_hash = None
+            db.commit()
+
+    def _launch_request(self, db, job: Job, tenant: Tenant) -> LaunchRequest:
+        app = self.app
+        store = app.stores.for_tenant(tenant)
+        local = isinstance(store, LocalObjectStore)
+        tenant_root = os.path.join(store.root, *tenant.storage_path.split("/")) if local else None
+        job_dir = self.backend.job_dir(job.key)
+        if local:
+            output_dir = os.path.join(tenant_root, OUTPUT_FOLDER[job.kind], str(job.id))
+            attach_dir = os.path.join(tenant_root, ATTACH_FOLDER[job.kind], str(job.id))
+        else:
+            output_dir = os.path.join(job_dir, "output")
+            attach_dir = os.path.join(job_dir, "attach")
+
+        parent_dirs, inference_dirs = {}, {}
+        for parent_id in job.parent_ids:
+            parent = db.get(Job, parent_id)
+            parent_dirs[parent_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
+        for inference_id in (job.extra or {}).get("inferenceIds", []):
+            parent = db.get(Job, inference_id)
+            inference_dirs[inference_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
+
+        spec = {"kind": job.kind, "id": job.id, "entryPoint": job.entry_point, "zip": job.zip,
+                "logName": log_name(job), "datasetId": job.dataset_id, "env": {}}
+        extra_mounts = []
+        git_env = {}
+        if job.git_id:
+            server = db.get(GitServer, job.git_id)
+            url = repository_url(server, job.repository_owner, job.repository_name)
+            token = git_token(db, job.created_by, server.id, app.secret_box)
+            spec["git"] = {"url": url, "commit": job.commit_id, "token": token}
+            path = local_path(url)
+            if path:
+                extra_mounts.append(path)
+            git_env = {"MODEL_REPOSITORY": url, "MODEL_REPOSITORY_URL": url, "COMMIT_ID": job.commit_id or ""}
+            if token:
+                git_env["MODEL_REPOSITORY_TOKEN"] = token
+        if job.dataset_id:
+            dataset = db.get(DataSet, job.dataset_id)
+            pairs = DataSetManager(db, tenant).path_pairs(dataset)
+            method = "copy" if job.local_dataset else "symlink"
+            spec["dataset"] = {"method": method, "pairs": pairs, "rawDir": "/kqi/raw"}
+            if not local:
+                spec["dataset"]["method"] = "copy"  # no data mount: files are fetched
+                spec["dataset"]["urls"] = {
+                    p["storedPath"]: store.download_url(tenant_key(tenant, p["storedPath"]), "f", "",
+                                                        app.download_url_expiry_seconds)
+                    for p in pairs}
+        env = self.environment(job, tenant, git_env)
+        return LaunchRequest(
+            key=job.key, spec=spec, env=env, cpu=job.cpu, memory_gib=job.memory,
+            output_dir=output_dir, attach_dir=attach_dir,
+            raw_data_dir=os.path.join(tenant_root, "Data") if local else None,
+            parent_dirs=parent_dirs, inference_dirs=inference_dirs, extra_ro_paths=extra_mounts,
+        )
+
+    def _output_dir_for_mount(self, store, tenant, parent: Job, job_dir: str) -> str:
+        folder = f"{OUTPUT_FOLDER[parent.kind]}/{parent.id}"
+        if isinstance(store, LocalObjectStore):
+            return os.path.join(store.root, *tenant.storage_path.split("/"), *folder.split("/"))
+        target = os.path.join(job_dir, "parents", str(parent.id))
+        prefix = tenant_key(tenant, folder) + "/"
+        for info in store.list(prefix):
+            path = os.path.join(target, *info.key[len(prefix):].split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                for chunk in store.read(info.key):
+                    f.write(chunk)
+        os.makedirs(target, exist_ok=True)
+        return target
+
+    def environment(self, job: Job, tenant: Tenant, git_env: dict) -> dict:
+        app = self.app
+        env = {"COLUMNS": "120"}
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+            if os.environ.get(name):
+                env[name] = os.environ[name]
+        env.update(job.options or {})  # the user's values (reserved names were refused at submit)
+        env.update({
+            "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "true",
+            ID_ENV[job.kind]: str(job.id),
+            "DATASET_ID": str(job.dataset_id or ""),
+            "PARENT_ID": ",".join(str(i) for i in job.parent_ids),
+            "KQI_SERVER": app.public_url.rstrip("/") + app.service_prefix.rstrip("/"),
+            "KQI_VERSION": app.version,
+            "ENTRY_POINT": job.entry_point or "",
+            "ZIP_FILE_CREATED": str(bool(job.zip)).lower(),
+            "LOCAL_DATASET": str(bool(job.local_dataset)).lower(),
+            "TENANT_NAME": tenant.name,
+            **git_env,
+        })
+        return env
+
+    # ---------------------------------------------------------------- ending
+    def _finish(self, db, job: Job, result: JobResult, forced: str | None = None, reason: str | None = None):
+        if job.status not in st.ACTIVE:
+            return
+        if forced:
+            status = forced
+        elif result.exit_code == 0:
+            status, reason = st.COMPLETED, None
+        elif result.exit_code is not None:
+            status = st.FAILED
+            reason = f"the command exited with status {result.exit_code}"
+            if result.oom_killed:
+                reason += " (killed for using more memory than its limit: OOMKilled)"
+        elif result.message and "ended without a result" not in result.message:
+            status, reason = st.FAILED, result.message
+        else:
+            status = st.ERROR
+            reason = result.message or "the job ended without a result"
+            if result.oom_killed:
+                reason += " (OOMKilled)"
+        st.check_move(job.status, status)
+        tenant = db.get(Tenant, job.tenant_id)
+        try:
+            self._store_outputs(db, job, tenant)
+        except Exception as e:
+            self.log.exception("Storing the outputs of %s failed", job.key)
+            if status == st.COMPLETED:
+                status, reason = st.ERROR, f"the outputs could not be stored: {e}"
+        job.status = status
+        job.status_reason = reason
+        job.exit_code = result.exit_code
+        job.completed_at = utcnow()
+        job.token_hash = None
+        db.commit()
+        self.backend.cleanup(job.key)
+        self.log.info("%s ended: %s%s", job.key, status, f" ({reason})" if reason else "")
+        for hook in self.finish_hooks:
+            try:
+                hook(db, job)
+            except Exception:
+                self.log.exception("A finish hook failed for %s", job.key)
+        self.app.notify_job_end(job, tenant)
+
+    def _store_outputs(self, db, job: Job, tenant: Tenant) -> None:
+        store = self.app.stores.for_tenant(tenant)
+        attach_prefix = f"{ATTACH_FOLDER[job.kind]}/{job.id}"
+        if not isinstance(store, LocalObjectStore):
+            job_dir = self.backend.job_dir(job.key)
+            for folder, prefix in (("output", f"{OUTPUT_FOLDER[job.kind]}/{job.id}"), ("attach", attach_prefix)):
+                base = os.path.join(job_dir, folder)
+                for dirpath, _dirs, files in os.walk(base):
+                    for name in files:
+                        full = os.path.join(dirpath, name)
+                        rel = os.path.relpath(full, base).replace(os.sep, "/")
+                        with open(full, "rb") as f:
+                            store.write(tenant_key(tenant, f"{prefix}/{rel}"), iter(lambda: f.read(1 << 20), b""))
+        existing = {f.file_name for f in job.files}
+        for name in (log_name(job), "output.zip"):
+            info = store.stat(tenant_key(tenant, f"{attach_prefix}/{name}"))
+            if info is not None and name not in existing:
+                db.add(JobFile(job_id=job.id, file_name=name, stored_path=f"{attach_prefix}/{name}",
+                               size=info.size, is_locked=True, created_by="system"))
+        if not isinstance(store, LocalObjectStore):
+            shutil.rmtree(self.backend.job_dir(job.key), ignore_errors=True)
+
+    # ---------------------------------------------------------------- user actions
+    def halt(self, db, job: Job, status: str = st.KILLED, reason: str = "halted by the user") -> None:
+        if job.status == st.QUEUED:
+            job.status, job.status_reason, job.completed_at = status, reason, utcnow()
+            db.commit()
+        elif job.status == st.RUNNING:
+            self.backend.halt(job.key)
+            result = self.backend.result(job.key) or JobResult(exit_code=None, message=None)
+            self._finish(db, job, result, forced=status, reason=reason)
+        self.wake()
+
+    def reconcile(self) -> None:
+        with self.app.session_factory() as db:
+            for job in db.scalars(select(Job).where(Job.status == st.RUNNING)).all():
+                if job.backend != self.backend.name:
+                    continue
+                if self.backend.is_running(job.key):
+                    self.log.info("%s is still running: watching it again", job.key)
+                else:
+                    result = self.backend.result(job.key)
+                    self._finish(db, job, result or JobResult(None, "the job's process ended without a result"))
+
+    def job_for_token(self, db, token: str) -> Job | None:
+        try:
+            _, job_id, _ = token.split(".", 2)
+            job = db.get(Job, int(job_id))
+        except (ValueError, TypeError):
+            return None
+        if job is None or not job.token_hash or job.status != st.RUNNING:
+            return None
+        return job if secrets.compare_digest(job.token_hash, token_hash(token)) else None
