@@ -1,2 +1,264 @@
-"""(being written)"""
-default_handlers = []
+"""Infrastructure: git servers, registries, storage endpoints, nodes, partitions, quotas
+(/admin/*, system administrators), what the current tenant may use (/tenant/*), and
+browsing the repositories of the tenant's git servers (/git/*).
+
+The rules are in domain/infra.py; these handlers parse, call and answer.
+"""
+from __future__ import annotations
+
+import json
+
+from ..domain import infra
+from ..permissions import Access
+from .base import ApiError, BaseAPIHandler
+
+
+# ------------------------------------------------------------------ admin CRUD
+class _CatalogHandler(BaseAPIHandler):
+    """Shared by the CRUD handlers: `catalog_class` names the domain catalog."""
+
+    access = Access.SYSTEM_ADMIN
+    catalog_class: type = infra.Catalog
+
+    def catalog(self) -> infra.Catalog:
+        return self.catalog_class(self.db)
+
+
+class _CatalogListHandler(_CatalogHandler):
+    def get(self):
+        catalog = self.catalog()
+        rows = catalog.list()
+        name = self.get_query_argument("name", None)
+        if name:
+            rows = [r for r in rows if name in r.name]
+        self.write_json([catalog.to_json(r) for r in self.paginate(rows)])
+
+    def post(self):
+        catalog = self.catalog()
+        row = catalog.create(self.json_body(), self.identity.name)
+        self.log.info("%s created %s %d (%s)", self.identity.name, catalog.what, row.id, row.name)
+        self.write_json(catalog.to_json(row), status=201)
+
+
+class _CatalogItemHandler(_CatalogHandler):
+    def get(self, row_id):
+        catalog = self.catalog()
+        self.write_json(catalog.to_json(catalog.get(self.int_path(row_id))))
+
+    def put(self, row_id):
+        catalog = self.catalog()
+        row = catalog.get(self.int_path(row_id))
+        catalog.update(row, self.json_body(), self.identity.name)
+        self.log.info("%s edited %s %d (%s)", self.identity.name, catalog.what, row.id, row.name)
+        self.write_json(catalog.to_json(row))
+
+    def delete(self, row_id):
+        catalog = self.catalog()
+        row = catalog.get(self.int_path(row_id))
+        catalog.delete(row)
+        self.log.info("%s deleted %s %d (%s)", self.identity.name, catalog.what, row.id, row.name)
+        self.no_content()
+
+
+class GitServerListHandler(_CatalogListHandler):
+    catalog_class = infra.GitServers
+
+
+class GitServerHandler(_CatalogItemHandler):
+    catalog_class = infra.GitServers
+
+
+class RegistryListHandler(_CatalogListHandler):
+    catalog_class = infra.Registries
+
+
+class RegistryHandler(_CatalogItemHandler):
+    catalog_class = infra.Registries
+
+
+class _StorageCatalog:
+    def catalog(self):
+        return infra.Storages(self.db, self.kqi.secret_box)
+
+
+class StorageListHandler(_StorageCatalog, _CatalogListHandler):
+    pass
+
+
+class StorageHandler(_StorageCatalog, _CatalogItemHandler):
+    pass
+
+
+class NodeListHandler(_CatalogListHandler):
+    catalog_class = infra.Nodes
+
+
+class NodeHandler(_CatalogItemHandler):
+    catalog_class = infra.Nodes
+
+
+class _EnumHandler(BaseAPIHandler):
+    """GET of a fixed list of {id, name} (service types, access levels)."""
+
+    access = Access.SYSTEM_ADMIN
+    values: dict[int, str] = {}
+
+    def get(self):
+        self.write_json(infra.enum_list(self.values))
+
+
+class GitTypesHandler(_EnumHandler):
+    values = infra.GIT_SERVICE_TYPES
+
+
+class RegistryTypesHandler(_EnumHandler):
+    values = infra.REGISTRY_SERVICE_TYPES
+
+
+class NodeAccessLevelsHandler(_EnumHandler):
+    values = infra.NODE_ACCESS_LEVELS
+
+
+class AdminPartitionsHandler(BaseAPIHandler):
+    access = Access.SYSTEM_ADMIN
+
+    def get(self):
+        self.write_json(infra.all_partitions(self.db))
+
+
+class QuotasHandler(BaseAPIHandler):
+    """GET/POST /admin/quotas: [{tenantId, tenantName, cpu, memory, gpu}]; 0 = no limit."""
+
+    access = Access.SYSTEM_ADMIN
+
+    def get(self):
+        self.write_json([infra.quota_json(t) for t in self.paginate(infra.list_quotas(self.db))])
+
+    def post(self):
+        try:
+            items = json.loads(self.request.body or b"")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ApiError(400, f"The body is not valid JSON: {e}")
+        tenants = infra.set_quotas(self.db, items, self.identity.name)
+        self.log.info("%s set the quotas of tenants %s", self.identity.name, ", ".join(t.name for t in tenants))
+        self.write_json([infra.quota_json(t) for t in tenants])
+
+
+# ------------------------------------------------------------- current tenant
+class TenantGitServersHandler(BaseAPIHandler):
+    """The git servers of the current tenant; `isDefault` (KQI) marks the tenant's default."""
+
+    access = Access.TENANT_USER
+
+    def get(self):
+        servers = infra.GitServers(self.db)
+        rows = []
+        for g in self.tenant.git_servers:
+            rows.append({**servers.to_json(g), "isDefault": g.id == self.tenant.default_git_id})
+        self.write_json(rows)
+
+
+class TenantRegistriesHandler(BaseAPIHandler):
+    """The registries of the current tenant; `isDefault` (KQI) marks the tenant's default."""
+
+    access = Access.TENANT_USER
+
+    def get(self):
+        registries = infra.Registries(self.db)
+        rows = []
+        for r in self.tenant.registries:
+            rows.append({**registries.to_json(r), "isDefault": r.id == self.tenant.default_registry_id})
+        self.write_json(rows)
+
+
+class TenantPartitionsHandler(BaseAPIHandler):
+    access = Access.TENANT_USER
+
+    def get(self):
+        self.write_json(infra.tenant_partitions(self.db, self.tenant))
+
+
+class TenantQuotaHandler(BaseAPIHandler):
+    access = Access.TENANT_USER
+
+    def get(self):
+        self.write_json(infra.quota_json(self.tenant))
+
+
+# --------------------------------------------------------------- git browsing
+class _GitBrowseHandler(BaseAPIHandler):
+    access = Access.TENANT_USER
+
+    def browser(self, git_id: str) -> tuple:
+        number = -1 if git_id == "-1" else self.int_path(git_id, "git id")
+        server = infra.tenant_git_server(self.tenant, number)
+        token = infra.user_git_token(self.db, self.kqi.secret_box, self.identity.name, server.id)
+        return server, infra.git_browser(server, infra.BrowseContext(self.kqi.data_dir, token))
+
+    def repo_names(self, server, owner: str, repository: str) -> tuple[str, str]:
+        return infra.check_repo_names(owner, repository, nested_owner=infra.nested_owner_allowed(server))
+
+    async def answer(self, call):
+        try:
+            self.write_json(await call)
+        except infra.GitServiceError as e:
+            raise ApiError(503, f"Failed to access the git service: {e}")
+
+
+class GitReposHandler(_GitBrowseHandler):
+    async def get(self, git_id):
+        _, browser = self.browser(git_id)
+        await self.answer(browser.repositories())
+
+
+class GitBranchesHandler(_GitBrowseHandler):
+    async def get(self, git_id, owner, repository):
+        server, browser = self.browser(git_id)
+        owner, repository = self.repo_names(server, owner, repository)
+        await self.answer(browser.branches(owner, repository))
+
+
+class GitCommitsHandler(_GitBrowseHandler):
+    async def get(self, git_id, owner, repository):
+        server, browser = self.browser(git_id)
+        owner, repository = self.repo_names(server, owner, repository)
+        branch = infra.check_branch(self.get_query_argument("branch", None))
+        page = self.int_query("page", 1, minimum=1)
+        per_page = min(self.int_query("perPage", infra.COMMITS_PER_PAGE, minimum=1), infra.COMMITS_PER_PAGE)
+        await self.answer(browser.commits(owner, repository, branch, page, per_page))
+
+
+class GitCommitHandler(_GitBrowseHandler):
+    async def get(self, git_id, owner, repository, commit_id):
+        server, browser = self.browser(git_id)
+        owner, repository = self.repo_names(server, owner, repository)
+        infra.check_branch(commit_id, "commitId")
+        await self.answer(browser.commit(owner, repository, commit_id))
+
+
+# owners may be nested (GitLab groups: a/b/c); the domain refuses '/' for other services
+_REPO = r"/git/([^/]+)/repos/(.+)/([^/]+)"
+
+default_handlers = [
+    (r"/admin/git/endpoints", GitServerListHandler),
+    (r"/admin/git/endpoints/([^/]+)", GitServerHandler),
+    (r"/admin/git/types", GitTypesHandler),
+    (r"/admin/registry/endpoints", RegistryListHandler),
+    (r"/admin/registry/endpoints/([^/]+)", RegistryHandler),
+    (r"/admin/registry/types", RegistryTypesHandler),
+    (r"/admin/storage/endpoints", StorageListHandler),
+    (r"/admin/storage/endpoints/([^/]+)", StorageHandler),
+    (r"/admin/nodes", NodeListHandler),
+    (r"/admin/nodes/([^/]+)", NodeHandler),
+    (r"/admin/node-access-levels", NodeAccessLevelsHandler),
+    (r"/admin/partitions", AdminPartitionsHandler),
+    (r"/admin/quotas", QuotasHandler),
+    (r"/tenant/git/endpoints", TenantGitServersHandler),
+    (r"/tenant/registry/endpoints", TenantRegistriesHandler),
+    (r"/tenant/partitions", TenantPartitionsHandler),
+    (r"/tenant/quota", TenantQuotaHandler),
+    (r"/git/([^/]+)/repos", GitReposHandler),
+    (_REPO + r"/branches", GitBranchesHandler),
+    (_REPO + r"/commits/([^/]+)", GitCommitHandler),
+    (_REPO + r"/commits", GitCommitsHandler),
+]
