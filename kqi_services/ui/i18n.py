@@ -211,6 +211,9 @@ EN: dict[str, str] = {
     "members.remove": "Remove from the tenant",
     "members.confirm_remove": "Remove {name} from this tenant?",
     "members.removed": "Removed {name} from the tenant.",
+    "members.add": "Add a member",
+    "members.add_help": "The user name of an existing user.",
+    "members.edit": "Edit the member {name}",
 }
 
 JA: dict[str, str] = {
@@ -404,6 +407,9 @@ JA: dict[str, str] = {
     "members.remove": "テナントから外す",
     "members.confirm_remove": "{name} をこのテナントから外しますか?",
     "members.removed": "{name} をテナントから外しました。",
+    "members.add": "メンバー追加",
+    "members.add_help": "登録済みユーザのユーザ名。",
+    "members.edit": "メンバー {name} の編集",
 }
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "ja": JA}

@@ -20,6 +20,20 @@ CHROMIUM_ARGS = [
 ]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only: a platform test that checks the UI, not the database: run on SQLite only")
+
+
+def pytest_collection_modifyitems(config, items):
+    # skip (at collection, so that no PostgreSQL platform is started for nothing)
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if item.get_closest_marker("sqlite_only") and callspec is not None \
+                and callspec.params.get("db_backend", "sqlite") != "sqlite":
+            item.add_marker(pytest.mark.skip(reason="browser tests run on the SQLite platform only"))
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -56,10 +56,10 @@
 
     if (type === "checkbox") {
       wrap.className = "mb-3 form-check kqi-field";
-      wrap.append(
+      KQI.append(wrap, [
         el("input", { class: "form-check-input", type: "checkbox", id: id, checked: value === undefined ? field.initial : !!value }),
         el("label", { class: "form-check-label", for: id, text: t(field.label) }),
-        feedback, help);
+        feedback, help]);
       return wrap;
     }
     wrap.appendChild(el("label", { class: "form-label", for: id, text: labelText }));
@@ -121,8 +121,7 @@
           field.datalist(ctx).map((v) => el("option", { value: v }))));
       }
     }
-    wrap.append(feedback);
-    if (help) wrap.appendChild(help);
+    KQI.append(wrap, [feedback, help]);
     return wrap;
   }
 
@@ -526,8 +525,9 @@
     const path = (name) => base + "/" + encodeURIComponent(name);
     const canPut = KQI.has("PUT " + base + "/{}");
     return KQI.crud({
-      titleNew: "common.new",
-      titleEdit: "users.edit",
+      titleNew: "members.add",
+      titleEdit: "members.edit",
+      newLabel: "members.add",
       list: () => KQI.api("GET", base),
       create: canPut ? (body, values) => KQI.api("PUT", path(values.name), { isTenantAdmin: values.isTenantAdmin }) : null,
       update: canPut ? (item, body, values) => KQI.api("PUT", path(item.name), { isTenantAdmin: values.isTenantAdmin }) : null,
@@ -542,7 +542,7 @@
           item.isTenantAdmin ? [badge(t("role.tenant-admin"), "primary")] : []) },
       ],
       fields: [
-        { key: "name", label: "members.name", required: true, createOnly: true },
+        { key: "name", label: "members.name", required: true, createOnly: true, help: "members.add_help" },
         { key: "isTenantAdmin", label: "users.tenant_admin", type: "checkbox", initial: false },
       ],
     });

@@ -107,15 +107,16 @@
   KQI.alertBox = function (kind, message, errors) {
     const box = KQI.el("div", { class: "alert alert-" + kind + " kqi-alert", role: kind === "danger" ? "alert" : "status" },
       KQI.el("span", { class: "kqi-alert-text", text: message }));
-    const fields = errors ? Object.keys(errors) : [];
-    if (fields.length) {
-      const list = KQI.el("ul", { class: "mb-0 mt-1 kqi-field-errors" });
-      for (const field of fields) {
-        for (const msg of [].concat(errors[field])) {
-          list.appendChild(KQI.el("li", { text: KQI.t("common.field_error", { field: field, message: msg }) }));
-        }
+    // every field message in a list, unless the message above says all there is to say
+    const items = [];
+    for (const field of errors ? Object.keys(errors) : []) {
+      for (const msg of [].concat(errors[field])) {
+        items.push(KQI.t("common.field_error", { field: field, message: msg }));
       }
-      box.appendChild(list);
+    }
+    if (items.length > 1 || (items.length === 1 && message.indexOf(items[0]) !== 0)) {
+      box.appendChild(KQI.el("ul", { class: "mb-0 mt-1 kqi-field-errors" },
+        items.map((text) => KQI.el("li", { text: text }))));
     }
     return box;
   };
