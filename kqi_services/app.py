@@ -32,7 +32,7 @@ from .secrets import SecretBox
 API_PREFIX = "api/v2"
 #: modules under kqi_services.api whose `default_handlers` make up the REST API
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version", "openapi_doc",
-               "storage", "data", "datasets", "training")
+               "storage", "data", "datasets", "training", "inference", "preprocessing")
 
 
 def api_routes() -> list[tuple]:
@@ -264,7 +264,11 @@ class KqiService(Application):
                 capacity_memory_gib=self.job_capacity_memory_gib or None,
                 capacity_gpu=self.job_capacity_gpu,
             )
-        return JobEngine(self, backend)
+        from .domain.preprocessing import collect_outputs
+
+        engine = JobEngine(self, backend)
+        engine.finish_hooks.append(lambda db, job: collect_outputs(db, self, job))
+        return engine
 
     def notify_job_end(self, job, tenant) -> None:
         """Tell the job's owner on Slack that it ended, when they set a webhook (in the background)."""

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from ..db.models_data import DataTag, Data
 from ..domain.data import DataManager, data_index, file_output
+from ..domain.preprocessing import PreprocessingManager
 from ..permissions import Access
 from ..storage.factory import tenant_key
 from .base import BaseAPIHandler
@@ -20,7 +21,9 @@ class DataHandlerBase(BaseAPIHandler):
         out = data_index(data)
         out["fileNames"] = [f.file_name for f in data.files]
         out["parent"] = data_index(data.parent) if data.parent is not None else None
-        out["children"] = []  # preprocessing histories that used this data (filled by the preprocessing module)
+        lineage = PreprocessingManager(self.db, self.tenant, self.identity.name)
+        out["children"] = lineage.children_of_data(data)  # preprocessing histories that used this data
+        out["preprocess"] = lineage.lineage_of_data(data)  # KQI addition: what made this data
         return out
 
 

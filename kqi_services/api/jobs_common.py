@@ -39,7 +39,11 @@ class JobHandlerBase(BaseAPIHandler):
         return job
 
     def details(self, job: Job) -> dict:
-        return job_details(self.db, job, self.kqi.jobs.queue_info.get(job.id))
+        out = job_details(self.db, job, self.kqi.jobs.queue_info.get(job.id))
+        if job.kind == "inference":
+            out["inferenceIds"] = (job.extra or {}).get("inferenceIds", [])
+            out["containerName"] = job.key
+        return out
 
     def index(self, job: Job) -> dict:
         out = job_index(self.db, job)

@@ -201,3 +201,4 @@ __all__ = [
 # the other model modules register their tables on Base.metadata
 from . import models_data  # noqa: E402,F401
 from . import models_jobs  # noqa: E402,F401
+from . import models_preprocessing  # noqa: E402,F401

@@ -70,7 +70,8 @@ class Job(AuditMixin, Base):
 
     @property
     def key(self) -> str:
-        return f"{self.kind}-{self.id}"
+        """The name of its container / sandbox: fixed at submit time (e.g. inference-<name>-<id>)."""
+        return (self.extra or {}).get("key") or f"{self.kind}-{self.id}"
 
 
 class JobParent(Base):

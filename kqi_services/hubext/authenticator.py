@@ -88,6 +88,12 @@ class KqiAuthenticator(Authenticator):
             handlers.append(("/signup", SignUpHandler))
         return handlers
 
+    def delete_user(self, user):
+        """The hub deleted a user: its password goes too, so the name cannot sign in again
+        with the old password if an administrator re-adds it."""
+        PasswordStore(user.db).delete(user.name)
+        return super().delete_user(user)
+
     async def authenticate(self, handler, data):
         if not isinstance(data, dict):
             return None

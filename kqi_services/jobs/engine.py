@@ -21,7 +21,7 @@ from typing import Callable
 from sqlalchemy import select
 
 from ..db.models import GitServer, Tenant, utcnow
-from ..db.models_data import DataSet
+from ..db.models_data import Data, DataSet
 from ..db.models_jobs import Job, JobFile
 from ..domain import job_status as st
 from ..domain.datasets import DataSetManager
@@ -181,9 +181,14 @@ class JobEngine:
             git_env = {"MODEL_REPOSITORY": url, "MODEL_REPOSITORY_URL": url, "COMMIT_ID": job.commit_id or ""}
             if token:
                 git_env["MODEL_REPOSITORY_TOKEN"] = token
+        pairs = None
         if job.dataset_id:
-            dataset = db.get(DataSet, job.dataset_id)
-            pairs = DataSetManager(db, tenant).path_pairs(dataset)
+            pairs = DataSetManager(db, tenant).path_pairs(dataset=db.get(DataSet, job.dataset_id))
+        elif job.kind == "preprocessing":
+            # the input data, flat: /kqi/input/<dataId>/<file>
+            data = db.get(Data, job.extra["dataId"])
+            pairs = [{"dataPath": f"{data.id}/{f.file_name}", "storedPath": f.stored_path} for f in data.files]
+        if pairs is not None:
             method = "copy" if job.local_dataset else "symlink"
             spec["dataset"] = {"method": method, "pairs": pairs, "rawDir": "/kqi/raw"}
             if not local:
@@ -222,9 +227,13 @@ class JobEngine:
             if os.environ.get(name):
                 env[name] = os.environ[name]
         env.update(job.options or {})  # the user's values (reserved names were refused at submit)
+        if job.kind == "preprocessing":
+            env.update({"DATA_ID": str(job.extra.get("dataId", "")), "DATA_NAME": job.extra.get("dataName", ""),
+                        "PREPROCESSING_ID": str(job.extra.get("preprocessId", ""))})
         env.update({
             "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "true",
-            ID_ENV[job.kind]: str(job.id),
+            ID_ENV[job.kind]: str(job.extra.get("preprocessId", job.id)) if job.kind == "preprocessing"
+            else str(job.id),
             "DATASET_ID": str(job.dataset_id or ""),
             "PARENT_ID": ",".join(str(i) for i in job.parent_ids),
             "KQI_SERVER": app.public_url.rstrip("/") + app.service_prefix.rstrip("/"),
