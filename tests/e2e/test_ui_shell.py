@@ -110,11 +110,34 @@ def test_switch_tenant_and_webhook_test_notification(platform, browser, webhook_
         r = platform.api("GET", "/account/webhook/slack", token)
         assert r.json() == {"slackUrl": None, "slackUrlSet": True, "mention": "U012AB3CD"}
 
-        # the tabs: Git Token and Registry Token load the current tenant's servers
+        # Git Token and Registry Token: the current tenant's servers, secrets in, never out
         page.click("#tab-git-button")
-        expect(page.locator("#git-rows tr[data-git-id]").first).to_be_visible()
+        git_row = page.locator("#git-rows tr[data-git-id]").first
+        expect(git_row.locator(".kqi-secret-state")).to_have_text("Not set")
+        git_token = "ghp_" + uuid.uuid4().hex
+        git_row.locator(".kqi-git-token").fill(git_token)
+        page.click("#git-save")
+        expect(page.locator("#git-messages .alert-success")).to_have_text("Saved.")
+        expect(git_row.locator(".kqi-secret-state")).to_have_text("Set")
+        expect(git_row.locator(".kqi-git-token")).to_have_value("")
+        gits = platform.api("GET", "/account/gits", token).json()["gits"]
+        assert gits[0]["tokenSet"] is True and gits[0]["token"] is None
+
         page.click("#tab-registry-button")
-        expect(page.locator("#registry-rows tr[data-registry-id]").first).to_be_visible()
+        expect(page).to_have_url(re.compile(r"#registry$"))
+        reg_row = page.locator("#registry-rows tr[data-registry-id]").first
+        reg_row.locator(".kqi-registry-user").fill("robot")
+        reg_row.locator(".kqi-registry-password").fill("s3cret-" + uuid.uuid4().hex[:6])
+        page.click("#registry-save")
+        expect(page.locator("#registry-messages .alert-success")).to_have_text("Saved.")
+        expect(reg_row.locator(".kqi-secret-state")).to_have_text("Set")
+        expect(reg_row.locator(".kqi-registry-user")).to_have_value("robot")
+        shot(page, artifacts_dir, "settings-registry")
+        # a tab can be opened by its address
+        page.goto(platform.service_url + "/user-settings#webhook")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#tab-webhook")).to_be_visible()
+        expect(page.locator("#webhook-mention")).to_have_value("U012AB3CD")
     finally:
         context.close()
 

@@ -284,6 +284,7 @@
   // -------------------------------------------------------- user settings
   KQI.pages.settings = function (account) {
     selectTabFromHash();
+    window.addEventListener("hashchange", selectTabFromHash);
     KQI.$$("#kqi-settings-tabs [data-kqi-tab]").forEach((button) => {
       button.addEventListener("shown.bs.tab", () => history.replaceState(null, "", "#" + button.dataset.kqiTab));
     });
