@@ -38,6 +38,11 @@ HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 #: keyed by the pattern exactly as it appears in a module's `default_handlers`
 PATH_PARAM_NAMES: dict[str, tuple[str, ...]] = {
     r"/admin/tenants/([^/]+)": ("id",),
+    # KAMONOHASHI's names for the system administrator's catalogues (the handlers say row_id)
+    r"/admin/git/endpoints/([^/]+)": ("id",),
+    r"/admin/registry/endpoints/([^/]+)": ("id",),
+    r"/admin/storage/endpoints/([^/]+)": ("id",),
+    r"/admin/nodes/([^/]+)": ("id",),
 }
 
 ACCESS_DESCRIPTIONS = {

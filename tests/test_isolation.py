@@ -225,15 +225,7 @@ def data_of_a(w: World) -> dict:
                                                  "tags": [f"{w.a['name']}-tag"]})
         assert r.status_code == 201, r.text
         data_id = r.json()["id"]
-        r = w.call("GET", "/upload/parameter", token, params={"fileName": "iso.txt", "partSum": 1, "type": "Data"})
-        assert r.status_code == 200, r.text
-        upload = r.json()
-        part = w.session.put(upload["uris"][0], data=b"tenant A only\n", timeout=30)
-        assert part.status_code == 200, part.text
-        etag = part.headers["ETag"].strip('"')
-        r = w.call("POST", "/upload/complete", token, json={"key": upload["key"], "uploadId": upload["uploadId"],
-                                                            "partETags": [f"1+{etag}"]})
-        assert r.status_code == 200, r.text
+        upload = upload_file(w, token, "iso.txt", b"tenant A only\n")
         r = w.call("POST", f"/data/{data_id}/files", token,
                    json={"files": [{"fileName": "iso.txt", "storedPath": upload["storedPath"]}]})
         assert r.status_code == 201, r.text
@@ -244,6 +236,92 @@ def data_of_a(w: World) -> dict:
         return {"data": data_id, "file": file_id, "tag": f"{w.a['name']}-tag", "dataset": r.json()["id"]}
 
     return w.once("data", make)
+
+
+def upload_file(w: World, token: str, name: str, content: bytes, kind: str = "Data") -> dict:
+    """The SDK's upload protocol: parameter, PUT the one part, complete. Returns the upload."""
+    r = w.call("GET", "/upload/parameter", token, params={"fileName": name, "partSum": 1, "type": kind})
+    assert r.status_code == 200, r.text
+    upload = r.json()
+    part = w.session.put(upload["uris"][0], data=content, timeout=30)
+    assert part.status_code == 200, part.text
+    r = w.call("POST", "/upload/complete", token, json={
+        "key": upload["key"], "uploadId": upload["uploadId"], "partETags": [f"1+{part.headers['ETag'].strip(chr(34))}"]})
+    assert r.status_code == 200, r.text
+    return upload
+
+
+def data_of_b(w: World) -> int:
+    """A data of tenant B (to try to register tenant A's uploads on)."""
+
+    def make():
+        r = w.call("POST", "/data", w.b_user.token, json={"name": "b-data"})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    return w.once("data_b", make)
+
+
+JOB_UPLOAD_TYPES = {"training": "TrainingHistoryAttachedFiles", "inference": "InferenceHistoryAttachedFiles"}
+JOB_BASES = {"training": "/training", "inference": "/inferences"}
+FINISHED = ("Completed", "Failed", "Killed", "Error")
+
+
+def job_of_a(w: World, kind: str) -> dict:
+    """A finished job of tenant A (run, then halted) with a file attached by its owner."""
+
+    def make():
+        token = w.a_user.token
+        git, data = git_of_a(w), data_of_a(w)
+        body = {"name": f"iso-{kind}", "memo": w.a["name"], "tags": [f"{w.a['name']}-tag"],
+                "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": data["dataset"],
+                "gitModel": {"gitId": git["id"], "owner": git["owner"], "repository": git["repo"],
+                             "commitId": git["commit"]},
+                "entryPoint": "true", "cpu": 0.5, "memory": 0.5, "gpu": 0}
+        base = JOB_BASES[kind]
+        r = w.call("POST", f"{base}/run", token, json=body)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        w.call("POST", f"{base}/{job_id}/halt", token)  # 409 when it has finished already
+        deadline = time.monotonic() + 120
+        while True:
+            r = w.call("GET", f"{base}/{job_id}", token)
+            assert r.status_code == 200, r.text
+            if r.json()["status"] in FINISHED:
+                break
+            assert time.monotonic() < deadline, f"{kind} {job_id} did not finish: {r.text[:300]}"
+            time.sleep(0.5)
+        upload = upload_file(w, token, "attached.txt", b"tenant A only\n", JOB_UPLOAD_TYPES[kind])
+        r = w.call("POST", f"{base}/{job_id}/files", token,
+                   json={"fileName": "attached.txt", "storedPath": upload["storedPath"]})
+        assert r.status_code == 201, r.text
+        return {"id": job_id, "file": r.json()["fileId"]}
+
+    return w.once(f"job-{kind}", make)
+
+
+def preprocessing_of_a(w: World) -> dict:
+    """A preprocessing of tenant A with an open (offline) history over tenant A's data."""
+
+    def make():
+        token = w.a_user.token
+        git, data = git_of_a(w), data_of_a(w)
+        r = w.call("POST", "/preprocessings", token, json={
+            "name": f"{w.a['name']}-prep", "memo": w.a["name"], "entryPoint": "true",
+            "containerImage": {"image": "python", "tag": "3.11"}, "cpu": 0.5, "memory": 0.5, "gpu": 0,
+            "gitModel": {"gitId": git["id"], "owner": git["owner"], "repository": git["repo"],
+                         "commitId": git["commit"]}})
+        assert r.status_code == 201, r.text
+        prep_id = r.json()["id"]
+        r = w.call("POST", f"/preprocessings/{prep_id}/histories/{data['data']}", token)
+        assert r.status_code == 201, r.text
+        return {"id": prep_id, "data": data["data"]}
+
+    return w.once("preprocessing", make)
+
+
+def route_patterns() -> set[str]:
+    return {p for p, *_ in api_routes()}
 
 
 def first_id(w: World, path: str) -> int:
@@ -291,12 +369,47 @@ SAMPLES: dict[str, Sample] = {
     r"/datasets/([^/]+)/pathpairs": Sample(lambda w: (data_of_a(w)["dataset"],), control="a_user"),
 }
 
+# every job kind has the same routes (kqi_services/api/jobs_common.py: job_routes)
+for _kind, _base in JOB_BASES.items():
+    _job = (lambda kind: lambda w: (job_of_a(w, kind)["id"],))(_kind)
+    _job_file = (lambda kind: lambda w: (job_of_a(w, kind)["id"], job_of_a(w, kind)["file"]))(_kind)
+    SAMPLES.update({
+        rf"{_base}/([0-9]+)": Sample(_job, control="a_user"),
+        rf"{_base}/([0-9]+)/halt": Sample(_job),
+        rf"{_base}/([0-9]+)/user-cancel": Sample(_job),
+        rf"{_base}/([0-9]+)/complete": Sample(_job),
+        rf"{_base}/([0-9]+)/files": Sample(_job, control="a_user"),
+        rf"{_base}/([0-9]+)/files/([^/]+)": Sample(_job_file),
+        rf"{_base}/([0-9]+)/container-files": Sample(_job, control="a_user"),
+        rf"{_base}/([0-9]+)/log": Sample(_job, control="a_user"),
+    })
+SAMPLES[r"/training/([0-9]+)/tensorboard"] = Sample(lambda w: (job_of_a(w, "training")["id"],))
+
+_prep = lambda w: (preprocessing_of_a(w)["id"],)  # noqa: E731
+_prep_history = lambda w: (preprocessing_of_a(w)["id"], preprocessing_of_a(w)["data"])  # noqa: E731
+SAMPLES.update({
+    r"/preprocessings/([0-9]+)": Sample(_prep, control="a_user"),
+    r"/preprocessings/([0-9]+)/run": Sample(_prep),
+    r"/preprocessings/([0-9]+)/histories": Sample(_prep, control="a_user"),
+    r"/preprocessings/([0-9]+)/histories/([0-9]+)": Sample(_prep_history, control="a_user"),
+    r"/preprocessings/([0-9]+)/histories/([0-9]+)/data": Sample(_prep_history),
+    r"/preprocessings/([0-9]+)/histories/([0-9]+)/halt": Sample(_prep_history),
+    r"/preprocessings/([0-9]+)/histories/([0-9]+)/complete": Sample(_prep_history),
+    r"/preprocessings/([0-9]+)/histories/([0-9]+)/log": Sample(_prep_history),
+})
+
 #: objects of tenant A that the list checks look for, made when the routes that show them exist
 LIST_SEEDS: dict[str, Callable[[World], object]] = {
-    r"/data": data_of_a,
+    r"/data": lambda w: (data_of_a(w), data_of_b(w)),
     r"/datasets": data_of_a,
     r"/data/datatags": data_of_a,
     r"/tenant/git/endpoints": git_of_a,
+    r"/training": lambda w: job_of_a(w, "training"),
+    r"/training/simple": lambda w: job_of_a(w, "training"),
+    r"/training/tags": lambda w: job_of_a(w, "training"),
+    r"/preprocessings": preprocessing_of_a,
+    r"/inferences": lambda w: job_of_a(w, "inference"),
+    r"/inferences/simple": lambda w: job_of_a(w, "inference"),
 }
 
 
@@ -520,6 +633,28 @@ def test_tenant_b_cannot_switch_into_tenant_a(world):
                    json={"expiresIn": 600})
     assert r.status_code == 404, r.text
     assert "token" not in r.json()
+
+
+def test_uploads_of_tenant_a_are_out_of_reach_of_tenant_b(world):
+    if r"/upload/complete" not in {p for p, *_ in api_routes()}:
+        pytest.skip("no upload routes")
+    a_token, b_token = world.a_user.token, world.b_user.token
+    # an upload of tenant A in progress: tenant B cannot complete it
+    r = world.call("GET", "/upload/parameter", a_token, params={"fileName": "a.txt", "partSum": 1, "type": "Data"})
+    assert r.status_code == 200, r.text
+    pending = r.json()
+    r = world.call("POST", "/upload/complete", b_token, json={"key": pending["key"], "uploadId": pending["uploadId"],
+                                                             "partETags": ["1+0123456789abcdef"]})
+    assert r.status_code in (400, 404), r.text
+    assert world.a["name"] not in r.text
+    # a completed upload of tenant A: tenant B cannot register it on its own data
+    done = upload_file(world, a_token, "a2.txt", b"tenant A only\n")
+    b_data = data_of_b(world)
+    r = world.call("POST", f"/data/{b_data}/files", b_token,
+                   json={"files": [{"fileName": "stolen.txt", "storedPath": done["storedPath"]}]})
+    assert r.status_code in (400, 404), r.text
+    r = world.call("GET", f"/data/{b_data}/files", b_token)
+    assert r.status_code == 200 and r.json() == [], r.text
 
 
 # ------------------------------------------- credentials the service has already seen
