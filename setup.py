@@ -32,6 +32,7 @@ setup(
     install_requires=[
         "jupyterhub==6.1.1",
         "jupyterhub-kubespawner==7.1.0",
+        "kubernetes_asyncio>=24.2",  # the Kubernetes job backend (also a dependency of KubeSpawner)
         "tornado>=6.4",
         "sqlalchemy>=2.0",
         "alembic>=1.13",
@@ -58,6 +59,10 @@ setup(
         "console_scripts": [
             "kqi-hub = kqi_services.launcher:main",
             "kqi-service = kqi_services.app:main",
+        ],
+        "jupyterhub.spawners": [
+            "kqi-local = kqi_spawner.local:KqiLocalSpawner",
+            "kqi-kube = kqi_spawner.kube:KqiKubeSpawner",
         ],
         "jupyterhub.authenticators": [
             "kqi = kqi_services.hubext.authenticator:KqiAuthenticator",

@@ -80,6 +80,20 @@ class HubClient:
     async def delete_user(self, name: str) -> None:
         await self._request("DELETE", f"/users/{quote(name, safe='')}")
 
+    # --- named servers (notebooks) ----------------------------------------------------
+    async def start_server(self, name: str, server_name: str, user_options: dict) -> None:
+        await self._request("POST", f"/users/{quote(name, safe='')}/servers/{quote(server_name, safe='')}",
+                            user_options)
+
+    async def stop_server(self, name: str, server_name: str, remove: bool = False) -> None:
+        """Stop a named server (and forget it with remove); no error when it is not running."""
+        try:
+            await self._request("DELETE", f"/users/{quote(name, safe='')}/servers/{quote(server_name, safe='')}",
+                                {"remove": True} if remove else None)
+        except HubError as e:
+            if e.status not in (400, 404):
+                raise
+
     # --- tokens ----------------------------------------------------------------------
     async def token_for_password(
         self, name: str, password: str, *, scopes: list[str], expires_in: int | None, note: str

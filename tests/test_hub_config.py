@@ -26,7 +26,7 @@ def test_local_profile(monkeypatch, tmp_path):
     assert c.JupyterHub.port == 8765 and c.JupyterHub.ip == "127.0.0.1"
     assert c.JupyterHub.db_url.startswith("sqlite:///" + str(tmp_path / "data"))
     assert c.JupyterHub.authenticator_class == "kqi"
-    assert c.JupyterHub.spawner_class == "simple"
+    assert c.JupyterHub.spawner_class == "kqi-local"
     assert set(c.JupyterHub.custom_scopes) == {"custom:kqi:user", "custom:kqi:tenant-admin", "custom:kqi:system-admin"}
     (service,) = c.JupyterHub.services
     assert service["name"] == "kqi" and service["oauth_no_confirm"]
@@ -41,9 +41,9 @@ def test_local_profile(monkeypatch, tmp_path):
 def test_kubernetes_profile(monkeypatch, tmp_path):
     c = load(monkeypatch, tmp_path, KQI_PROFILE="kubernetes",
              KQI_HUB_DB_URL="postgresql+psycopg://hub@db/hub", KQI_NAMESPACE="ai")
-    assert c.JupyterHub.spawner_class == "kubespawner.KubeSpawner"
+    assert c.JupyterHub.spawner_class == "kqi-kube"
     assert c.JupyterHub.db_url == "postgresql+psycopg://hub@db/hub"
-    assert c.KubeSpawner.namespace == "ai"
+    assert c.KqiKubeSpawner.namespace == "ai"
 
 
 def test_kubernetes_profile_needs_its_database(monkeypatch, tmp_path):

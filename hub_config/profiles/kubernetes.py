@@ -14,11 +14,11 @@ def required(name):
 
 
 c.JupyterHub.db_url = required("KQI_HUB_DB_URL")
-c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+c.JupyterHub.spawner_class = "kqi-kube"
 c.JupyterHub.allow_named_servers = True
-c.KubeSpawner.namespace = os.environ.get("KQI_NAMESPACE", "kqi")
-c.KubeSpawner.image = os.environ.get("KQI_NOTEBOOK_IMAGE", "quay.io/jupyter/base-notebook:latest")
-c.KubeSpawner.default_url = "/lab"
+c.KqiKubeSpawner.namespace = os.environ.get("KQI_NAMESPACE", "kqi")
+c.KqiKubeSpawner.image = os.environ.get("KQI_NOTEBOOK_IMAGE", "quay.io/jupyter/base-notebook:latest")
+c.KqiKubeSpawner.default_url = "/lab"
 # the hub and the service listen on all addresses inside the pod network
 c.JupyterHub.hub_ip = "0.0.0.0"
 c.JupyterHub.hub_connect_ip = os.environ.get("KQI_HUB_SERVICE_HOST", "hub")

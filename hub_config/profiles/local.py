@@ -7,10 +7,18 @@ c = get_config()  # noqa: F821
 
 DATA_DIR = os.environ["KQI_DATA_DIR"] if os.environ.get("KQI_DATA_DIR") else os.path.abspath("kqi-data")
 
-c.JupyterHub.spawner_class = "simple"
+c.JupyterHub.spawner_class = "kqi-local"
 c.Spawner.cmd = ["jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
 if os.geteuid() == 0:
     c.Spawner.args = ["--allow-root"]
-c.SimpleLocalProcessSpawner.home_dir_template = os.path.join(DATA_DIR, "notebooks", "{username}")
+c.KqiLocalSpawner.notebooks_dir = os.path.join(DATA_DIR, "notebooks")
+c.KqiLocalSpawner.home_dir_template = os.path.join(DATA_DIR, "notebooks", "{username}")
+c.KqiLocalSpawner.allow_infinite_lifetime = "plan"
+if os.environ.get("KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS"):
+    # tests make an hour of lifetime a few seconds long
+    c.KqiLocalSpawner.lifetime_unit_seconds = float(os.environ["KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS"])
+c.Spawner.poll_interval = int(os.environ.get("KQI_SPAWNER_POLL_SECONDS", "10"))
+c.Spawner.http_timeout = 120
+c.Spawner.start_timeout = 300
 c.JupyterHub.allow_named_servers = True

@@ -202,3 +202,4 @@ __all__ = [
 from . import models_data  # noqa: E402,F401
 from . import models_jobs  # noqa: E402,F401
 from . import models_preprocessing  # noqa: E402,F401
+from . import models_notebooks  # noqa: E402,F401

@@ -14,7 +14,12 @@ where the job's own folder is /kqi. It performs the guide's flow, step by step:
   7. zip /kqi/output to /kqi/attach/output.zip when asked (only after success)
   8. write the result to /kqi/tmp/result.json; the backend reports the end state
 
-Usage: kqi_runtime.py /kqi/tmp/spec.json
+For notebooks ("mode": "notebook") steps 3-4 are the same; then JupyterLab is installed
+when the image lacks it (the requested version), the links /input /git /parent /inference
+are made, the start-up command runs, and the process becomes the notebook server. In
+"prepare" mode (a Kubernetes init container) it stops after the preparation.
+
+Usage: kqi_runtime.py /kqi/tmp/spec.json   (or: kqi_runtime.py --spec-env VARIABLE)
 """
 from __future__ import annotations
 
@@ -158,12 +163,99 @@ def step_zip(log: Log, spec: dict) -> None:
     log.line(f"zipped /kqi/output ({count} files) to output.zip")
 
 
+def jupyterlab_version(python: str) -> str | None:
+    run = subprocess.run([python, "-c", "import jupyterlab; print(jupyterlab.__version__)"],
+                         capture_output=True, text=True)
+    return run.stdout.strip() if run.returncode == 0 else None
+
+
+def step_jupyterlab(log: Log, spec: dict) -> dict:
+    """Install JupyterLab when the image lacks it; returns environment additions."""
+    python = spec.get("python") or shutil.which("python3") or sys.executable
+    have = jupyterlab_version(python)
+    if have:
+        log.line(f"JupyterLab {have} is in the image: nothing to install")
+        return {}
+    wanted = spec.get("jupyterlabVersion")
+    target = os.path.join(KQI, "tmp", "jupyterlab")
+    requirement = f"jupyterlab=={wanted}" if wanted else "jupyterlab"
+    log.line(f"installing {requirement} (the image has no JupyterLab)")
+    run = subprocess.run([python, "-m", "pip", "install", "--quiet", "--target", target, requirement,
+                          "jupyterhub"], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise StepFailed("installing JupyterLab failed: " + run.stderr.strip()[-500:])
+    path = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": target + (os.pathsep + path if path else ""),
+            "PATH": os.path.join(target, "bin") + os.pathsep + os.environ.get("PATH", "")}
+
+
+def step_links(log: Log) -> None:
+    """/input, /git, /parent, /inference (made by the sandbox or here) and the same in the home."""
+    home = os.path.join(KQI, "output")
+    for name in ("input", "git", "parent", "inference"):
+        target = os.path.join(KQI, name)
+        for link in (f"/{name}", os.path.join(home, name)):
+            if os.path.islink(link) or not os.path.exists(target):
+                continue
+            try:
+                if not os.path.lexists(link):
+                    os.symlink(target, link)
+            except OSError:
+                pass  # a read-only root: the sandbox made /<name> already
+    log.line("links /input /git /parent /inference ready")
+
+
+def notebook_main(spec: dict, log: Log) -> int:
+    """notebook: prepare then serve; prepare: only prepare (an init container); start: only serve
+    (after an init container prepared /kqi)."""
+    try:
+        if spec.get("mode") == "start":
+            extra_env = {}
+            target = os.path.join(KQI, "tmp", "jupyterlab")
+            if os.path.isdir(target):
+                extra_env = {"PYTHONPATH": target, "PATH": os.path.join(target, "bin") + os.pathsep +
+                             os.environ.get("PATH", "")}
+        else:
+            step_output(log)
+            step_tools(log, spec)
+            step_git(log, spec)
+            step_dataset(log, spec)
+            extra_env = step_jupyterlab(log, spec)
+        step_links(log)
+    except StepFailed as e:
+        log.line(f"failed: {e}")
+        return 1
+    if spec.get("mode") == "prepare":
+        return 0
+    env = dict(os.environ)
+    env.update(extra_env)
+    env.update(spec.get("env") or {})
+    if spec.get("startupCommand"):
+        log.line(f"start-up command: {spec['startupCommand']}")
+        run = subprocess.run(["sh", "-c", spec["startupCommand"]], cwd=os.path.join(KQI, "git"), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        log.write(run.stdout)
+        log.line(f"the start-up command exited with status {run.returncode}")
+    command = spec["serverCommand"]
+    log.line("starting the notebook server")
+    os.chdir(os.path.join(KQI, "output"))
+    os.execvpe(command[0], command, env)
+    return 127
+
+
 def main(argv) -> int:
-    if len(argv) != 2:
+    if len(argv) >= 3 and argv[1] == "--spec-env":
+        spec = json.loads(os.environ[argv[2]])
+        if argv[3:]:  # the notebook server's arguments, given by the spawner
+            spec["serverCommand"] = list(spec.get("serverCommand") or []) + argv[3:]
+    elif len(argv) == 2:
+        with open(argv[1]) as f:
+            spec = json.load(f)
+    else:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
-    with open(argv[1]) as f:
-        spec = json.load(f)
+    if spec.get("mode") in ("notebook", "prepare", "start"):
+        return notebook_main(spec, Log(os.path.join(KQI, "tmp", spec.get("logName", "notebook.log"))))
     log = Log(os.path.join(KQI, "attach", spec["logName"]))
     result = {"exitCode": None, "failedStep": None, "message": None}
     try:

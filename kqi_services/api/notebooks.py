@@ -1,0 +1,132 @@
+"""Notebooks: /notebook/... in KAMONOHASHI's v2 shapes; each one is its owner's hub named server."""
+from __future__ import annotations
+
+import asyncio
+
+from ..domain.notebooks import NotebookManager, notebook_output
+from ..domain.validation import NotFoundError
+from ..permissions import Access
+from ..storage.factory import tenant_key
+from .base import BaseAPIHandler
+from .jobs_common import MAX_DIR_ENTRIES, clean_path
+
+
+class NotebookHandlerBase(BaseAPIHandler):
+    access = Access.TENANT_USER
+
+    def manager(self) -> NotebookManager:
+        return NotebookManager(self.db, self.tenant, self.identity.name, self.kqi)
+
+    def notebook(self, notebook_id):
+        return self.manager().get(self.int_path(notebook_id))
+
+    def output(self, nb) -> dict:
+        return notebook_output(nb, "")
+
+
+class NotebookListHandler(NotebookHandlerBase):
+    async def get(self):
+        manager = self.manager()
+        notebooks = manager.list()
+        owners = {nb.created_by for nb in notebooks}
+        models = dict(zip(owners, await asyncio.gather(*(self.kqi.hub.get_user(o) for o in owners))))
+        for nb in notebooks:
+            server = ((models.get(nb.created_by) or {}).get("servers") or {}).get(nb.server_name)
+            await manager.refresh(nb, server, fetched=True)
+        status = self.get_query_argument("status", None)
+        if status:
+            notebooks = [nb for nb in notebooks if nb.status.lower() == status.lower()]
+        self.write_json([self.output(nb) for nb in self.paginate(notebooks)])
+
+
+class NotebookRunHandler(NotebookHandlerBase):
+    """POST /notebook/run: check the options, record the notebook and start its server."""
+
+    async def post(self):
+        nb = await self.manager().run(self.json_body())
+        self.write_json(self.output(nb), status=201)
+
+
+class NotebookHandler(NotebookHandlerBase):
+    async def get(self, notebook_id):
+        nb = await self.manager().refresh(self.notebook(notebook_id))
+        self.write_json(self.output(nb))
+
+    def put(self, notebook_id):
+        nb = self.notebook(notebook_id)
+        body = self.json_body()
+        if "memo" in body:
+            nb.memo = body.get("memo")
+        if body.get("name"):
+            nb.name = str(body["name"])[:64]
+        nb.modified_by = self.identity.name
+        self.db.commit()
+        self.write_json(self.output(nb))
+
+    async def delete(self, notebook_id):
+        await self.manager().delete(self.notebook(notebook_id))
+        self.no_content()
+
+
+class NotebookHaltHandler(NotebookHandlerBase):
+    async def post(self, notebook_id):
+        nb = await self.manager().halt(self.notebook(notebook_id))
+        self.write_json(self.output(nb))
+
+
+class NotebookRerunHandler(NotebookHandlerBase):
+    """POST /notebook/{id}/rerun: start it again with the same conditions (changes in the body win);
+    dataset changes are picked up, /kqi/output is kept."""
+
+    async def post(self, notebook_id):
+        nb = await self.manager().rerun(self.notebook(notebook_id), self.json_body(required=False))
+        self.write_json(self.output(nb))
+
+
+class NotebookEndpointHandler(NotebookHandlerBase):
+    async def get(self, notebook_id):
+        nb = await self.manager().refresh(self.notebook(notebook_id))
+        if nb.status != "Running":
+            raise NotFoundError(f"The notebook {nb.name} is not running ({nb.status}).")
+        self.write_json({"url": f"/user/{nb.created_by}/{nb.server_name}/lab", "nodePort": None, "token": None})
+
+
+class NotebookContainerFilesHandler(NotebookHandlerBase):
+    async def get(self, notebook_id):
+        nb = self.notebook(notebook_id)
+        rel = clean_path(self.get_query_argument("path", "/"))
+        store = self.tenant_store()
+        prefix = f"NotebookContainerOutputFiles/{nb.id}" + (f"/{rel}" if rel else "")
+        with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        base_url = self.base_url()
+        base = tenant_key(self.tenant, prefix) + "/"
+        dirs, files = {}, []
+        for info in await self.in_thread(lambda: list(store.list(base))):
+            rest = info.key[len(base):]
+            if "/" in rest:
+                name = rest.split("/", 1)[0]
+                dirs[name] = {"dirName": name, "dirPath": "/" + (f"{rel}/" if rel else "") + name}
+            else:
+                files.append({"key": info.key, "fileName": rest, "size": info.size,
+                              "url": store.download_url(info.key, rest, base_url,
+                                                        self.kqi.download_url_expiry_seconds) if with_url else None})
+        entries = list(dirs.values())
+        self.write_json({"dirs": entries[:MAX_DIR_ENTRIES], "files": files[:MAX_DIR_ENTRIES],
+                         "exceeded": len(entries) + len(files) > MAX_DIR_ENTRIES})
+
+
+class AvailableInfiniteTimeHandler(NotebookHandlerBase):
+    def get(self):
+        self.write_json(self.tenant.available_infinite_time_notebook)
+
+
+default_handlers = [
+    (r"/notebook", NotebookListHandler),
+    (r"/notebook/run", NotebookRunHandler),
+    (r"/notebook/available-infinite-time", AvailableInfiniteTimeHandler),
+    (r"/notebook/([0-9]+)", NotebookHandler),
+    (r"/notebook/([0-9]+)/halt", NotebookHaltHandler),
+    (r"/notebook/([0-9]+)/rerun", NotebookRerunHandler),
+    (r"/notebook/([0-9]+)/endpoint", NotebookEndpointHandler),
+    (r"/notebook/([0-9]+)/container-files", NotebookContainerFilesHandler),
+]

@@ -1,0 +1,257 @@
+"""Notebooks (the guide's ノートブック管理) as hub named servers.
+
+The service checks a run request (the same option rules as the spawners, plus the
+references: dataset, trainings, inferences, model commit, partition, quota), records the
+notebook, resolves its plan (dataset files, clone URL and commit, the folders to mount)
+and asks the hub to start the owner's named server `kqi-<id>` with those user options.
+A re-run resolves the plan again, so dataset changes are picked up; /kqi/output stays.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from kqi_spawner.options import OptionsError, parse_options
+
+from ..db.models import GitServer, Tenant, utcnow
+from ..db.models_data import DataSet
+from ..db.models_jobs import Job
+from ..db.models_notebooks import Notebook
+from ..storage.factory import tenant_key
+from ..storage.local import LocalObjectStore
+from .datasets import DataSetManager
+from .git_models import repository_url, resolve_commit
+from .jobs import git_token, tenant_partitions
+from .validation import ConflictError, NotFoundError, ValidationError
+
+OUTPUT_FOLDER = "NotebookContainerOutputFiles"
+JOB_OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles"}
+RUNNING, PENDING, STOPPED, KILLED, ERROR = "Running", "Pending", "Stopped", "Killed", "Error"
+
+
+def server_name(notebook_id: int) -> str:
+    return f"kqi-{notebook_id}"
+
+
+def user_options_from_request(body: dict, tenant: Tenant) -> dict:
+    """KAMONOHASHI's notebook run body → the spawners' user options (without the plan)."""
+    image = body.get("containerImage") or {}
+    expires_in = body.get("expiresIn", 8 * 3600)
+    if not isinstance(image, dict):
+        raise ValidationError({"containerImage": ["must be {registryId, image, tag}"]})
+    if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool) or expires_in < 0:
+        raise ValidationError({"expiresIn": ["must be the lifetime in seconds (0: no lifetime)"]})
+    reference = None
+    if image.get("image"):
+        registry = next((r for r in tenant.registries if r.id == image.get("registryId")), None)
+        prefix = f"{registry.host}/" if registry and registry.service_type != 1 else ""
+        reference = f"{prefix}{image['image']}:{image.get('tag') or 'latest'}"
+    return {
+        "name": body.get("name"),
+        "cpu": body.get("cpu"),
+        "memory": body.get("memory"),
+        "gpu": body.get("gpu"),
+        "lifetimeEnabled": expires_in != 0,
+        "lifetimeHours": (expires_in / 3600) if expires_in else 8,
+        "jupyterlabVersion": body.get("jupyterLabVersion"),
+        "image": reference,
+        "datasetId": body.get("dataSetId"),
+        "datasetMethod": "copy" if body.get("localDataSet") else "symlink",
+        "trainingIds": body.get("parentIds") or [],
+        "inferenceIds": body.get("inferenceIds") or [],
+        "git": body.get("gitModel"),
+        "startupCommand": body.get("entryPoint"),
+        "env": body.get("options") or {},
+        "partition": body.get("partition"),
+        "memo": body.get("memo"),
+    }
+
+
+class NotebookManager:
+    def __init__(self, db: Session, tenant: Tenant, user: str, app):
+        self.db, self.tenant, self.user, self.app = db, tenant, user, app
+
+    def get(self, notebook_id: int) -> Notebook:
+        nb = self.db.get(Notebook, notebook_id)
+        if nb is None or nb.tenant_id != self.tenant.id:
+            raise NotFoundError(f"No notebook has the id {notebook_id} in this tenant.")
+        return nb
+
+    def list(self) -> list[Notebook]:
+        return list(self.db.scalars(select(Notebook).where(Notebook.tenant_id == self.tenant.id)
+                                    .order_by(Notebook.id.desc())).all())
+
+    # ---------------------------------------------------------------- checks
+    def check(self, body: dict):
+        """The notebook options as the spawner will read them; raises a 4xx error on bad input."""
+        raw = user_options_from_request(body, self.tenant)
+        try:
+            options = parse_options(raw, infinite_allowed=self.tenant.available_infinite_time_notebook)
+        except OptionsError as e:
+            raise ValidationError({k: [v] for k, v in e.errors.items()})
+        errors = {}
+        if options.dataset_id is not None:
+            dataset = self.db.get(DataSet, options.dataset_id)
+            if dataset is None or dataset.tenant_id != self.tenant.id:
+                errors["dataSetId"] = [f"no dataset has the id {options.dataset_id} in this tenant"]
+        for field, ids, kind in (("parentIds", options.training_ids, "training"),
+                                 ("inferenceIds", options.inference_ids, "inference")):
+            for job_id in ids:
+                job = self.db.get(Job, job_id)
+                if job is None or job.tenant_id != self.tenant.id or job.kind != kind:
+                    errors.setdefault(field, []).append(f"no {kind} has the id {job_id} in this tenant")
+        if options.partition and options.partition not in tenant_partitions(self.db, self.tenant):
+            errors["partition"] = [f"this tenant has no partition {options.partition!r}"]
+        t = self.tenant
+        for field, value, limit in (("cpu", options.cpu, t.limit_cpu), ("memory", options.memory, t.limit_memory),
+                                    ("gpu", options.gpu, t.limit_gpu)):
+            if limit and value > limit:
+                errors[field] = [f"{value} is over the tenant quota of {limit}"]
+        if errors:
+            raise ValidationError(errors)
+        return raw, options
+
+    # ---------------------------------------------------------------- plan
+    def plan(self, nb: Notebook, options) -> dict:
+        store = self.app.stores.for_tenant(self.tenant)
+        local = isinstance(store, LocalObjectStore)
+        root = os.path.join(store.root, *self.tenant.storage_path.split("/")) if local else None
+        plan = {"infiniteAllowed": self.tenant.available_infinite_time_notebook,
+                "KQI_SERVER": self.app.public_url.rstrip("/") + self.app.service_prefix.rstrip("/"),
+                "outputSubPath": f"{self.tenant.storage_path}/{OUTPUT_FOLDER}/{nb.id}",
+                "rawSubPath": f"{self.tenant.storage_path}/Data",
+                "parentSubPaths": {}, "inferenceSubPaths": {}, "parentDirs": {}, "inferenceDirs": {}}
+        if local:
+            plan["outputDir"] = os.path.join(root, OUTPUT_FOLDER, str(nb.id))
+            plan["rawDataDir"] = os.path.join(root, "Data")
+        for key, ids, kind in (("parent", options.training_ids, "training"),
+                               ("inference", options.inference_ids, "inference")):
+            for job_id in ids:
+                sub = f"{JOB_OUTPUT_FOLDER[kind]}/{job_id}"
+                plan[f"{key}SubPaths"][str(job_id)] = f"{self.tenant.storage_path}/{sub}"
+                if local:
+                    plan[f"{key}Dirs"][str(job_id)] = os.path.join(root, *sub.split("/"))
+        if options.dataset_id is not None:
+            dataset = self.db.get(DataSet, options.dataset_id)
+            plan["pairs"] = DataSetManager(self.db, self.tenant).path_pairs(dataset)
+            if not local:
+                plan["urls"] = {p["storedPath"]: store.download_url(tenant_key(self.tenant, p["storedPath"]), "f",
+                                                                    "", 24 * 3600) for p in plan["pairs"]}
+        if options.git:
+            git = options.git
+            git_id = git.get("gitId") or self.tenant.default_git_id
+            server = self.db.get(GitServer, git_id) if git_id else None
+            if server is None or server not in self.tenant.git_servers:
+                raise ValidationError({"gitModel.gitId": ["is not a git server of this tenant"]})
+            url = repository_url(server, git["owner"], git["repository"])
+            token = git_token(self.db, self.user, server.id, self.app.secret_box)
+            commit, _ = resolve_commit(url, git.get("branch"), git.get("commitId"), token)
+            plan["git"] = {"url": url, "commit": commit, "token": None}
+        return plan
+
+    # ---------------------------------------------------------------- actions
+    async def run(self, body: dict) -> Notebook:
+        raw, options = self.check(body)
+        display_id = (self.db.scalar(select(func.max(Notebook.display_id))
+                                     .where(Notebook.tenant_id == self.tenant.id)) or 0) + 1
+        nb = Notebook(tenant_id=self.tenant.id, display_id=display_id, name=options.name, memo=options.memo,
+                      server_name="pending", request=body, dataset_id=options.dataset_id, status=PENDING,
+                      created_by=self.user, modified_by=self.user)
+        self.db.add(nb)
+        self.db.flush()
+        nb.server_name = server_name(nb.id)
+        try:
+            await self._start(nb, raw, options)
+        except Exception:
+            self.db.rollback()
+            raise
+        self.db.commit()
+        return nb
+
+    async def _start(self, nb: Notebook, raw: dict, options) -> None:
+        plan = self.plan(nb, options)
+        user_options = {**raw, "notebookId": nb.id, "plan": plan}
+        await self.app.hub.start_server(nb.created_by, nb.server_name, user_options)
+        nb.status = PENDING
+        nb.status_reason = None
+        nb.started_at = utcnow()
+        nb.stopped_at = None
+        nb.expires_at = (utcnow() + timedelta(hours=options.lifetime_hours)) if options.lifetime_enabled else None
+
+    async def refresh(self, nb: Notebook, server: dict | None = None, fetched: bool = False) -> Notebook:
+        """Bring the recorded status up to date with the hub's server."""
+        if not fetched:
+            model = await self.app.hub.get_user(nb.created_by)
+            server = ((model or {}).get("servers") or {}).get(nb.server_name)
+        if server is not None:
+            status = RUNNING if server.get("ready") else PENDING
+        elif nb.status in (RUNNING, PENDING):
+            if nb.expires_at is not None and utcnow() >= nb.expires_at:
+                status, nb.status_reason = KILLED, "its lifetime ended"
+            else:
+                status = STOPPED
+            nb.stopped_at = nb.stopped_at or utcnow()
+        else:
+            status = nb.status
+        if status != nb.status:
+            nb.status = status
+            self.db.commit()
+        return nb
+
+    async def halt(self, nb: Notebook) -> Notebook:
+        await self.app.hub.stop_server(nb.created_by, nb.server_name)
+        nb.status, nb.status_reason, nb.stopped_at = KILLED, "halted by the user", utcnow()
+        self.db.commit()
+        return nb
+
+    async def rerun(self, nb: Notebook, changes: dict) -> Notebook:
+        await self.refresh(nb)
+        if nb.status in (RUNNING, PENDING):
+            raise ConflictError(f"The notebook {nb.name} is {nb.status}: halt it before running it again.")
+        body = {**nb.request, **{k: v for k, v in (changes or {}).items() if k in (
+            "cpu", "memory", "gpu", "partition", "expiresIn", "dataSetId", "localDataSet", "jupyterLabVersion",
+            "entryPoint", "options", "containerImage", "memo")}}
+        raw, options = self.check({**body, "name": nb.name})
+        nb.request = body
+        nb.dataset_id = options.dataset_id
+        await self._start(nb, raw, options)
+        self.db.commit()
+        return nb
+
+    async def delete(self, nb: Notebook) -> None:
+        await self.app.hub.stop_server(nb.created_by, nb.server_name, remove=True)
+        store = self.app.stores.for_tenant(self.tenant)
+        self.db.delete(nb)
+        self.db.commit()
+        store.delete_prefix(tenant_key(self.tenant, f"{OUTPUT_FOLDER}/{nb.id}/"))
+
+
+def notebook_output(nb: Notebook, base_url: str) -> dict:
+    def iso(value: datetime | None):
+        return value.isoformat() if value else None
+
+    remaining = None
+    if nb.expires_at and nb.status in (RUNNING, PENDING):
+        remaining = max(0, int((nb.expires_at - utcnow()).total_seconds()))
+    request = nb.request or {}
+    return {
+        "id": nb.id, "displayId": nb.display_id, "name": nb.name, "memo": nb.memo, "status": nb.status,
+        "statusType": {RUNNING: "Running", PENDING: "Pending", STOPPED: "Closed", KILLED: "Failed",
+                       ERROR: "Error"}.get(nb.status, "None"),
+        "conditionNote": nb.status_reason, "dataSetId": nb.dataset_id,
+        "cpu": request.get("cpu"), "memory": request.get("memory"), "gpu": request.get("gpu"),
+        "partition": request.get("partition"), "jupyterLabVersion": request.get("jupyterLabVersion"),
+        "expiresIn": request.get("expiresIn"), "remainingTime": remaining,
+        "parentIds": request.get("parentIds") or [], "inferenceIds": request.get("inferenceIds") or [],
+        "gitModel": request.get("gitModel"), "entryPoint": request.get("entryPoint"),
+        "localDataSet": bool(request.get("localDataSet")),
+        "startedAt": iso(nb.started_at), "expiresAt": iso(nb.expires_at), "completedAt": iso(nb.stopped_at),
+        "createdBy": nb.created_by, "createdAt": iso(nb.created_at), "modifiedBy": nb.modified_by,
+        "modifiedAt": iso(nb.modified_at),
+        # KQI additions: where the notebook is served (through the hub's proxy)
+        "serverName": nb.server_name,
+        "url": f"{base_url}/user/{nb.created_by}/{nb.server_name}/lab",
+    }

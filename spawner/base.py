@@ -1,0 +1,137 @@
+"""What every KQI notebook does, whichever base spawner runs it.
+
+A KQI notebook is a named server of its owner. Its `user_options` hold the fields of the
+guide's table (spawner/options.py) and, when the kqi service started it, the `plan` the
+service resolved. The mixin checks the options (a bad option fails the spawn with a clear
+message and nothing starts), keeps the expiry time in the spawner's state so the lifetime
+holds across hub restarts, and builds the runtime's notebook spec.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from traitlets import Float, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .options import NotebookOptions, OptionsError, parse_options
+
+
+class KqiSpawnerMixin(LoggingConfigurable):
+    default_image = Unicode(
+        "quay.io/jupyter/base-notebook:latest",
+        help="Container image of a notebook whose options name none (Kubernetes).",
+    ).tag(config=True)
+
+    default_jupyterlab_version = Unicode(
+        "",
+        help="JupyterLab version installed into images that lack JupyterLab, when the options name none"
+        " (empty: the newest).",
+    ).tag(config=True)
+
+    lifetime_unit_seconds = Float(
+        3600.0,
+        help="Seconds per unit of the lifetime option (hours). Tests make it small to see a notebook end.",
+    ).tag(config=True)
+
+    allow_infinite_lifetime = Unicode(
+        "plan",
+        help="Whether a notebook may run without a lifetime: 'plan' (as the kqi service's plan says for the"
+        " tenant), 'always' or 'never'.",
+    ).tag(config=True)
+
+    kqi_options: NotebookOptions | None = None
+    expires_at: float | None = None
+
+    # ---------------------------------------------------------------- options
+    def _infinite_allowed(self, raw: dict) -> bool:
+        if self.allow_infinite_lifetime == "always":
+            return True
+        if self.allow_infinite_lifetime == "never":
+            return False
+        return bool((raw.get("plan") or {}).get("infiniteAllowed", False))
+
+    def parse_kqi_options(self, raw: dict) -> NotebookOptions:
+        return parse_options(raw or {}, infinite_allowed=self._infinite_allowed(raw or {}),
+                             default_image=self.default_image or None,
+                             default_jupyterlab=self.default_jupyterlab_version or None)
+
+    def options_from_form(self, formdata):
+        return {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in formdata.items()}
+
+    def load_kqi_options(self) -> NotebookOptions:
+        try:
+            self.kqi_options = self.parse_kqi_options(self.user_options)
+        except OptionsError as e:
+            # the hub shows this message to the user; nothing starts
+            raise ValueError(f"The notebook options are not valid: {e}") from None
+        return self.kqi_options
+
+    # ---------------------------------------------------------------- lifetime
+    def start_lifetime(self) -> float | None:
+        """Seconds left to run (None: no lifetime). The expiry is fixed at the first start."""
+        options = self.kqi_options
+        if not options.lifetime_enabled:
+            self.expires_at = None
+            return None
+        if self.expires_at is None:
+            self.expires_at = time.time() + options.lifetime_hours * self.lifetime_unit_seconds
+        return max(1.0, self.expires_at - time.time())
+
+    def expired(self) -> bool:
+        return self.expires_at is not None and time.time() >= self.expires_at
+
+    def kqi_state(self, state: dict) -> dict:
+        if self.expires_at is not None:
+            state["kqi_expires_at"] = self.expires_at
+        if self.kqi_options is not None:
+            state["kqi_options"] = json.dumps(self.kqi_options.to_dict())
+        return state
+
+    def load_kqi_state(self, state: dict) -> None:
+        self.expires_at = state.get("kqi_expires_at")
+        if state.get("kqi_options"):
+            self.kqi_options = NotebookOptions(**json.loads(state["kqi_options"]))
+
+    def clear_kqi_state(self) -> None:
+        self.expires_at = None
+
+    # ---------------------------------------------------------------- runtime
+    def notebook_spec(self, server_command: list[str], python: str | None = None) -> dict:
+        o, plan = self.kqi_options, self.kqi_options.plan
+        spec = {
+            "mode": "notebook",
+            "logName": "notebook.log",
+            "serverCommand": server_command,
+            "jupyterlabVersion": o.jupyterlab_version,
+            "startupCommand": o.startup_command,
+            "env": dict(o.env),
+            "datasetId": o.dataset_id,
+        }
+        if python:
+            spec["python"] = python
+        if plan.get("git"):
+            spec["git"] = plan["git"]
+        if plan.get("pairs") is not None:
+            spec["dataset"] = {"method": "copy" if o.local_dataset else "symlink", "pairs": plan["pairs"],
+                               "rawDir": "/kqi/raw", **({"urls": plan["urls"]} if plan.get("urls") else {})}
+        return spec
+
+    def kqi_env(self) -> dict:
+        o = self.kqi_options
+        env = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "true",
+               "DATASET_ID": str(o.dataset_id or ""), "PARENT_ID": ",".join(map(str, o.training_ids)),
+               "INFERENCE_ID": ",".join(map(str, o.inference_ids)),
+               "JUPYTERLAB_VERSION": o.jupyterlab_version or ""}
+        if o.notebook_id:
+            env["NOTEBOOK_ID"] = str(o.notebook_id)
+        if self.expires_at:
+            env["EXPIRES_IN"] = str(int(max(0, self.expires_at - time.time())))
+        plan = o.plan
+        for key in ("KQI_SERVER",):
+            if plan.get(key):
+                env[key] = plan[key]
+        if plan.get("git"):
+            env["MODEL_REPOSITORY"] = plan["git"]["url"]
+            env["COMMIT_ID"] = plan["git"]["commit"]
+        return env
