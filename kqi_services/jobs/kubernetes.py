@@ -1,0 +1,1000 @@
+"""The Kubernetes job backend: each job is a batch/v1 Job running the same job runtime.
+
+Manifests are built by pure functions (like kubespawner's objects.py) from a LaunchRequest,
+a JobPlacement (image, gpu, partition, tenant, user, registry credential) and the
+backend's ManifestSettings. Per job, in the backend's namespace:
+
+    Job        <key>             backoffLimit 0, restartPolicy Never, ttlSecondsAfterFinished,
+                                 one container `main` (the user's image) running
+                                 `python3 /kqi/runtime/kqi_runtime.py /kqi/spec/spec.json`
+    ConfigMap  <key>-runtime     kqi_runtime.py and layout.py, mounted read-only at /kqi/runtime
+    Secret     <key>-secrets     spec.json (it holds the git token and signed download URLs),
+                                 mounted read-only at /kqi/spec, and the secret environment
+                                 variables (KQI_TOKEN, MODEL_REPOSITORY_TOKEN, ...) that the
+                                 container reads with secretKeyRef
+    Secret     <key>-registry    kubernetes.io/dockerconfigjson from the user's registry
+                                 credential, the pod's imagePullSecret (only with a credential)
+
+The Secrets and the ConfigMap carry an ownerReference to the Job, so they are deleted with
+it. The Job is created suspended and resumed once its Secrets and ConfigMap exist: no pod
+ever starts without them, and a launch interrupted in between leaves a suspended Job
+that is reported as ended (and deleted) instead of running forever.
+
+Storage. /kqi/output, /kqi/attach, /kqi/raw/Data, /kqi/parent[/<id>] and /kqi/inference/<id>
+are subPaths of one shared volume (`storage_volume`, by default the PersistentVolumeClaim
+`kqi-data`, ReadWriteMany) that the service has mounted at `storage_root`: the host
+folders of the LaunchRequest are translated into subPaths of that volume. So the service
+sees the log and the outputs while the job writes them (live log, container files), with a
+local object store on that volume as well as with S3 (then the engine uploads the job
+folder's output and attach at the end, as with the local backend). /kqi/tmp, /kqi/git and
+/kqi/input are emptyDirs on the node, /dev/shm a memory emptyDir.
+
+Results. The runtime writes /kqi/tmp/result.json; the container's command copies it to
+/dev/termination-log, so the pod status carries it after the pod ended
+(`state.terminated.message`, with FallbackToLogsOnError: the log's tail when the runtime
+could not even start). Pod and Job status become a JobResult: the runtime's exit code and
+message, OOMKilled, failed image pulls, evictions, deadlines, a vanished Job.
+
+Watching is a poll shared by all jobs: one list of the backend's Jobs and one list of their
+pods (label selector `app=kqi,kqi/job`) at most every `status_cache_seconds`, however many
+jobs run; the engine asks for each running job's result on every tick and gets it from
+that snapshot.
+
+Client. kubernetes_asyncio (already installed with KubeSpawner; there is no second, sync
+client) runs on a private event loop in a daemon thread owned by the backend. The engine
+calls the backend from its worker threads; each call is handed to that loop with
+run_coroutine_threadsafe and waited for with a timeout, so the aiohttp session stays on one
+loop and the service's own loop is never blocked.
+
+RBAC the service account needs in `namespace`: jobs (create, get, list, patch, delete),
+pods (list), pods/log (get), configmaps and secrets (create, delete); cluster-wide: nodes
+(list), unless the capacity is configured (`total_cpu`, `total_memory_gib`, `total_gpu`).
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..domain import layout as layout_module
+from ..runtime import kqi_runtime
+from .local import JobResult, LaunchRequest
+
+# ------------------------------------------------------------------------------ constants
+APP_LABEL = "app"
+APP = "kqi"
+LABEL_JOB = "kqi/job"
+LABEL_KIND = "kqi/kind"
+LABEL_ID = "kqi/id"
+LABEL_TENANT = "kqi/tenant"
+LABEL_USER = "kqi/user"
+SELECTOR = f"{APP_LABEL}={APP},{LABEL_JOB}"
+
+CONTAINER = "main"
+RUNTIME_DIR = "/kqi/runtime"
+SPEC_DIR = "/kqi/spec"
+SPEC_KEY = "spec.json"
+TERMINATION_LOG = "/dev/termination-log"
+#: a Secret (like any object) is limited to 1 MiB; bigger specs go onto the shared volume
+SPEC_SECRET_LIMIT = 700 * 1024
+
+#: environment variables that never appear inline in a manifest
+SECRET_ENV = frozenset({"KQI_TOKEN", "MODEL_REPOSITORY_TOKEN"})
+_SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY", re.I)
+_URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]+@")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+#: container waiting reasons after which the pod will not start by itself
+FATAL_WAITING = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
+                           "CreateContainerConfigError"})
+
+
+# ------------------------------------------------------------------------------ inputs
+@dataclass
+class RegistryCredential:
+    server: str  # host[:port] as in the image reference
+    username: str | None
+    password: str
+
+
+@dataclass
+class JobPlacement:
+    """What the LaunchRequest does not say: where the job runs and with which image."""
+
+    kind: str  # training | inference | preprocessing
+    job_id: int
+    tenant: str
+    user: str
+    image: str | None  # full reference (host[:port]/image:tag); None: the settings' default image
+    gpu: int = 0
+    partition: str | None = None
+    registry: RegistryCredential | None = None
+
+
+@dataclass
+class ManifestSettings:
+    """The backend's configuration that shapes the manifests."""
+
+    namespace: str = "kqi"
+    default_image: str = "python:3.12"
+    python: str = "python3"
+    image_pull_policy: str = "IfNotPresent"
+    service_account: str = ""
+    partition_label: str = "kqi.partition"
+    tenant_node_label: bool = False
+    node_selector: dict = field(default_factory=dict)
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_tolerations: list = field(default_factory=lambda: [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    ttl_seconds_after_finished: int = 86400
+    active_deadline_seconds: int = 0
+    termination_grace_seconds: int = 5
+    storage_volume: dict = field(default_factory=lambda: {"persistentVolumeClaim": {"claimName": "kqi-data"}})
+    storage_root: str = "/srv/kqi"
+
+
+# ------------------------------------------------------------------------------ small pure helpers
+def label_value(text: str) -> str:
+    """A valid label value for any text (user names may be e-mail addresses): unchanged when
+    it already is one, otherwise cleaned and suffixed with a hash so that values stay distinct."""
+    text = str(text)
+    if len(text) <= 63 and _LABEL_VALUE.match(text):
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[:52].strip("-._")
+    return f"{cleaned}-{digest}" if cleaned else digest
+
+
+def job_labels(key: str, placement: JobPlacement) -> dict:
+    return {
+        APP_LABEL: APP,
+        LABEL_JOB: label_value(key),
+        LABEL_KIND: label_value(placement.kind),
+        LABEL_ID: str(placement.job_id),
+        LABEL_TENANT: label_value(placement.tenant),
+        LABEL_USER: label_value(placement.user),
+    }
+
+
+def job_annotations(placement: JobPlacement) -> dict:
+    """The exact tenant and user names (labels may have had to be cleaned)."""
+    return {"kqi/tenant": placement.tenant, "kqi/user": placement.user}
+
+
+def cpu_quantity(cpu: float) -> str:
+    millis = max(1, int(round(float(cpu) * 1000)))
+    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def memory_quantity(gib: float) -> str:
+    """"<n>Gi" for whole GiB, otherwise MiB (e.g. 1.5 → "1536Mi")."""
+    mib = max(1, int(round(float(gib) * 1024)))
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+_SUFFIX = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
+           "n": 1e-9, "u": 1e-6, "m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
+
+def parse_quantity(value) -> float:
+    """A Kubernetes quantity ("3920m", "16318040Ki", "2", "1e3") as a number."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    match = re.fullmatch(r"\s*([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+    if not match or match.group(2) not in _SUFFIX:
+        raise ValueError(f"not a Kubernetes quantity: {value!r}")
+    return float(match.group(1)) * _SUFFIX[match.group(2)]
+
+
+def registry_server(host: str, port: int | None = None) -> str:
+    """host[:port] as it appears in image references and in the dockerconfigjson."""
+    host = re.sub(r"^[a-z]+://", "", (host or "").strip()).rstrip("/")
+    if port and port not in (80, 443) and ":" not in host:
+        host = f"{host}:{port}"
+    return host
+
+
+def image_reference(server: str | None, image: str, tag: str | None) -> str:
+    ref = f"{server}/{image}" if server else image
+    if tag:
+        ref += ("@" if tag.startswith("sha256:") else ":") + tag
+    return ref
+
+
+def is_secret_env(name: str, value: str) -> bool:
+    return name in SECRET_ENV or bool(_SECRET_NAME.search(name)) or bool(_URL_WITH_USERINFO.match(value or ""))
+
+
+def secret_key_for(name: str) -> str:
+    """The Secret data key of an environment variable (data keys allow fewer characters)."""
+    return name if _SECRET_KEY.match(name) and name != SPEC_KEY else "env-" + name.encode().hex()
+
+
+def split_env(env: dict) -> tuple[dict, dict]:
+    """(plain, secret) environment variables."""
+    plain, secret = {}, {}
+    for name, value in env.items():
+        (secret if is_secret_env(name, str(value)) else plain)[name] = str(value)
+    return plain, secret
+
+
+def _b64(data: bytes | str) -> str:
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def _under(path: str, root: str) -> str:
+    """The path relative to the shared storage root (a subPath), or ValueError."""
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    if os.path.commonpath([real, real_root]) != real_root:
+        raise ValueError(f"{path} is not on the shared job storage ({root}): the Kubernetes backend "
+                         "needs the object store and the job folders on the volume mounted there")
+    rel = os.path.relpath(real, real_root).replace(os.sep, "/")
+    return "" if rel == "." else rel
+
+
+# ------------------------------------------------------------------------------ manifests
+def configmap_name(key: str) -> str:
+    return f"{key}-runtime"
+
+
+def secret_name(key: str) -> str:
+    return f"{key}-secrets"
+
+
+def registry_secret_name(key: str) -> str:
+    return f"{key}-registry"
+
+
+def runtime_files() -> dict[str, str]:
+    """The job runtime and the layout module it imports (the same files the local backend copies)."""
+    files = {}
+    for name, module in (("kqi_runtime.py", kqi_runtime), ("layout.py", layout_module)):
+        with open(module.__file__, encoding="utf-8") as f:
+            files[name] = f.read()
+    return files
+
+
+def make_runtime_configmap(key: str, namespace: str, labels: dict, files: dict[str, str] | None = None) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": configmap_name(key), "namespace": namespace, "labels": dict(labels)},
+        "data": dict(files if files is not None else runtime_files()),
+    }
+
+
+def make_env_secret(key: str, namespace: str, labels: dict, secret_env: dict, spec_json: str | None) -> dict:
+    """The per-job Secret: the secret environment variables and (usually) spec.json."""
+    data = {secret_key_for(name): _b64(value) for name, value in secret_env.items()}
+    if spec_json is not None:
+        data[SPEC_KEY] = _b64(spec_json)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": secret_name(key), "namespace": namespace, "labels": dict(labels)},
+        "data": data,
+    }
+
+
+def make_registry_secret(key: str, namespace: str, labels: dict, credential: RegistryCredential) -> dict:
+    """A kubernetes.io/dockerconfigjson Secret from the user's registry credential."""
+    user = credential.username or ""
+    auth = {"username": user, "password": credential.password,
+            "auth": _b64(f"{user}:{credential.password}")}
+    config = json.dumps({"auths": {credential.server: auth}}, separators=(",", ":"))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/dockerconfigjson",
+        "metadata": {"name": registry_secret_name(key), "namespace": namespace, "labels": dict(labels)},
+        "data": {".dockerconfigjson": _b64(config)},
+    }
+
+
+def owned_by(doc: dict, job: dict) -> dict:
+    """The document with an ownerReference to the created Job (it is deleted with the Job)."""
+    meta = job["metadata"]
+    doc = json.loads(json.dumps(doc))
+    doc["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"],
+                                           "uid": meta["uid"]}]
+    return doc
+
+
+def runtime_command(python: str) -> list[str]:
+    """Run the runtime, then hand its result.json to Kubernetes as the termination message."""
+    script = (f"{shlex.quote(python)} {RUNTIME_DIR}/kqi_runtime.py {SPEC_DIR}/{SPEC_KEY}; rc=$?; "
+              f"if [ -f /kqi/tmp/result.json ]; then cat /kqi/tmp/result.json > {TERMINATION_LOG}; fi; "
+              "exit $rc")
+    return ["sh", "-c", script]
+
+
+def make_volumes(req: LaunchRequest, settings: ManifestSettings,
+                 spec_subpath: str | None = None) -> tuple[list[dict], list[dict]]:
+    """(volumes, volumeMounts) of the job's pod."""
+    root = settings.storage_root
+    volumes = [
+        {"name": "storage", **json.loads(json.dumps(settings.storage_volume))},
+        {"name": "runtime", "configMap": {"name": configmap_name(req.key), "defaultMode": 0o444}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "git", "emptyDir": {}},
+        {"name": "input", "emptyDir": {}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": memory_quantity(req.memory_gib or 1)}},
+    ]
+    mounts = [
+        {"name": "runtime", "mountPath": RUNTIME_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/kqi/tmp"},
+        {"name": "git", "mountPath": "/kqi/git"},
+        {"name": "input", "mountPath": "/kqi/input"},
+        {"name": "shm", "mountPath": "/dev/shm"},
+        {"name": "storage", "mountPath": "/kqi/output", "subPath": _under(req.output_dir, root)},
+        {"name": "storage", "mountPath": "/kqi/attach", "subPath": _under(req.attach_dir, root)},
+    ]
+    if spec_subpath is None:
+        volumes.append({"name": "spec", "secret": {"secretName": secret_name(req.key), "defaultMode": 0o444,
+                                                   "items": [{"key": SPEC_KEY, "path": SPEC_KEY}]}})
+        mounts.append({"name": "spec", "mountPath": SPEC_DIR, "readOnly": True})
+    else:
+        mounts.append({"name": "storage", "mountPath": SPEC_DIR, "subPath": spec_subpath, "readOnly": True})
+    if req.raw_data_dir:
+        mounts.append({"name": "storage", "mountPath": "/kqi/raw/Data", "subPath": _under(req.raw_data_dir, root),
+                       "readOnly": True})
+    if len(req.parent_dirs) == 1:
+        (only,) = req.parent_dirs.values()
+        mounts.append({"name": "storage", "mountPath": "/kqi/parent", "subPath": _under(only, root),
+                       "readOnly": True})
+    else:
+        for parent_id, path in sorted(req.parent_dirs.items()):
+            mounts.append({"name": "storage", "mountPath": f"/kqi/parent/{parent_id}",
+                           "subPath": _under(path, root), "readOnly": True})
+    for inference_id, path in sorted(req.inference_dirs.items()):
+        mounts.append({"name": "storage", "mountPath": f"/kqi/inference/{inference_id}",
+                       "subPath": _under(path, root), "readOnly": True})
+    for path in req.extra_ro_paths:  # e.g. a local git repository: only when it is on the shared volume
+        try:
+            sub = _under(path, root)
+        except ValueError:
+            continue
+        mounts.append({"name": "storage", "mountPath": path, "subPath": sub, "readOnly": True})
+    for m in mounts:  # a subPath of "" means the whole volume
+        if m.get("subPath") == "":
+            del m["subPath"]
+    return volumes, mounts
+
+
+def make_env(env: dict, secret_env: dict, key: str, gpu: int) -> list[dict]:
+    out = [{"name": name, "value": value} for name, value in env.items()]
+    out += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name(key), "key": secret_key_for(name)}}}
+            for name in secret_env]
+    if not gpu:  # NVIDIA's runtime would otherwise expose every GPU of the node
+        out = [e for e in out if e["name"] != "NVIDIA_VISIBLE_DEVICES"]
+        out.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"})
+    return out
+
+
+def make_affinity(placement: JobPlacement, settings: ManifestSettings) -> dict | None:
+    expressions = []
+    if placement.partition:
+        expressions.append({"key": settings.partition_label, "operator": "In", "values": [placement.partition]})
+    if settings.tenant_node_label:  # KAMONOHASHI's `<tenant>=true` node label
+        expressions.append({"key": placement.tenant, "operator": "In", "values": ["true"]})
+    if not expressions:
+        return None
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": expressions}]}}}
+
+
+def make_job(req: LaunchRequest, placement: JobPlacement, settings: ManifestSettings, *,
+             secret_env_names=(), plain_env: dict | None = None, suspend: bool = True,
+             spec_subpath: str | None = None) -> dict:
+    """The batch/v1 Job of one KQI job (pure: everything comes from the arguments)."""
+    labels = job_labels(req.key, placement)
+    if plain_env is None:
+        plain_env, secret_env = split_env(req.env)
+        secret_env_names = list(secret_env)
+    resources = {"cpu": cpu_quantity(req.cpu), "memory": memory_quantity(req.memory_gib)}
+    if placement.gpu:
+        resources[settings.gpu_resource] = str(int(placement.gpu))
+    volumes, mounts = make_volumes(req, settings, spec_subpath=spec_subpath)
+    container = {
+        "name": CONTAINER,
+        "image": placement.image or settings.default_image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": runtime_command(settings.python),
+        "workingDir": "/kqi",
+        "env": make_env(plain_env, dict.fromkeys(secret_env_names, ""), req.key, placement.gpu),
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod_spec = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": int(settings.termination_grace_seconds),
+        "automountServiceAccountToken": False,  # a job needs no access to the Kubernetes API
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if settings.service_account:
+        pod_spec["serviceAccountName"] = settings.service_account
+    if placement.registry is not None:
+        pod_spec["imagePullSecrets"] = [{"name": registry_secret_name(req.key)}]
+    affinity = make_affinity(placement, settings)
+    if affinity:
+        pod_spec["affinity"] = affinity
+    if settings.node_selector:
+        pod_spec["nodeSelector"] = dict(settings.node_selector)
+    if placement.gpu and settings.gpu_tolerations:
+        pod_spec["tolerations"] = json.loads(json.dumps(settings.gpu_tolerations))
+    spec = {
+        "suspend": bool(suspend),
+        "parallelism": 1,
+        "completions": 1,
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": int(settings.ttl_seconds_after_finished),
+        "template": {"metadata": {"labels": dict(labels), "annotations": job_annotations(placement)},
+                     "spec": pod_spec},
+    }
+    if settings.active_deadline_seconds:
+        spec["activeDeadlineSeconds"] = int(settings.active_deadline_seconds)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": req.key, "namespace": settings.namespace, "labels": dict(labels),
+                     "annotations": job_annotations(placement)},
+        "spec": spec,
+    }
+
+
+@dataclass
+class Manifests:
+    job: dict
+    configmap: dict
+    secret: dict
+    registry_secret: dict | None
+    spec_json: str  # also written to the shared volume when it is too large for the Secret
+    spec_on_volume: bool
+
+
+def make_manifests(req: LaunchRequest, placement: JobPlacement, settings: ManifestSettings,
+                   job_dir: str, files: dict[str, str] | None = None) -> Manifests:
+    """Every object of one job (the Job suspended; the others without their ownerReference yet)."""
+    labels = job_labels(req.key, placement)
+    plain, secret = split_env(req.env)
+    spec_json = json.dumps(req.spec, separators=(",", ":"))
+    on_volume = len(spec_json.encode()) > SPEC_SECRET_LIMIT
+    spec_subpath = _under(os.path.join(job_dir, "spec"), settings.storage_root) if on_volume else None
+    job = make_job(req, placement, settings, secret_env_names=list(secret), plain_env=plain,
+                   spec_subpath=spec_subpath)
+    return Manifests(
+        job=job,
+        configmap=make_runtime_configmap(req.key, settings.namespace, labels, files),
+        secret=make_env_secret(req.key, settings.namespace, labels, secret, None if on_volume else spec_json),
+        registry_secret=(make_registry_secret(req.key, settings.namespace, labels, placement.registry)
+                         if placement.registry is not None else None),
+        spec_json=spec_json,
+        spec_on_volume=on_volume,
+    )
+
+
+# ------------------------------------------------------------------------------ status → result
+def _tail(text: str | None, lines: int = 5) -> str:
+    return " | ".join(line.strip() for line in (text or "").strip().splitlines()[-lines:] if line.strip())
+
+
+def parse_runtime_result(message: str | None) -> dict | None:
+    """The runtime's result.json from a termination message (tolerates kubelet's 4 KiB truncation)."""
+    if not message or '"exitCode"' not in message:
+        return None
+    try:
+        data = json.loads(message)
+        if isinstance(data, dict) and "exitCode" in data:
+            return data
+    except ValueError:
+        pass
+    code = re.search(r'"exitCode"\s*:\s*(-?\d+|null)', message)
+    if not code:
+        return None
+    text = re.search(r'"message"\s*:\s*"((?:[^"\\]|\\.)*)', message)
+    msg = None
+    if text:
+        try:
+            msg = json.loads('"' + text.group(1) + '"')
+        except ValueError:
+            msg = text.group(1)
+    return {"exitCode": None if code.group(1) == "null" else int(code.group(1)), "message": msg}
+
+
+def result_from_termination(term: dict, python: str = "python3") -> JobResult:
+    code = term.get("exitCode")
+    reason = term.get("reason") or ""
+    oom = reason == "OOMKilled"
+    data = parse_runtime_result(term.get("message"))
+    if data is not None:
+        exit_code = data.get("exitCode")
+        if exit_code is None and oom:
+            exit_code = code
+        return JobResult(exit_code=exit_code, message=data.get("message"), oom_killed=oom)
+    if oom:
+        return JobResult(exit_code=code or 137, message="the container was killed for using more memory than "
+                         "its limit (OOMKilled)", oom_killed=True)
+    if code == 0:
+        return JobResult(exit_code=0, message=None)
+    tail = _tail(term.get("message"))
+    if code == 127:
+        return JobResult(exit_code=None, message=f"the job runtime could not start: the image has no {python}"
+                         + (f" ({tail})" if tail else ""))
+    return JobResult(exit_code=None, message=f"the job's pod ended without a result (exit status {code}"
+                     + (f", {reason}" if reason and reason not in ("Error", "Completed") else "") + ")"
+                     + (f": {tail}" if tail else ""))
+
+
+def _condition(obj: dict | None, kind: str) -> dict | None:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind and c.get("status") == "True":
+            return c
+    return None
+
+
+def _main_status(pod: dict) -> dict:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == CONTAINER:
+            return cs
+    return {}
+
+
+def job_state(job: dict | None, pods: list[dict], python: str = "python3") -> JobResult | None:
+    """None while the job runs (or waits to be scheduled); its JobResult once it ended."""
+    if job is None and not pods:
+        return JobResult(None, "the job's pod ended without a result: its Kubernetes Job no longer exists")
+    pod = max(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
+                                   (p.get("metadata") or {}).get("name") or "")) if pods else None
+    if pod is not None:
+        status = pod.get("status") or {}
+        state = _main_status(pod).get("state") or {}
+        if state.get("terminated"):
+            return result_from_termination(state["terminated"], python)
+        if status.get("phase") in ("Succeeded", "Failed"):
+            why = ": ".join(x for x in (status.get("reason"), status.get("message")) if x) or status["phase"]
+            return JobResult(None, f"the job's pod ended without a result ({why})")
+        waiting = state.get("waiting") or {}
+        if waiting.get("reason") in FATAL_WAITING:
+            what = ("the image could not be pulled" if "Image" in waiting["reason"]
+                    else "the container could not be created")
+            return JobResult(None, f"{what}: {waiting['reason']}"
+                             + (f": {waiting['message']}" if waiting.get("message") else ""))
+    failed = _condition(job, "Failed")
+    if failed:
+        if failed.get("reason") == "DeadlineExceeded":
+            return JobResult(None, "the job ran longer than its time limit (activeDeadlineSeconds)")
+        return JobResult(None, "the job's pod ended without a result (the Job failed: "
+                         + ": ".join(x for x in (failed.get("reason"), failed.get("message")) if x) + ")")
+    if _condition(job, "Complete"):
+        return JobResult(0, None)
+    if job is not None and (job.get("metadata") or {}).get("deletionTimestamp") and pod is None:
+        return JobResult(None, "the job's pod ended without a result: its Kubernetes Job was deleted")
+    if job is not None and (job.get("spec") or {}).get("suspend"):
+        return JobResult(None, "the job's pod ended without a result: its launch was interrupted")
+    return None
+
+
+# ------------------------------------------------------------------------------ capacity
+def _tolerated(taint: dict, tolerations: list[dict]) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != taint.get("effect"):
+            continue
+        if t.get("operator") == "Exists" and (not t.get("key") or t["key"] == taint.get("key")):
+            return True
+        if t.get("key") == taint.get("key") and t.get("value") == taint.get("value"):
+            return True
+    return False
+
+
+def node_capacity(nodes: list[dict], gpu_resource: str = "nvidia.com/gpu", selector: dict | None = None,
+                  tolerations: list[dict] | None = None) -> tuple[float, float, int]:
+    """(cpu, memory GiB, gpu) allocatable on the Ready, schedulable nodes jobs may land on."""
+    cpu = memory = 0.0
+    gpu = 0
+    for node in nodes:
+        meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+        if spec.get("unschedulable"):
+            continue
+        if not any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+            continue
+        labels = meta.get("labels") or {}
+        if any(labels.get(k) != v for k, v in (selector or {}).items()):
+            continue
+        if any(t.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(t, tolerations or [])
+               for t in spec.get("taints") or []):
+            continue
+        alloc = status.get("allocatable") or {}
+        cpu += parse_quantity(alloc.get("cpu", 0))
+        memory += parse_quantity(alloc.get("memory", 0)) / 1024**3
+        gpu += int(parse_quantity(alloc.get(gpu_resource, 0)))
+    return cpu, memory, gpu
+
+
+# ------------------------------------------------------------------------------ the backend
+class _Loop:
+    """A private asyncio loop in a daemon thread: kubernetes_asyncio's session lives there."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="kqi-kubernetes", daemon=True)
+        self.thread.start()
+
+    def run(self, func, *args, timeout: float = 30.0, **kwargs):
+        async def call():
+            return await func(*args, **kwargs)
+
+        future = asyncio.run_coroutine_threadsafe(call(), self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"the Kubernetes API did not answer within {timeout:g} s") from None
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+class KubernetesBackend(LoggingConfigurable):
+    name = "kubernetes"
+
+    namespace = Unicode(help="Namespace of the jobs' Jobs, pods, Secrets and ConfigMaps"
+                        " (default: $KQI_NAMESPACE or 'kqi').").tag(config=True)
+
+    @default("namespace")
+    def _namespace_default(self):
+        return os.environ.get("KQI_NAMESPACE", "kqi")
+
+    kubeconfig = Unicode("", help="Kubeconfig file. Empty: the in-cluster service account when running in a"
+                         " pod, otherwise $KUBECONFIG or ~/.kube/config.").tag(config=True)
+    kube_context = Unicode("", help="Context of the kubeconfig (empty: its current context).").tag(config=True)
+    default_image = Unicode("python:3.12", help="Image of jobs that name none (it needs sh, python3 and, for"
+                            " a model repository, git).").tag(config=True)
+    python = Unicode("python3", help="The Python interpreter in the job image that runs the job runtime"
+                     " (stdlib only, Python 3.8+).").tag(config=True)
+    image_pull_policy = Unicode("IfNotPresent", help="imagePullPolicy of the job container.").tag(config=True)
+    service_account = Unicode("", help="Service account of the job pods (empty: the namespace's default)."
+                              " Its token is not mounted.").tag(config=True)
+    partition_label = Unicode("kqi.partition", help="Node label that holds a node's partition: a job with a"
+                              " partition requires nodes with <label>=<partition> (required node affinity)."
+                              ).tag(config=True)
+    tenant_node_label = Bool(False, help="Also require the node label <tenant name>=true, as KAMONOHASHI"
+                             " does to keep tenants on their nodes.").tag(config=True)
+    node_selector = Dict(help="nodeSelector added to every job pod (also limits the nodes counted for the"
+                         " capacity).").tag(config=True)
+    gpu_resource = Unicode("nvidia.com/gpu", help="Extended resource name of GPUs.").tag(config=True)
+    gpu_tolerations = List(help="Tolerations of pods with GPUs (default: the nvidia.com/gpu NoSchedule taint)."
+                           ).tag(config=True)
+
+    @default("gpu_tolerations")
+    def _gpu_tolerations_default(self):
+        return [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+
+    ttl_seconds_after_finished = Integer(86400, help="ttlSecondsAfterFinished of the Jobs: how long Kubernetes"
+                                         " keeps a finished Job that the service did not delete.").tag(config=True)
+    active_deadline_seconds = Integer(0, help="activeDeadlineSeconds of the Jobs (0: no time limit)."
+                                      ).tag(config=True)
+    termination_grace_seconds = Integer(5, help="terminationGracePeriodSeconds of the job pods.").tag(config=True)
+    storage_volume = Dict(help="Volume source (as in a pod spec) of the storage shared by the service and the"
+                          " jobs: /kqi/output, /kqi/attach, /kqi/raw/Data and the parents are subPaths of it."
+                          " Default: {'persistentVolumeClaim': {'claimName': 'kqi-data'}} (ReadWriteMany);"
+                          " an NFS export works too: {'nfs': {'server': ..., 'path': ...}}.").tag(config=True)
+
+    @default("storage_volume")
+    def _storage_volume_default(self):
+        return {"persistentVolumeClaim": {"claimName": "kqi-data"}}
+
+    storage_root = Unicode("", help="Where `storage_volume` is mounted in the service (default: the service's"
+                           " data directory). The local object store and the job folders must be under it."
+                           ).tag(config=True)
+    jobs_dir = Unicode("", help="Folder of the job folders (default: <storage_root>/jobs).").tag(config=True)
+    total_cpu = Float(0.0, help="CPU cores jobs may use in all (0: the allocatable cpu of the nodes)."
+                      ).tag(config=True)
+    total_memory_gib = Float(0.0, help="Memory (GiB) jobs may use in all (0: the nodes' allocatable memory)."
+                             ).tag(config=True)
+    total_gpu = Integer(-1, help="GPUs jobs may use in all (-1: the nodes' allocatable GPUs).").tag(config=True)
+    capacity_cache_seconds = Float(30.0, help="How long the nodes' capacity is reused.").tag(config=True)
+    status_cache_seconds = Float(0.5, help="How long one listing of the Jobs and pods answers every job's status."
+                                 ).tag(config=True)
+    request_timeout = Float(30.0, help="Timeout (seconds) of one call to the Kubernetes API.").tag(config=True)
+    delete_finished = Bool(True, help="Delete a job's Job (with its pod, Secrets and ConfigMap) as soon as the"
+                           " service has taken its result; otherwise ttlSecondsAfterFinished does.").tag(config=True)
+    halt_propagation = Unicode("Foreground", help="propagationPolicy of the deletion that halts a job"
+                               " (Foreground: the Job stays visible until its pod is gone; or Background)."
+                               ).tag(config=True)
+
+    def __init__(self, describe=None, **kwargs):
+        """`describe(LaunchRequest) -> JobPlacement` supplies the image, gpu, partition, tenant, user
+        and registry credential of a job (from_app reads them from the database)."""
+        super().__init__(**kwargs)
+        self.describe = describe
+        self._loop: _Loop | None = None
+        self._api = None
+        self._batch_api = None
+        self._core_api = None
+        self._connect_lock = threading.Lock()
+        self._snap_lock = threading.Lock()
+        self._snapshot_at = 0.0
+        self._snapshot: tuple[dict, dict] | None = None
+        self._capacity_at = 0.0
+        self._capacity: tuple[float, float, int] | None = None
+
+    @classmethod
+    def from_app(cls, app) -> "KubernetesBackend":
+        backend = cls(parent=app, log=app.log)
+        if not backend.storage_root:
+            backend.storage_root = app.data_dir
+        backend.describe = lambda req: placement_from_db(app, req)
+        backend.connect()
+        return backend
+
+    # ---------------------------------------------------------------- client
+    def connect(self) -> None:
+        with self._connect_lock:
+            if self._api is not None:
+                return
+            from kubernetes_asyncio import client
+
+            loop = _Loop()
+            try:
+                self._api = loop.run(self._make_client, timeout=self.request_timeout)
+            except BaseException:
+                loop.stop()
+                raise
+            self._loop = loop
+            self._core_api = client.CoreV1Api(self._api)
+            self._batch_api = client.BatchV1Api(self._api)
+
+    @property
+    def _core(self):
+        self.connect()
+        return self._core_api
+
+    @property
+    def _batch(self):
+        self.connect()
+        return self._batch_api
+
+    async def _make_client(self):
+        from kubernetes_asyncio import client, config
+
+        configuration = client.Configuration()
+        if not self.kubeconfig and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            await config.load_kube_config(config_file=self.kubeconfig or None, context=self.kube_context or None,
+                                          client_configuration=configuration, persist_config=False)
+        return client.ApiClient(configuration=configuration)
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            self._loop.run(self._api.close, timeout=5)
+        finally:
+            self._loop.stop()
+            self._loop = self._api = self._core_api = self._batch_api = None
+
+    def _call(self, method, *args, **kwargs):
+        self.connect()
+        result = self._loop.run(method, *args, timeout=self.request_timeout, **kwargs)
+        if hasattr(result, "to_dict"):
+            return self._api.sanitize_for_serialization(result)
+        return result
+
+    @staticmethod
+    def _status(e) -> int | None:
+        return getattr(e, "status", None)
+
+    def _delete(self, method, name: str, propagation: str) -> bool:
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        try:
+            self._call(method, name, self.namespace, propagation_policy=propagation)
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    # ---------------------------------------------------------------- settings
+    @property
+    def settings(self) -> ManifestSettings:
+        return ManifestSettings(
+            namespace=self.namespace, default_image=self.default_image, python=self.python,
+            image_pull_policy=self.image_pull_policy, service_account=self.service_account,
+            partition_label=self.partition_label, tenant_node_label=self.tenant_node_label,
+            node_selector=dict(self.node_selector), gpu_resource=self.gpu_resource,
+            gpu_tolerations=list(self.gpu_tolerations), ttl_seconds_after_finished=self.ttl_seconds_after_finished,
+            active_deadline_seconds=self.active_deadline_seconds,
+            termination_grace_seconds=self.termination_grace_seconds,
+            storage_volume=dict(self.storage_volume), storage_root=self.storage_root,
+        )
+
+    def job_dir(self, key: str) -> str:
+        return os.path.join(self.jobs_dir or os.path.join(self.storage_root, "jobs"), key)
+
+    # ---------------------------------------------------------------- capacity
+    def _nodes_capacity(self) -> tuple[float, float, int]:
+        now = time.monotonic()
+        if self._capacity is not None and now - self._capacity_at < self.capacity_cache_seconds:
+            return self._capacity
+        try:
+            nodes = self._call(self._core.list_node).get("items") or []
+            self._capacity = node_capacity(nodes, self.gpu_resource, dict(self.node_selector),
+                                           list(self.gpu_tolerations))
+            self._capacity_at = now
+        except Exception as e:
+            self.log.warning("Could not read the nodes' capacity: %s", e)
+            if self._capacity is None:
+                return 0.0, 0.0, 0
+        return self._capacity
+
+    @property
+    def capacity_cpu(self) -> float:
+        return self.total_cpu or self._nodes_capacity()[0]
+
+    @property
+    def capacity_memory_gib(self) -> float:
+        return self.total_memory_gib or self._nodes_capacity()[1]
+
+    @property
+    def capacity_gpu(self) -> int:
+        return self.total_gpu if self.total_gpu >= 0 else self._nodes_capacity()[2]
+
+    # ---------------------------------------------------------------- launching
+    def launch(self, req: LaunchRequest) -> str:
+        if self.describe is None:
+            raise RuntimeError("the Kubernetes backend has no way to describe jobs (image, gpu, partition)")
+        if not self.storage_root:
+            raise RuntimeError("KubernetesBackend.storage_root is not set: where the shared job storage is mounted")
+        placement = self.describe(req)
+        settings = self.settings
+        job_dir = self.job_dir(req.key)
+        manifests = make_manifests(req, placement, settings, job_dir)
+        for d in (req.output_dir, req.attach_dir, *req.parent_dirs.values(), *req.inference_dirs.values()):
+            os.makedirs(d, exist_ok=True)
+        if manifests.spec_on_volume:
+            spec_dir = os.path.join(job_dir, "spec")
+            os.makedirs(spec_dir, exist_ok=True)
+            path = os.path.join(spec_dir, SPEC_KEY)
+            fd = os.open(path + ".partial", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            with os.fdopen(fd, "w") as f:
+                f.write(manifests.spec_json)
+            os.replace(path + ".partial", path)
+
+        job = self._call(self._batch.create_namespaced_job, self.namespace, manifests.job)
+        try:
+            self._call(self._core.create_namespaced_secret, self.namespace, owned_by(manifests.secret, job))
+            if manifests.registry_secret is not None:
+                self._call(self._core.create_namespaced_secret, self.namespace,
+                           owned_by(manifests.registry_secret, job))
+            self._call(self._core.create_namespaced_config_map, self.namespace, owned_by(manifests.configmap, job))
+            self._call(self._batch.patch_namespaced_job, req.key, self.namespace, {"spec": {"suspend": False}})
+        except BaseException:
+            try:  # the owner references take the Secrets and the ConfigMap with it
+                self._delete(self._batch.delete_namespaced_job, req.key, "Background")
+            except Exception:
+                self.log.exception("Could not delete the half-made Job %s", req.key)
+            raise
+        finally:
+            self._invalidate()
+        return f"{self.namespace}/{req.key}"
+
+    # ---------------------------------------------------------------- watching
+    def _invalidate(self) -> None:
+        with self._snap_lock:
+            self._snapshot = None
+
+    def _observe(self) -> tuple[dict, dict]:
+        """({job name: Job}, {job name: [pods]}) of this backend's jobs, at most status_cache_seconds old."""
+        with self._snap_lock:
+            now = time.monotonic()
+            if self._snapshot is not None and now - self._snapshot_at < self.status_cache_seconds:
+                return self._snapshot
+            jobs = self._call(self._batch.list_namespaced_job, self.namespace, label_selector=SELECTOR)
+            pods = self._call(self._core.list_namespaced_pod, self.namespace, label_selector=SELECTOR)
+            by_name = {j["metadata"]["name"]: j for j in jobs.get("items") or []}
+            pods_of: dict[str, list] = {}
+            for pod in pods.get("items") or []:
+                labels = (pod.get("metadata") or {}).get("labels") or {}
+                owner = labels.get("job-name") or labels.get("batch.kubernetes.io/job-name") or labels.get(LABEL_JOB)
+                pods_of.setdefault(owner, []).append(pod)
+            self._snapshot = (by_name, pods_of)
+            self._snapshot_at = time.monotonic()
+            return self._snapshot
+
+    def result(self, key: str) -> JobResult | None:
+        """None while the job runs (or waits for a node); its result once it ended."""
+        jobs, pods = self._observe()
+        return job_state(jobs.get(key), pods.get(key, []), self.python)
+
+    def is_running(self, key: str) -> bool:
+        return self.result(key) is None
+
+    def pod_name(self, key: str) -> str | None:
+        self._invalidate()
+        _jobs, pods = self._observe()
+        mine = pods.get(key) or []
+        if not mine:
+            return None
+        return max(mine, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])
+                   )["metadata"]["name"]
+
+    def logs(self, key: str, tail_lines: int | None = None) -> str:
+        """The job container's log as Kubernetes keeps it ('' before the pod exists)."""
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        pod = self.pod_name(key)
+        if pod is None:
+            return ""
+        kwargs = {"container": CONTAINER}
+        if tail_lines is not None:
+            kwargs["tail_lines"] = int(tail_lines)
+        try:
+            return self._call(self._core.read_namespaced_pod_log, pod, self.namespace, **kwargs) or ""
+        except ApiException as e:
+            if e.status in (400, 404):  # not started yet, or gone
+                return ""
+            raise
+
+    # ---------------------------------------------------------------- ending
+    def halt(self, key: str) -> None:
+        self._delete(self._batch.delete_namespaced_job, key, self.halt_propagation)
+        self._invalidate()
+
+    def cleanup(self, key: str) -> None:
+        # a spec that was too large for the Secret (it holds the git token) does not outlive the job
+        shutil.rmtree(os.path.join(self.job_dir(key), "spec"), ignore_errors=True)
+        if self.delete_finished:
+            try:
+                self._delete(self._batch.delete_namespaced_job, key, "Background")
+            except Exception:
+                self.log.exception("Could not delete the Job %s (its TTL will)", key)
+            self._invalidate()
+
+
+# ------------------------------------------------------------------------------ the database side
+def placement_from_db(app, req: LaunchRequest) -> JobPlacement:
+    """The placement of a job from the database: image, gpu, partition, owner, registry credential."""
+    from ..db.models import Registry, Tenant
+    from ..db.models_jobs import Job
+    from ..domain.user_settings import registry_credential_for
+
+    with app.session_factory() as db:
+        job = db.get(Job, int(req.spec["id"]))
+        if job is None:
+            raise ValueError(f"no job {req.spec['id']} for {req.key}")
+        tenant = db.get(Tenant, job.tenant_id)
+        registry = db.get(Registry, job.registry_id) if job.registry_id else None
+        server = registry_server(registry.host, registry.port_no) if registry else None
+        image = image_reference(server, job.image, job.tag) if job.image else None
+        credential = None
+        if registry is not None and getattr(app, "secret_box", None) is not None:
+            found = registry_credential_for(db, app.secret_box, job.created_by, registry.id)
+            if found is not None:
+                credential = RegistryCredential(server=server, username=found[0], password=found[1])
+        return JobPlacement(kind=job.kind, job_id=job.id, tenant=tenant.name, user=job.created_by or "",
+                            image=image, gpu=int(job.gpu or 0), partition=job.partition or None,
+                            registry=credential)
