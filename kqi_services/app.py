@@ -184,7 +184,7 @@ class KqiService(Application):
 
     stop_jobs_on_exit = Bool(
         True,
-        help="End running local jobs when the service stops cleanly (the embedded default: Ctrl-C stops"
+        help="End running local jobs when the service stops cleanly (Kubernetes jobs are never ended by this) (the embedded default: Ctrl-C stops"
         " everything). When False, jobs keep running and the next start reconciles them.",
     ).tag(config=True)
 
@@ -368,7 +368,8 @@ class KqiService(Application):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         loop.start()
-        if self.stop_jobs_on_exit:
+        if self.stop_jobs_on_exit and self.jobs.backend.name == "local":
+            # local jobs are children of this machine; cluster jobs outlive a service restart
             self.jobs.stop_all()
 
     async def _start_jobs(self):
