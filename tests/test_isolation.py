@@ -531,11 +531,9 @@ def test_every_method_declares_access(op):
     )
 
 
-@pytest.mark.parametrize("pattern", sorted({p for p, *_ in api_routes()}))
+@pytest.mark.parametrize("pattern", sorted(p for p, *_ in api_routes()
+                                            if any(kind == "group" for kind, _ in _split_pattern(p))))
 def test_every_parameterised_route_has_an_isolation_case(pattern):
-    groups = [p for p in _split_pattern(pattern) if p[0] == "group"]
-    if not groups:
-        return
     assert pattern in SAMPLES, (
         f"the route {pattern!r} takes path parameters but tests/test_isolation.py has no isolation"
         f" case for it: add an entry to SAMPLES that names an object of tenant A (and whom to ask"
@@ -558,6 +556,7 @@ def test_unauthenticated_callers_get_401(world, op):
         ("no credentials", None, "Bearer"),
         ("an invalid token", "not-a-token-" + uuid.uuid4().hex, "Bearer"),
         ("an invalid token (token scheme)", "not-a-token-" + uuid.uuid4().hex, "token"),
+        ("an invalid job token", "kqi-job." + uuid.uuid4().hex, "Bearer"),
         ("an expired token", world.expired, "Bearer"),
         ("a revoked token", world.revoked, "Bearer"),
     ]:
@@ -692,6 +691,18 @@ def test_uploads_of_tenant_a_are_out_of_reach_of_tenant_b(world):
     assert r.status_code in (400, 404), r.text
     r = world.call("GET", f"/data/{b_data}/files", b_token)
     assert r.status_code == 200 and r.json() == [], r.text
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "BUG (kqi_services/api/base.py BaseAPIHandler.prepare): a valid hub token without"
+    " access:services!service=kqi gets 403 'This token does not give access to the kqi service'"
+    " even on ANONYMOUS routes (GET /version, GET /openapi.json, POST /account/login), which need"
+    " no credentials; such a caller should be served as anonymous"))
+def test_anonymous_routes_serve_callers_with_unrelated_tokens(world):
+    for pattern, handler, method in OPERATIONS:
+        if method == "GET" and handler.access_for("GET") is Access.ANONYMOUS:
+            r = world.call("GET", route_path(pattern, ()), world.stranger.token)
+            assert r.status_code == 200, f"GET {pattern} with a non-kqi hub token: {r.status_code} {r.text[:200]}"
 
 
 # ------------------------------------------- credentials the service has already seen
