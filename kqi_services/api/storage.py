@@ -12,7 +12,13 @@ class UploadParameterHandler(BaseAPIHandler):
     access = {"GET": Access.TENANT_USER}
 
     async def get(self):
-        file_name = self.get_query_argument("fileName", None)
+        # the raw value: tornado's get_query_argument turns control characters such as NUL into
+        # spaces, which would store a file under another name than the one asked for
+        raw = self.request.query_arguments.get("fileName")
+        try:
+            file_name = raw[-1].decode("utf-8") if raw else None
+        except UnicodeDecodeError:
+            raise ApiError(400, "The file name is not valid UTF-8.", {"fileName": ["must be UTF-8"]})
         parts = self.int_query("partSum", None, minimum=1)
         if parts is None:
             raise ApiError(400, "Give the number of parts as partSum.", {"partSum": ["is required"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
@@ -108,6 +108,14 @@ def file_output(f: DataFile, url: str | None = None) -> dict:
 
 
 # --------------------------------------------------------------------------- rules
+def optional_name(f: Fields, max_length: int = 256):
+    """A name that an edit may leave out (null) but not blank out."""
+    name = f.str("name", max_length=max_length)
+    if name is None and isinstance(f.body.get("name"), str):
+        f.error("name", "must not be empty")
+    return name
+
+
 def read_tags(f: Fields, field: str = "tags"):
     tags = f.body.get(field)
     if tags is None:
@@ -151,8 +159,17 @@ class DataManager:
             q = q.where(Data.created_by.ilike(like(args["createdBy"]), escape="\\"))
         if args.get("createdAt"):
             q = apply_date(q, Data.created_at, args["createdAt"], "createdAt")
-        for tag in args.get("tags") or []:
-            q = q.where(Data.id.in_(select(DataTag.data_id).where(DataTag.name == tag)))
+        for value in args.get("tags") or []:
+            # the SDK sends several tags as one csv value ("tag=a,b"): a data matches when it has
+            # the tag as written or every tag of the list
+            def tagged(name):
+                return Data.id.in_(select(DataTag.data_id).where(DataTag.name == name))
+
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            condition = tagged(value)
+            if len(parts) > 1 or (parts and parts[0] != value):
+                condition = condition | and_(*[tagged(p) for p in parts])
+            q = q.where(condition)
         return list(self.db.scalars(q.order_by(Data.id.desc())).all())
 
     def create(self, body: dict, actor: str, parent: Data | None = None) -> Data:
@@ -172,7 +189,7 @@ class DataManager:
 
     def update(self, data: Data, body: dict, actor: str) -> Data:
         f = Fields(body)
-        name = f.str("name", max_length=256)
+        name = optional_name(f)
         memo = f.str("memo", max_length=4096, allow_empty=True)
         tags = read_tags(f)
         f.done()

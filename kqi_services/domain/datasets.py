@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
 from ..db.models_data import Data, DataSet, DataSetEntry, DataType
-from .data import apply_date, apply_number, data_index, file_output, like
+from .data import apply_date, apply_number, data_index, file_output, like, optional_name
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 
 FLAT_TYPE = "training"  # flat datasets keep their data under this type, as KAMONOHASHI does
@@ -150,7 +150,7 @@ class DataSetManager:
             raise ConflictError(f"The dataset {dataset.name} is locked ({'; '.join(reasons)}): its data cannot "
                                 "change. Copy it to make a changed one; name and memo stay editable.")
         f = Fields(body)
-        name = f.str("name", max_length=256)
+        name = optional_name(f)
         memo = f.str("memo", max_length=4096, allow_empty=True)
         is_flat = f.bool("isFlat", default=dataset.is_flat)
         f.done()
@@ -160,14 +160,25 @@ class DataSetManager:
         if memo is not None:
             dataset.memo = memo
         dataset.is_flat = is_flat
-        dataset.entries = [DataSetEntry(data=d, data_type=t) for d, t in entries]
+        # keep the rows of data that stay (a new row for the same data would clash with the
+        # old one on (dataset, data) before the old one is deleted)
+        existing = {e.data_id: e for e in dataset.entries}
+        kept = []
+        for d, t in entries:
+            entry = existing.get(d.id)
+            if entry is None:
+                entry = DataSetEntry(data=d, data_type=t)
+            else:
+                entry.data_type = t
+            kept.append(entry)
+        dataset.entries = kept
         dataset.modified_by = actor
         self.db.commit()
         return dataset
 
     def update_meta(self, dataset: DataSet, body: dict, actor: str) -> DataSet:
         f = Fields(body)
-        name = f.str("name", max_length=256)
+        name = optional_name(f)
         memo = f.str("memo", max_length=4096, allow_empty=True)
         f.done()
         if name is not None:

@@ -50,13 +50,12 @@ def lay_out(
     if method == SYMLINK and raw_dir is None and link_target_dir is None:
         raise LayoutError("symlinks need a data mount; this store has none, use 'copy'")
     link_base = link_target_dir or raw_dir
+    # every path is checked before anything is made: a bad pair leaves no half layout
+    checked = [(safe_relative(pair["dataPath"]), safe_relative(pair["storedPath"])) for pair in pairs]
     count = 0
     os.makedirs(input_dir, exist_ok=True)
-    for pair in pairs:
-        data_path = safe_relative(pair["dataPath"])
-        stored_path = safe_relative(pair["storedPath"])
-        target = os.path.join(input_dir, *data_path.split("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+    for data_path, stored_path in checked:
+        target = os.path.join(_make_parents(input_dir, data_path), data_path.rsplit("/", 1)[-1])
         if os.path.lexists(target):
             os.remove(target)
         if method == SYMLINK:
@@ -71,3 +70,15 @@ def lay_out(
             raise LayoutError("copying needs a data mount or a way to read the object store")
         count += 1
     return count
+
+
+def _make_parents(input_dir: str, data_path: str) -> str:
+    """Make the folders of `data_path` under `input_dir`, never following a link out of it."""
+    current = input_dir
+    for part in data_path.split("/")[:-1]:
+        current = os.path.join(current, part)
+        if os.path.islink(current):
+            raise LayoutError(f"{data_path!r} leads out of the input folder through a link")
+        if not os.path.isdir(current):
+            os.mkdir(current)
+    return current

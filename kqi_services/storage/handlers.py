@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from http.client import responses
 from urllib.parse import quote
 
 from tornado import web
@@ -29,7 +30,7 @@ class _SignedHandler(web.RequestHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(json.dumps({"type": f"https://httpstatuses.io/{status}", "status": status,
-                                "title": "Bad Request" if status == 400 else "Forbidden", "detail": message,
+                                "title": responses.get(status, "Error"), "detail": message,
                                 "instance": self.request.path, "errors": {}}))
 
     def log_exception(self, typ, value, tb):
@@ -41,6 +42,7 @@ class _SignedHandler(web.RequestHandler):
 @web.stream_request_body
 class PartUploadHandler(_SignedHandler):
     writer: PartWriter | None = None
+    refusal: str | None = None
 
     def prepare(self):
         if self.request.method != "PUT":
@@ -54,7 +56,9 @@ class PartUploadHandler(_SignedHandler):
                                self.get_query_argument("expires", ""), self.get_query_argument("signature", ""))
             self.writer = store.part_writer(upload, int(part))
         except (StoreError, ValueError) as e:
-            self.fail(403, str(e))
+            # answer once the body is read: a reply while the client still sends makes the
+            # proxy drop the connection and answer 503 instead of this 403
+            self.refusal = str(e)
 
     def data_received(self, chunk: bytes):
         if self.writer is not None:
@@ -62,8 +66,12 @@ class PartUploadHandler(_SignedHandler):
 
     def put(self):
         if self.writer is None:
-            return
-        etag = self.writer.finish()
+            return self.fail(403, self.refusal or "The link is not valid.")
+        try:
+            etag = self.writer.finish()
+        except StoreError as e:
+            self.writer = None
+            return self.fail(404, str(e))
         self.writer = None
         self.set_header("ETag", etag)
         self.set_status(200)

@@ -226,9 +226,13 @@ class PartWriter:
     def finish(self) -> str:
         self._file.close()
         etag = f'"{self._md5.hexdigest()}"'
-        os.replace(self._tmp, self.path)
-        with open(f"{self.path}.etag", "w") as f:
-            f.write(etag)
+        try:
+            os.replace(self._tmp, self.path)
+            with open(f"{self.path}.etag", "w") as f:
+                f.write(etag)
+        except FileNotFoundError:
+            raise StoreError("The upload is gone: it expired or was finished while this part came in.",
+                             client_error=True)
         return etag
 
     def discard(self) -> None:

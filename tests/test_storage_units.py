@@ -1,0 +1,407 @@
+"""Unit tests of the object stores (the local one on a folder, the S3 one against a real
+SeaweedFS server), the upload protocol's input checks and the dataset layout function."""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import pytest
+import requests
+
+from kqi_services.domain.layout import COPY, SYMLINK, LayoutError, lay_out
+from kqi_services.domain.uploads import check_file_name, parse_part_etags
+from kqi_services.domain.validation import ValidationError
+from kqi_services.storage.base import StoreError
+from kqi_services.storage.local import LocalObjectStore, UrlSigner, safe_key
+from kqi_services.storage.s3 import S3ObjectStore
+
+from .s3server import s3_server  # noqa: F401  (the session fixture)
+
+MiB = 1024 * 1024
+UNSAFE_KEYS = ["", "/abs", "a/../b", "..", "a/./b", "a//b", "a/", "nul\x00/x", ".uploads/x", ".uploads"]
+
+
+def md5_etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data).hexdigest()}"'
+
+
+# ------------------------------------------------------------------------ local store
+@pytest.fixture
+def local(tmp_path):
+    return LocalObjectStore(str(tmp_path / "store"), UrlSigner(b"k" * 32), "/services/kqi/storage", store_id=7)
+
+
+def put_local_part(store: LocalObjectStore, upload_id: str, number: int, data: bytes, chunk: int = 1000) -> str:
+    writer = store.part_writer(upload_id, number)
+    for i in range(0, len(data), chunk):
+        writer.write(data[i:i + chunk])
+    return writer.finish()
+
+
+def test_signer_accepts_its_own_signatures_only():
+    signer = UrlSigner(b"a" * 32)
+    fields = {"store": "1", "key": "t/Data/x/a.txt", "name": "a.txt"}
+    expires = int(time.time()) + 60
+    signature = signer.sign("get", fields, expires)
+    signer.check("get", fields, str(expires), signature)
+    refusals = [
+        ("get", {**fields, "key": "t/Data/x/b.txt"}, str(expires), signature),
+        ("get", {**fields, "name": "b.txt"}, str(expires), signature),
+        ("get", {**fields, "store": "2"}, str(expires), signature),
+        ("put-part", fields, str(expires), signature),
+        ("get", fields, str(expires + 1), signature),
+        ("get", fields, str(expires), signature[:-1] + ("0" if signature[-1] != "0" else "1")),
+        ("get", fields, str(expires), ""),
+        ("get", fields, "soon", signature),
+        ("get", fields, str(expires), UrlSigner(b"b" * 32).sign("get", fields, expires)),
+    ]
+    for action, f, e, s in refusals:
+        with pytest.raises(StoreError) as info:
+            signer.check(action, f, e, s)
+        assert info.value.client_error
+    with pytest.raises(StoreError, match="expired"):
+        signer.check("get", fields, str(expires), signature, now=expires + 1)
+    signer.check("get", fields, str(expires), signature, now=expires)
+
+
+def test_local_keys_must_be_safe(local):
+    for key in UNSAFE_KEYS:
+        with pytest.raises(StoreError):
+            safe_key(key)
+        with pytest.raises(StoreError):
+            local.path(key)
+        with pytest.raises(StoreError):
+            local.start_upload(key)
+        with pytest.raises(StoreError):
+            local.write(key, iter([b"x"]))
+        with pytest.raises(StoreError):
+            local.download_url(key, "x", "http://h", 60)
+    assert local.path("t/Data/u/a b.txt") == os.path.join(local.root, "t", "Data", "u", "a b.txt")
+    for upload_id in ("", "../../etc", "A" * 32, "0" * 31, "g" * 32):
+        with pytest.raises(StoreError):
+            local.part_writer(upload_id, 1)
+
+
+def test_local_multipart_upload(local):
+    key = "tenants/t/Data/u1/big.bin"
+    parts = [os.urandom(3 * MiB), os.urandom(3 * MiB), b"tail"]
+    upload_id = local.start_upload(key)
+    assert len(upload_id) == 32 and local.upload_key(upload_id) == key
+
+    urls = local.part_urls(key, upload_id, 3, "http://127.0.0.1:9", 60)
+    assert len(urls) == 3
+    for number, url in enumerate(urls, start=1):
+        parsed = urlsplit(url)
+        assert url.startswith("http://127.0.0.1:9/services/kqi/storage/part?")
+        query = dict(parse_qsl(parsed.query))
+        assert query["store"] == "7" and query["upload"] == upload_id and query["part"] == str(number)
+        local.signer.check("put-part", {"store": "7", "upload": upload_id, "part": str(number)},
+                           query["expires"], query["signature"])
+
+    etags = [put_local_part(local, upload_id, n, data) for n, data in enumerate(parts, start=1)]
+    assert etags == [md5_etag(p) for p in parts]
+    # a part sent again replaces the first copy; a broken one leaves nothing
+    writer = local.part_writer(upload_id, 2)
+    writer.write(b"half")
+    writer.discard()
+    assert sorted(os.listdir(os.path.join(local.root, ".uploads", upload_id))) == [
+        "1", "1.etag", "2", "2.etag", "3", "3.etag", "meta"]
+
+    size = local.complete_upload(key, upload_id, [e.strip('"') for e in etags])
+    assert size == sum(map(len, parts))
+    with open(local.path(key), "rb") as f:
+        assert f.read() == b"".join(parts)
+    assert not os.path.exists(os.path.join(local.root, ".uploads", upload_id))
+    with pytest.raises(StoreError):
+        local.part_writer(upload_id, 1)
+    with pytest.raises(StoreError):
+        local.complete_upload(key, upload_id, etags)
+
+
+def test_local_multipart_refusals(local):
+    key = "tenants/t/Data/u2/x.bin"
+
+    def started(*parts):
+        upload_id = local.start_upload(key)
+        return upload_id, [put_local_part(local, upload_id, n, p) for n, p in enumerate(parts, start=1)]
+
+    upload_id, etags = started(b"one", b"two")
+    with pytest.raises(StoreError, match="does not match") as info:
+        local.complete_upload(key, upload_id, [etags[0], md5_etag(b"other")])
+    assert info.value.client_error
+    with pytest.raises(StoreError, match="never uploaded"):
+        local.complete_upload(key, upload_id, etags + [md5_etag(b"three")])
+    with pytest.raises(StoreError, match="not listed"):
+        local.complete_upload(key, upload_id, etags[:1])
+    with pytest.raises(StoreError, match="another key"):
+        local.complete_upload("tenants/t/Data/u2/y.bin", upload_id, etags)
+    assert local.stat(key) is None
+    for number in (0, 10001):
+        with pytest.raises(StoreError):
+            local.part_writer(upload_id, number)
+    # the store's folder list of stale uploads, and aborting one
+    assert upload_id in local.stale_uploads(older_than=-1)
+    assert upload_id not in local.stale_uploads(older_than=3600)
+    local.abort_upload(key, upload_id)
+    assert not os.path.exists(os.path.join(local.root, ".uploads", upload_id))
+    with pytest.raises(StoreError):
+        local.upload_key(upload_id)
+    # a part that arrives after its upload went away is refused, not half stored
+    upload_id, _ = started(b"x")
+    writer = local.part_writer(upload_id, 2)
+    writer.write(b"late")
+    local.abort_upload(key, upload_id)
+    with pytest.raises(StoreError, match="gone"):
+        writer.finish()
+    assert local.stat(key) is None
+
+
+def test_local_objects(local):
+    size = local.write("tenants/a/Data/u/x.txt", iter([b"hello ", b"world"]))
+    assert size == 11
+    local.write("tenants/a/Data/v/y.txt", iter([b"y"]))
+    local.write("tenants/ab/Data/w/z.txt", iter([b"z"]))
+    local.start_upload("tenants/a/Data/pending/p.bin")  # an upload is not an object
+    info = local.stat("tenants/a/Data/u/x.txt")
+    assert info.size == 11 and info.last_modified
+    assert local.stat("tenants/a/Data/u/none.txt") is None
+    assert b"".join(local.read("tenants/a/Data/u/x.txt", chunk_size=4)) == b"hello world"
+    assert list(local.read("tenants/a/Data/u/x.txt", chunk_size=4))[0] == b"hell"
+    assert local.sha256("tenants/a/Data/u/x.txt") == hashlib.sha256(b"hello world").hexdigest()
+    with pytest.raises(StoreError):
+        list(local.read("tenants/a/Data/u/none.txt"))
+    assert sorted(i.key for i in local.list("tenants/a/")) == ["tenants/a/Data/u/x.txt", "tenants/a/Data/v/y.txt"]
+    assert [i.key for i in local.list("tenants/ab/")] == ["tenants/ab/Data/w/z.txt"]
+
+    url = local.download_url("tenants/a/Data/u/x.txt", "日本 語.txt", "http://h:1", 60)
+    query = dict(parse_qsl(urlsplit(url).query))
+    assert query["key"] == "tenants/a/Data/u/x.txt" and query["name"] == "日本 語.txt"
+    local.signer.check("get", {"store": "7", "key": query["key"], "name": query["name"]}, query["expires"],
+                       query["signature"])
+
+    local.delete("tenants/a/Data/u/x.txt")
+    local.delete("tenants/a/Data/u/x.txt")  # gone already: no error
+    assert not os.path.exists(os.path.join(local.root, "tenants", "a", "Data", "u"))  # empty folders go
+    assert local.delete_prefix("tenants/a/") == 1
+    assert list(local.list("tenants/a/")) == []
+    assert [i.key for i in local.list("tenants/ab/")] == ["tenants/ab/Data/w/z.txt"]
+    assert os.path.isdir(os.path.join(local.root, ".uploads"))
+
+
+# -------------------------------------------------------------------------- S3 store
+@pytest.fixture(scope="module")
+def s3(s3_server):
+    bucket = f"units-{uuid.uuid4().hex[:10]}"
+    store = S3ObjectStore(s3_server.endpoint, bucket, s3_server.access_key, s3_server.secret_key)
+    # the store made its bucket
+    assert bucket in [b["Name"] for b in s3_server.client().list_buckets()["Buckets"]]
+    return store
+
+
+def put_presigned(store: S3ObjectStore, key: str, upload_id: str, parts: list[bytes]) -> list[str]:
+    urls = store.part_urls(key, upload_id, len(parts), "http://ignored", 60)
+    etags = []
+    for url, data in zip(urls, parts):
+        # the official CLI sends this content type with each part
+        r = requests.put(url, data=data, headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+        assert r.status_code == 200, r.text
+        etags.append(r.headers["ETag"])
+    return etags
+
+
+def test_s3_refuses_wrong_credentials(s3_server):
+    with pytest.raises(StoreError) as info:
+        S3ObjectStore(s3_server.endpoint, "kqi-any", s3_server.access_key, "wrong-secret")
+    assert not info.value.client_error
+
+
+def test_s3_multipart_upload_with_presigned_urls(s3):
+    key = f"tenants/t/Data/{uuid.uuid4().hex}/big.bin"
+    parts = [os.urandom(5 * MiB), os.urandom(5 * MiB), b"tail"]
+    upload_id = s3.start_upload(key)
+    etags = put_presigned(s3, key, upload_id, parts)
+    assert etags == [md5_etag(p) for p in parts]
+    assert (key, upload_id) in [(k, u) for k, u, _ in s3.pending_uploads()]
+    assert s3.complete_upload(key, upload_id, [e.strip('"') for e in etags]) == sum(map(len, parts))
+    assert upload_id not in [u for _, u, _ in s3.pending_uploads()]
+    assert s3.stat(key).size == sum(map(len, parts))
+    assert s3.sha256(key) == hashlib.sha256(b"".join(parts)).hexdigest()
+    assert b"".join(s3.read(key, chunk_size=MiB)) == b"".join(parts)
+
+    url = s3.download_url(key, "日本 語.bin", "http://ignored", 60)
+    r = requests.get(url, timeout=60)
+    assert r.status_code == 200 and r.content == b"".join(parts)
+    assert "filename*=UTF-8''%E6%97%A5%E6%9C%AC%20%E8%AA%9E.bin" in r.headers["Content-Disposition"]
+    query = dict(parse_qsl(urlsplit(url).query))
+    query["X-Amz-Signature"] = query["X-Amz-Signature"][:-1] + (
+        "0" if query["X-Amz-Signature"][-1] != "0" else "1")
+    tampered = urlunsplit(urlsplit(url)._replace(query=urlencode(query)))
+    assert requests.get(tampered, timeout=60).status_code == 403
+    expired = s3.download_url(key, "x", "http://ignored", 1)
+    time.sleep(2.1)
+    r = requests.get(expired, timeout=60)
+    assert r.status_code == 403 and "expired" in r.text.lower()
+
+
+def test_s3_multipart_refusals(s3):
+    key = f"tenants/t/Data/{uuid.uuid4().hex}/x.bin"
+    first, last = os.urandom(5 * MiB), b"end"
+    upload_id = s3.start_upload(key)
+    etags = put_presigned(s3, key, upload_id, [first, last])
+    for wrong, match in (([etags[0], md5_etag(b"other")], "does not match"),
+                         (etags + [md5_etag(b"more")], "never uploaded"),
+                         (etags[:1], "not listed")):
+        with pytest.raises(StoreError, match=match) as info:
+            s3.complete_upload(key, upload_id, wrong)
+        assert info.value.client_error
+    assert s3.stat(key) is None
+    s3.abort_upload(key, upload_id)
+    assert upload_id not in [u for _, u, _ in s3.pending_uploads()]
+    with pytest.raises(StoreError) as info:
+        s3.complete_upload(key, upload_id, etags)
+    assert info.value.client_error
+    s3.abort_upload(key, upload_id)  # twice: no error
+
+
+def test_s3_objects(s3):
+    prefix = f"tenants/{uuid.uuid4().hex[:8]}/"
+    big = os.urandom(9 * MiB + 17)
+    # write() splits into parts by itself (8 MiB), from chunks of any size
+    assert s3.write(prefix + "Data/u/big.bin", (big[i:i + 3 * MiB] for i in range(0, len(big), 3 * MiB))) == len(big)
+    assert s3.write(prefix + "Data/u/empty.txt", iter([])) == 0
+    assert s3.write(prefix + "Data/v/y.txt", iter([b"y"])) == 1
+    assert b"".join(s3.read(prefix + "Data/u/big.bin")) == big
+    assert s3.stat(prefix + "Data/u/empty.txt").size == 0
+    assert s3.stat(prefix + "Data/u/none") is None
+    with pytest.raises(StoreError):
+        list(s3.read(prefix + "Data/u/none"))
+    assert sorted(i.key for i in s3.list(prefix)) == [prefix + "Data/u/big.bin", prefix + "Data/u/empty.txt",
+                                                      prefix + "Data/v/y.txt"]
+    s3.delete(prefix + "Data/v/y.txt")
+    s3.delete(prefix + "Data/v/y.txt")
+    assert s3.delete_prefix(prefix) == 2
+    assert list(s3.list(prefix)) == []
+
+
+# ------------------------------------------------------------------- upload protocol
+def test_parse_part_etags():
+    assert parse_part_etags(["1+abc", '2+"def"']) == ["abc", '"def"']
+    assert parse_part_etags(['1+"a+b"']) == ['"a+b"']
+    for bad in (None, [], "1+abc", ["2+abc"], ["1+a", "3+b"], ["1+a", "1+b"], ["1+"], ["+a"], ["1a+b"],
+                ["x"], [1], [None], ["0+a"], ["-1+a"]):
+        with pytest.raises(ValidationError) as info:
+            parse_part_etags(bad)
+        assert "partETags" in info.value.errors
+
+
+def test_check_file_name():
+    for good in ("a.txt", "日本語.csv", "a b (1).png", ".hidden", "a-b_c.tar.gz", "あ" * 85):
+        assert check_file_name(good) == good
+    for bad in ("", "   ", None, 5, "..", ".", "../a", "a/b", "/a", "a\\b", "a\x00b", "a\nb", "a\tb",
+                "x" * 256, "あ" * 86, "a..b"):
+        with pytest.raises(ValidationError) as info:
+            check_file_name(bad, "files[0].fileName")
+        assert "files[0].fileName" in info.value.errors
+
+
+# --------------------------------------------------------------------------- layout
+@pytest.fixture
+def raw(tmp_path):
+    """A data mount: stored paths below a folder, as the local store keeps a tenant's files."""
+    base = tmp_path / "raw"
+    files = {"Data/u1/a.txt": b"alpha", "Data/u2/b.csv": b"beta", "Data/u3/c.bin": os.urandom(3 * MiB)}
+    for path, content in files.items():
+        (base / path).parent.mkdir(parents=True, exist_ok=True)
+        (base / path).write_bytes(content)
+    return str(base), files
+
+
+TYPED = [{"dataPath": "training/1/a.txt", "storedPath": "Data/u1/a.txt"},
+         {"dataPath": "training/1/b.csv", "storedPath": "Data/u2/b.csv"},
+         {"dataPath": "testing/2/c.bin", "storedPath": "Data/u3/c.bin"}]
+FLAT = [{"dataPath": "1/a.txt", "storedPath": "Data/u1/a.txt"},
+        {"dataPath": "2/c.bin", "storedPath": "Data/u3/c.bin"}]
+
+
+def tree(folder) -> dict[str, str]:
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            out[os.path.relpath(full, folder)] = os.readlink(full) if os.path.islink(full) else "file"
+    return out
+
+
+def test_layout_symlinks(tmp_path, raw):
+    raw_dir, files = raw
+    input_dir = str(tmp_path / "kqi" / "input")
+    assert lay_out(TYPED, input_dir, SYMLINK, raw_dir=raw_dir, link_target_dir="/kqi/raw") == 3
+    assert tree(input_dir) == {"training/1/a.txt": "/kqi/raw/Data/u1/a.txt",
+                               "training/1/b.csv": "/kqi/raw/Data/u2/b.csv",
+                               "testing/2/c.bin": "/kqi/raw/Data/u3/c.bin"}
+    # links into the mount as this machine sees it, and readable here
+    flat_dir = str(tmp_path / "flat")
+    assert lay_out(FLAT, flat_dir, SYMLINK, raw_dir=raw_dir) == 2
+    assert tree(flat_dir) == {"1/a.txt": os.path.join(raw_dir, "Data/u1/a.txt"),
+                              "2/c.bin": os.path.join(raw_dir, "Data/u3/c.bin")}
+    with open(os.path.join(flat_dir, "2", "c.bin"), "rb") as f:
+        assert f.read() == files["Data/u3/c.bin"]
+    with pytest.raises(LayoutError, match="data mount"):
+        lay_out(FLAT, str(tmp_path / "none"), SYMLINK)
+
+
+def test_layout_copies(tmp_path, raw):
+    raw_dir, files = raw
+    input_dir = str(tmp_path / "input")
+    # first as links, then again as copies: the copies replace the links
+    lay_out(TYPED, input_dir, SYMLINK, raw_dir=raw_dir)
+    assert lay_out(TYPED, input_dir, COPY, raw_dir=raw_dir) == 3
+    assert set(tree(input_dir).values()) == {"file"}
+    for pair in TYPED:
+        with open(os.path.join(input_dir, pair["dataPath"]), "rb") as f:
+            assert f.read() == files[pair["storedPath"]]
+    # without a mount, streamed from the object store
+    store = LocalObjectStore(raw_dir, UrlSigner(b"k" * 32), "/x")
+    asked = []
+
+    def open_stored(path):
+        asked.append(path)
+        return store.read(path, chunk_size=MiB)
+
+    flat_dir = str(tmp_path / "flat")
+    assert lay_out(FLAT, flat_dir, COPY, open_stored=open_stored) == 2
+    assert asked == ["Data/u1/a.txt", "Data/u3/c.bin"]
+    assert tree(flat_dir) == {"1/a.txt": "file", "2/c.bin": "file"}
+    with open(os.path.join(flat_dir, "2", "c.bin"), "rb") as f:
+        assert f.read() == files["Data/u3/c.bin"]
+    with pytest.raises(LayoutError, match="copying needs"):
+        lay_out(FLAT, str(tmp_path / "nothing"), COPY)
+    with pytest.raises(LayoutError, match="creation method"):
+        lay_out(FLAT, str(tmp_path / "nothing"), "hardlink", raw_dir=raw_dir)
+
+
+def test_layout_refuses_unsafe_paths(tmp_path, raw):
+    raw_dir, _ = raw
+    outside = tmp_path / "outside"
+    for bad in ("../outside/x.txt", "/etc/x", "training/../../outside/x", "training//x", "", "a/./b",
+                "nul\x00/x"):
+        for pair in ({"dataPath": bad, "storedPath": "Data/u1/a.txt"},
+                     {"dataPath": "training/1/a.txt", "storedPath": bad}):
+            input_dir = tmp_path / f"in-{uuid.uuid4().hex[:6]}"
+            for method in (SYMLINK, COPY):
+                with pytest.raises(LayoutError, match="unsafe"):
+                    # the good pair first: nothing at all is made when one pair is bad
+                    lay_out([FLAT[0], pair], str(input_dir), method, raw_dir=raw_dir)
+                assert not input_dir.exists()
+    assert not outside.exists()
+    # a link planted in the input folder does not lead the layout out of it
+    input_dir = tmp_path / "planted"
+    input_dir.mkdir()
+    outside.mkdir()
+    os.symlink(str(outside), str(input_dir / "training"))
+    with pytest.raises(LayoutError, match="out of the input folder"):
+        lay_out(TYPED, str(input_dir), COPY, raw_dir=raw_dir)
+    assert list(outside.iterdir()) == []
