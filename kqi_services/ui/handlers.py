@@ -42,6 +42,14 @@ class Screen:
 
 SCREENS = [
     Screen("home", "", "home.title"),
+    # the platform's own screens (templates <name>.html, scripts in static/)
+    Screen("data", "data", "data.title", needs="GET /data", nav="nav.data"),
+    Screen("datasets", "datasets", "datasets.title", needs="GET /datasets", nav="nav.datasets"),
+    Screen("preprocessing", "preprocessing", "preprocessing.title", needs="GET /preprocessings",
+           nav="nav.preprocessing"),
+    Screen("training", "training", "training.title", needs="GET /training", nav="nav.training"),
+    Screen("inference", "inference", "inference.title", needs="GET /inferences", nav="nav.inference"),
+    Screen("notebooks", "notebooks", "notebooks.title", needs="GET /notebook", nav="nav.notebooks"),
     Screen("settings", "user-settings", "settings.title", description="home.settings_desc"),
     Screen("tenants", "admin/tenants", "tenants.title", audience="system-admin",
            needs="GET /admin/tenants", nav="nav.tenants", description="home.tenants_desc"),
