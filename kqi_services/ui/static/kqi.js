@@ -77,6 +77,11 @@
 
   /** Call the JSON API with the browser's session: KQI.api("PUT", "/account/webhook/slack", {...}). */
   KQI.api = async function (method, path, body) {
+    return (await KQI.request(method, path, body)).payload;
+  };
+
+  /** KQI.api with the whole answer: {payload, text, headers} (for X-Total-Count, text/plain logs). */
+  KQI.request = async function (method, path, body) {
     const headers = { Accept: "application/json", "X-XSRFToken": data.xsrf };
     const init = { method: method, headers: headers, credentials: "same-origin" };
     if (body !== undefined) {
@@ -99,7 +104,7 @@
       }
     }
     if (!response.ok) throw new ApiError(response.status, payload);
-    return payload;
+    return { payload: payload, text: text, headers: response.headers };
   };
 
   // --------------------------------------------------------------- feedback
