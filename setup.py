@@ -50,6 +50,7 @@ setup(
             "requests>=2.31",
             "playwright>=1.45",
             "kubernetes-validate>=1.30",
+            "helm-python-sdk>=0.2.2,<0.3",  # renders and lints helm/kqi-hub offline (tests/test_helm_chart.py)
             "kamonohashi-cli==4.0.2",
             "jupyterlab>=4.2",
             "openapi-spec-validator>=0.7",

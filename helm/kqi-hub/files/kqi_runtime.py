@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""The KQI job runtime: what runs inside every training, inference and preprocessing job.
+
+Both backends run this one file (stdlib only, Python 3.8+) in the job's sandbox or pod,
+where the job's own folder is /kqi. It performs the guide's flow, step by step:
+
+  1. create /kqi/output
+  2. check the tools the flow needs (sh, git; zip is done in Python)
+  3. clone the model repository to /kqi/git and check out the commit
+  4. lay the dataset out under /kqi/input (symlinks into /kqi/raw, or copies)
+  5. run the command through a shell as the container's user with /kqi/git as working
+     directory, stdout and stderr tee'd to the log in /kqi/attach
+  6. judge success by the exit status
+  7. zip /kqi/output to /kqi/attach/output.zip when asked (only after success)
+  8. write the result to /kqi/tmp/result.json; the backend reports the end state
+
+For notebooks ("mode": "notebook") steps 3-4 are the same; then JupyterLab is installed
+when the image lacks it (the requested version), the links /input /git /parent /inference
+are made, the start-up command runs, and the process becomes the notebook server. In
+"prepare" mode (a Kubernetes init container) it stops after the preparation.
+
+Usage: kqi_runtime.py /kqi/tmp/spec.json   (or: kqi_runtime.py --spec-env VARIABLE)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+try:  # the backends place layout.py beside this file
+    from layout import COPY, SYMLINK, lay_out  # type: ignore
+except ImportError:  # running from the source tree
+    from kqi_services.domain.layout import COPY, SYMLINK, lay_out  # type: ignore  # noqa: F401
+
+KQI = os.environ.get("KQI_ROOT", "/kqi")
+
+
+class StepFailed(Exception):
+    pass
+
+
+class Log:
+    """Writes the platform's own lines into the job log (which the command's output shares)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.file = open(path, "ab", buffering=0)
+
+    def line(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.file.write(f"[kqi {stamp}] {text}\n".encode())
+        sys.stdout.write(f"[kqi {stamp}] {text}\n")
+        sys.stdout.flush()
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+
+def step_output(log: Log) -> None:
+    os.makedirs(os.path.join(KQI, "output"), exist_ok=True)
+    log.line("created /kqi/output")
+
+
+def step_tools(log: Log, spec: dict) -> None:
+    missing = [t for t in ("sh",) + (("git",) if spec.get("git") else ()) if shutil.which(t) is None]
+    if missing:
+        raise StepFailed("missing tools in the image: " + ", ".join(missing))
+    log.line("tools present: sh" + (", git" if spec.get("git") else ""))
+
+
+def step_git(log: Log, spec: dict) -> None:
+    git = spec.get("git")
+    target = os.path.join(KQI, "git")
+    os.makedirs(target, exist_ok=True)
+    if not git:
+        log.line("no model repository")
+        return
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    args = ["git"]
+    if git.get("token"):
+        # the token travels in a header for this one command, never in the URL or on disk
+        import base64
+
+        basic = base64.b64encode(f"x-access-token:{git['token']}".encode()).decode()
+        args += ["-c", f"http.extraHeader=Authorization: Basic {basic}"]
+    log.line(f"cloning {git['url']} at {git['commit']}")
+    run = subprocess.run(args + ["clone", "--quiet", "--no-checkout", git["url"], target],
+                         env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise StepFailed("git clone failed: " + _redact(run.stderr.strip(), git.get("token")))
+    run = subprocess.run(["git", "-C", target, "checkout", "--quiet", "--detach", git["commit"]],
+                         env=env, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise StepFailed(f"git checkout of {git['commit']} failed: {run.stderr.strip()}")
+    if os.path.exists(os.path.join(target, ".gitmodules")):
+        subprocess.run(["git", "-C", target, "submodule", "update", "--init", "--recursive", "--quiet"],
+                       env=env, capture_output=True, text=True)
+    log.line(f"model at commit {git['commit']}")
+
+
+def _redact(text: str, secret: str | None) -> str:
+    return text.replace(secret, "********") if secret else text
+
+
+def step_dataset(log: Log, spec: dict) -> None:
+    dataset = spec.get("dataset")
+    input_dir = os.path.join(KQI, "input")
+    os.makedirs(input_dir, exist_ok=True)
+    if not dataset:
+        log.line("no dataset")
+        return
+    urls = dataset.get("urls") or {}
+
+    def open_stored(stored_path):
+        import urllib.request  # only for stores without a data mount: it costs a job start ~0.1-0.3 s
+
+        with urllib.request.urlopen(urls[stored_path], timeout=60) as response:
+            while True:
+                chunk = response.read(1024 * 1024)
+                if not chunk:
+                    return
+                yield chunk
+
+    raw = dataset.get("rawDir")
+    count = lay_out(dataset["pairs"], input_dir, dataset["method"],
+                    raw_dir=raw if raw and os.path.isdir(raw) else None,
+                    link_target_dir=raw, open_stored=open_stored if urls else None)
+    log.line(f"dataset {spec.get('datasetId')} laid out under /kqi/input by {dataset['method']}: {count} files")
+
+
+def step_command(log: Log, spec: dict) -> int:
+    command = spec["entryPoint"]
+    log.line(f"running: {command}")
+    env = dict(os.environ)
+    env.update(spec.get("env") or {})
+    process = subprocess.Popen(["sh", "-c", command], cwd=os.path.join(KQI, "git"), env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    for chunk in iter(lambda: process.stdout.read1(65536), b""):
+        log.write(chunk)
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+    code = process.wait()
+    log.line(f"the command exited with status {code}")
+    return code
+
+
+def step_zip(log: Log, spec: dict) -> None:
+    output = os.path.join(KQI, "output")
+    target = os.path.join(KQI, "attach", "output.zip")
+    count = 0
+    with zipfile.ZipFile(target + ".partial", "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for dirpath, _dirs, files in os.walk(output):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                archive.write(full, os.path.relpath(full, output))
+                count += 1
+    os.replace(target + ".partial", target)
+    log.line(f"zipped /kqi/output ({count} files) to output.zip")
+
+
+# finds the package and reads its version from the installed metadata without importing it:
+# importing jupyterlab (and jupyter_server with it) takes seconds, on every notebook start
+JUPYTERLAB_PROBE = ("import importlib.util, importlib.metadata as m, sys\n"
+                    "sys.exit(3) if importlib.util.find_spec('jupyterlab') is None else print(m.version('jupyterlab'))")
+
+
+def jupyterlab_version(python: str) -> str | None:
+    run = subprocess.run([python, "-c", JUPYTERLAB_PROBE], capture_output=True, text=True)
+    return run.stdout.strip() if run.returncode == 0 and run.stdout.strip() else None
+
+
+def step_jupyterlab(log: Log, spec: dict) -> dict:
+    """Install JupyterLab when the image lacks it; returns environment additions."""
+    python = spec.get("python") or shutil.which("python3") or sys.executable
+    have = jupyterlab_version(python)
+    if have:
+        log.line(f"JupyterLab {have} is in the image: nothing to install")
+        return {}
+    wanted = spec.get("jupyterlabVersion")
+    target = os.path.join(KQI, "tmp", "jupyterlab")
+    requirement = f"jupyterlab=={wanted}" if wanted else "jupyterlab"
+    log.line(f"installing {requirement} (the image has no JupyterLab)")
+    run = subprocess.run([python, "-m", "pip", "install", "--quiet", "--target", target, requirement,
+                          "jupyterhub"], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise StepFailed("installing JupyterLab failed: " + run.stderr.strip()[-500:])
+    path = os.environ.get("PYTHONPATH", "")
+    return {"PYTHONPATH": target + (os.pathsep + path if path else ""),
+            "PATH": os.path.join(target, "bin") + os.pathsep + os.environ.get("PATH", "")}
+
+
+def step_links(log: Log) -> None:
+    """/input, /git, /parent, /inference (made by the sandbox or here) and the same in the home."""
+    home = os.path.join(KQI, "output")
+    for name in ("input", "git", "parent", "inference"):
+        target = os.path.join(KQI, name)
+        for link in (f"/{name}", os.path.join(home, name)):
+            if os.path.islink(link) or not os.path.exists(target):
+                continue
+            try:
+                if not os.path.lexists(link):
+                    os.symlink(target, link)
+            except OSError:
+                pass  # a read-only root: the sandbox made /<name> already
+    log.line("links /input /git /parent /inference ready")
+
+
+def notebook_main(spec: dict, log: Log) -> int:
+    """notebook: prepare then serve; prepare: only prepare (an init container); start: only serve
+    (after an init container prepared /kqi)."""
+    try:
+        if spec.get("mode") == "start":
+            extra_env = {}
+            target = os.path.join(KQI, "tmp", "jupyterlab")
+            if os.path.isdir(target):
+                extra_env = {"PYTHONPATH": target, "PATH": os.path.join(target, "bin") + os.pathsep +
+                             os.environ.get("PATH", "")}
+        else:
+            step_output(log)
+            step_tools(log, spec)
+            step_git(log, spec)
+            step_dataset(log, spec)
+            extra_env = step_jupyterlab(log, spec)
+        step_links(log)
+    except StepFailed as e:
+        log.line(f"failed: {e}")
+        return 1
+    if spec.get("mode") == "prepare":
+        return 0
+    env = dict(os.environ)
+    env.update(extra_env)
+    env.update(spec.get("env") or {})
+    if spec.get("startupCommand"):
+        log.line(f"start-up command: {spec['startupCommand']}")
+        run = subprocess.run(["sh", "-c", spec["startupCommand"]], cwd=os.path.join(KQI, "git"), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        log.write(run.stdout)
+        log.line(f"the start-up command exited with status {run.returncode}")
+    command = spec["serverCommand"]
+    log.line("starting the notebook server")
+    os.chdir(os.path.join(KQI, "output"))
+    os.execvpe(command[0], command, env)
+    return 127
+
+
+def main(argv) -> int:
+    if len(argv) >= 3 and argv[1] == "--spec-env":
+        spec = json.loads(os.environ[argv[2]])
+        if argv[3:]:  # the notebook server's arguments, given by the spawner
+            spec["serverCommand"] = list(spec.get("serverCommand") or []) + argv[3:]
+    elif len(argv) == 2:
+        with open(argv[1]) as f:
+            spec = json.load(f)
+    else:
+        print(__doc__.strip().splitlines()[-1], file=sys.stderr)
+        return 2
+    if spec.get("mode") in ("notebook", "prepare", "start"):
+        return notebook_main(spec, Log(os.path.join(KQI, "tmp", spec.get("logName", "notebook.log"))))
+    log = Log(os.path.join(KQI, "attach", spec["logName"]))
+    result = {"exitCode": None, "failedStep": None, "message": None}
+    try:
+        step_output(log)
+        step_tools(log, spec)
+        step_git(log, spec)
+        step_dataset(log, spec)
+        code = step_command(log, spec)
+        result["exitCode"] = code
+        if code == 0 and spec.get("zip"):
+            step_zip(log, spec)
+    except StepFailed as e:
+        result["failedStep"] = True
+        result["message"] = str(e)
+        log.line(f"failed: {e}")
+    except Exception as e:  # a fault of the platform, not of the command
+        result["failedStep"] = True
+        result["message"] = f"{type(e).__name__}: {e}"
+        log.line(f"platform error: {result['message']}")
+    tmp = os.path.join(KQI, "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    with open(os.path.join(tmp, "result.json.partial"), "w") as f:
+        json.dump(result, f)
+    os.replace(os.path.join(tmp, "result.json.partial"), os.path.join(tmp, "result.json"))
+    if result["exitCode"] is None:
+        return 125
+    return result["exitCode"]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
