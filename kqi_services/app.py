@@ -35,6 +35,18 @@ API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version
                "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks")
 
 
+class KqiHubOAuth(HubOAuth):
+    """HubOAuth whose cache_max_age of 0 means "ask the hub every time".
+
+    (jupyterhub's cache treats 0 as "keep forever", which would let a revoked or expired
+    token keep working until the service restarts.)
+    """
+
+    def user_for_token(self, token, use_cache=True, session_id="", *, sync=True):
+        return super().user_for_token(token, use_cache=use_cache and self.cache_max_age > 0,
+                                      session_id=session_id, sync=sync)
+
+
 def api_routes() -> list[tuple]:
     """(pattern, handler class) of every REST route, relative to /api/v2 (pure: tests use it)."""
     routes = []
@@ -132,7 +144,7 @@ class KqiService(Application):
 
     hub_auth_cache_seconds = Float(
         float(os.environ.get("KQI_HUB_AUTH_CACHE_SECONDS", "5")),
-        help="How long a token's identity is cached before the hub is asked again."
+        help="How long a token's identity is cached before the hub is asked again (0: no cache)."
         " A revoked token keeps working for at most this long.",
     ).tag(config=True)
 
@@ -204,10 +216,12 @@ class KqiService(Application):
         self.secret_box = SecretBox(self.secret_key)
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         self.hub = HubClient(self.hub_api_url, token)
-        self.hub_auth = HubOAuth(
+        # the one HubOAuth of the process: handlers (API, pages, OAuth callback) all use
+        # HubOAuth.instance(), which is this object
+        self.hub_auth = KqiHubOAuth.instance(
             api_url=self.hub_api_url,
             api_token=token,
-            cache_max_age=int(self.hub_auth_cache_seconds),
+            cache_max_age=max(0, int(self.hub_auth_cache_seconds)),
         )
         self.io_executor = ThreadPoolExecutor(self.io_threads, thread_name_prefix="kqi-io")
         self.hash_executor = ThreadPoolExecutor(1, thread_name_prefix="kqi-hash")

@@ -693,11 +693,6 @@ def test_uploads_of_tenant_a_are_out_of_reach_of_tenant_b(world):
     assert r.status_code == 200 and r.json() == [], r.text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (kqi_services/api/base.py BaseAPIHandler.prepare): a valid hub token without"
-    " access:services!service=kqi gets 403 'This token does not give access to the kqi service'"
-    " even on ANONYMOUS routes (GET /version, GET /openapi.json, POST /account/login), which need"
-    " no credentials; such a caller should be served as anonymous"))
 def test_anonymous_routes_serve_callers_with_unrelated_tokens(world):
     for pattern, handler, method in OPERATIONS:
         if method == "GET" and handler.access_for("GET") is Access.ANONYMOUS:
@@ -706,11 +701,6 @@ def test_anonymous_routes_serve_callers_with_unrelated_tokens(world):
 
 
 # ------------------------------------------- credentials the service has already seen
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (kqi_services/app.py): HubOAuth(cache_max_age=int(hub_auth_cache_seconds)) with"
-    " KQI_HUB_AUTH_CACHE_SECONDS=0 caches token lookups FOREVER (jupyterhub's _ExpiringDict:"
-    " max_age 0 means 'cache forever'), so a token seen once keeps working after it is revoked"
-    " or expires, until the service restarts"))
 def test_token_in_use_stops_working_when_revoked_or_expired(world):
     platform = world.platform
     scopes = tenant_scopes(world.a["name"])

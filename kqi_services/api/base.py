@@ -94,9 +94,10 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             if e.status_code >= 500:
                 raise
         if model is not None and model.get("kind", "user") == "user":
-            if not self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
+            if self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
+                self.identity = identity_from_model(model)
+            elif access is not Access.ANONYMOUS:
                 raise ApiError(403, "This token does not give access to the kqi service.")
-            self.identity = identity_from_model(model)
         if access is Access.ANONYMOUS:
             return
         if self.identity is None:
