@@ -59,6 +59,10 @@ def kqi_volumes(options, claim_name: str, runtime_config_map: str) -> tuple[list
     return volumes, mounts, init_mounts
 
 
+def _as_list(value) -> list:
+    return list(value.values()) if isinstance(value, dict) else list(value)
+
+
 class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
     storage_claim_name = Unicode(
         "kqi-store", help="PersistentVolumeClaim of the tenants' store (local-directory layout) that /kqi uses."
@@ -93,8 +97,9 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         if o.partition:
             self.node_selector = {**self.node_selector, self.partition_label: o.partition}
         volumes, mounts, init_mounts = kqi_volumes(o, self.storage_claim_name, self.runtime_config_map)
-        self.volumes = list(self.volumes) + volumes
-        self.volume_mounts = list(self.volume_mounts) + mounts
+        # z2jh gives volumes as dicts keyed by name; KubeSpawner takes both forms
+        self.volumes = _as_list(self.volumes) + volumes
+        self.volume_mounts = _as_list(self.volume_mounts) + mounts
         server = ["jupyterhub-singleuser", "--notebook-dir=/kqi/output"]
         spec = self.notebook_spec(server)
         spec_env = {"KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"})}
@@ -105,7 +110,7 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         self.notebook_dir = "/kqi/output"
         self.working_dir = "/kqi/output"
         self.cmd = RUNTIME
-        self.init_containers = list(self.init_containers) + [{
+        self.init_containers = _as_list(self.init_containers) + [{
             "name": "kqi-prepare",
             "image": self.image,
             "command": RUNTIME,
