@@ -163,12 +163,19 @@ def _hub_token(platform, user, tenant, **extra):
     return r.json()
 
 
-def test_expired_token_is_401(platform, member):
+def _hub_accepts(platform, token) -> bool:
+    return requests.get(platform.hub_api_url + "/user", headers={"Authorization": f"token {token}"},
+                        timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("used_before", [False, True], ids=["never-used", "in-use"])
+def test_expired_token_is_401(platform, member, used_before):
     tenant, name, _, _ = member
-    token = _hub_token(platform, name, tenant["name"], expires_in=1)["token"]
+    token = _hub_token(platform, name, tenant["name"], expires_in=3 if used_before else 1)["token"]
+    if used_before:
+        assert platform.api("GET", "/account", token).status_code == 200
     deadline = time.monotonic() + 10
-    while requests.get(platform.hub_api_url + "/user", headers={"Authorization": f"token {token}"},
-                       timeout=10).status_code == 200:
+    while _hub_accepts(platform, token):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     for path in ("/account", "/admin/tenants", "/tenant"):
@@ -176,11 +183,13 @@ def test_expired_token_is_401(platform, member):
         assert "token" in err["detail"]
 
 
-def test_revoked_token_is_401(platform, member):
+@pytest.mark.parametrize("used_before", [False, True], ids=["never-used", "in-use"])
+def test_revoked_token_is_401(platform, member, used_before):
     tenant, name, _, _ = member
     model = _hub_token(platform, name, tenant["name"])
-    assert requests.get(platform.hub_api_url + "/user", headers={"Authorization": f"token {model['token']}"},
-                        timeout=10).status_code == 200
+    assert _hub_accepts(platform, model["token"])
+    if used_before:
+        assert platform.api("GET", "/account", model["token"]).status_code == 200
     assert platform.hub("DELETE", f"/users/{name}/tokens/{model['id']}").status_code == 204
     for path in ("/account", "/admin/tenants", "/tenant"):
         error_of(platform.api("GET", path, model["token"]), 401)
