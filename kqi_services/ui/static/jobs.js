@@ -516,8 +516,8 @@
       }
       for (const job of items) rows.appendChild(jobRow(kind, job));
       KQI.$("#job-page").textContent = t("jobs.page", { page: state.page });
-      KQI.$("#job-prev").disabled = state.page <= 1;
-      KQI.$("#job-next").disabled = items.length < Number(perPage.value);
+      KQI.$("#job-page-prev").disabled = state.page <= 1;
+      KQI.$("#job-page-next").disabled = items.length < Number(perPage.value);
       if (items.some((j) => JOB_ACTIVE.indexOf(j.status) >= 0)) state.timer = setTimeout(load, 3000);
     }
 
@@ -533,8 +533,8 @@
       state.page = 1;
       load();
     });
-    KQI.$("#job-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
-    KQI.$("#job-next").addEventListener("click", () => { state.page += 1; load(); });
+    KQI.$("#job-page-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
+    KQI.$("#job-page-next").addEventListener("click", () => { state.page += 1; load(); });
     perPage.addEventListener("change", () => { state.page = 1; load(); });
     await load();
   }
