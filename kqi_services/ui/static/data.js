@@ -1514,8 +1514,6 @@
   }
 
   function prepHistoryView() {
-    let shown = null; // {preprocessId, dataId?}
-
     async function halt(button, p, h, after) {
       if (!confirmed(t("prep.confirm_halt", { name: h.dataName || h.dataId }))) return;
       await KQI.busy(button, null, async () => {
@@ -1541,15 +1539,29 @@
       });
     }
 
+    const outputNames = new Map(); // data id -> name of the data the runs produced
+
+    async function learnOutputNames(histories) {
+      const unknown = [];
+      for (const h of histories) for (const id of h.outputDataIds || []) if (!outputNames.has(id)) unknown.push(id);
+      await Promise.all(unknown.map(async (id) => {
+        try {
+          outputNames.set(id, (await KQI.api("GET", "/data/" + id)).name);
+        } catch (err) {
+          outputNames.set(id, null);
+        }
+      }));
+    }
+
     function outputLinks(h) {
       const ids = h.outputDataIds || [];
       if (!ids.length) return t("common.none");
-      return ids.map((id) => el("a", { class: "me-2 kqi-output", href: dataUrl(id), text: "#" + id }));
+      return ids.map((id) => el("a", { class: "me-2 kqi-output", href: dataUrl(id), dataset: { id: String(id) },
+        text: outputNames.get(id) ? id + ": " + outputNames.get(id) : "#" + id }));
     }
 
     async function open(preprocessId, current) {
       showView("prep-history-view");
-      shown = { preprocessId: preprocessId };
       const p = await KQI.api("GET", "/preprocessings/" + preprocessId);
       if (!current()) return;
       KQI.$("#history-title").textContent = t("prep.history_of", { name: p.name });
@@ -1561,6 +1573,7 @@
       async function refresh() {
         stopPolling();
         const items = (await KQI.api("GET", "/preprocessings/" + preprocessId + "/histories")) || [];
+        await learnOutputNames(items);
         if (!current()) return;
         const body = KQI.clear(KQI.$("#history-rows"));
         if (!items.length) body.appendChild(emptyRow(6, t("prep.no_history")));
@@ -1590,7 +1603,6 @@
 
     async function openLog(preprocessId, dataId, current) {
       showView("prep-log-view");
-      shown = { preprocessId: preprocessId, dataId: dataId };
       KQI.clear(KQI.$("#log-text"));
       const base = "/preprocessings/" + preprocessId + "/histories/" + dataId;
       KQI.$("#log-back").href = "#/history/" + preprocessId;
@@ -1599,6 +1611,7 @@
       async function refresh() {
         stopPolling();
         const [h, log] = await Promise.all([KQI.api("GET", base), KQI.request("GET", base + "/log")]);
+        await learnOutputNames([h]);
         if (!current()) return;
         history = h;
         KQI.$("#log-title").textContent = t("prep.log_of", { name: h.preprocessName, data: h.dataName || h.dataId });
@@ -1616,7 +1629,7 @@
         const atEnd = text.scrollTop + text.clientHeight >= text.scrollHeight - 4;
         text.textContent = log.text || t("prep.log_empty");
         if (atEnd) text.scrollTop = text.scrollHeight;
-        KQI.$("#log-updated").textContent = t("prep.updated_at", { time: new Date().toLocaleTimeString() });
+        KQI.$("#log-updated").textContent = t("prep.updated_at", { time: new Date().toLocaleTimeString(KQI.data.lang === "ja" ? "ja-JP" : "en-GB") });
         const active = ACTIVE.indexOf(h.status) >= 0;
         KQI.$("#log-halt").classList.toggle("d-none", !active);
         KQI.$("#log-delete").classList.toggle("d-none", active);
@@ -1632,6 +1645,6 @@
       await refresh();
     }
 
-    return { open: open, openLog: openLog, shown: () => shown };
+    return { open: open, openLog: openLog };
   }
 })();
