@@ -9,6 +9,8 @@ import hashlib
 import os
 import uuid
 
+import subprocess
+
 import pytest
 from playwright.sync_api import expect
 
@@ -30,6 +32,28 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def start_training_on(user, platform, dataset_id: int, work: str) -> int:
+    """A training that uses the dataset (which locks it): a one-commit repository of the seeded
+    local git server and the command `true`."""
+    git = ["git", "-c", "user.name=KQI UI Tests", "-c", "user.email=ui-tests@kqi.invalid",
+           "-c", "init.defaultBranch=master", "-c", "commit.gpgsign=false"]
+    owner, name = "ui-data", f"model-{uuid.uuid4().hex[:6]}"
+    os.makedirs(work)
+    with open(os.path.join(work, "README.md"), "w") as f:
+        f.write("a model\n")
+    for args in (["init", "-q"], ["add", "README.md"], ["commit", "-q", "-m", "model"],
+                 ["clone", "-q", "--bare", work, os.path.join(platform.data_dir, "git", owner, name + ".git")]):
+        subprocess.run([*git, *args], cwd=work, check=True, capture_output=True, timeout=60)
+    local_git = next(g for g in user.api("GET", "/tenant/git/endpoints").json()
+                     if g["repositoryUrl"] == "file://" + os.path.join(platform.data_dir, "git"))
+    r = user.api("POST", "/training/run", json={
+        "name": "uses-the-dataset", "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": dataset_id,
+        "gitModel": {"gitId": local_git["id"], "owner": owner, "repository": name, "branch": "master"},
+        "entryPoint": "true", "cpu": 0.5, "memory": 0.5, "gpu": 0})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 @pytest.mark.sqlite_only
 def test_register_data_with_two_files_and_build_a_dataset(platform, browser, artifacts_dir, tmp_path):
     user = tenant_user(platform)
@@ -45,6 +69,8 @@ def test_register_data_with_two_files_and_build_a_dataset(platform, browser, art
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
+    script_errors = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
     try:
         sign_in(page, platform, user.name, user.password, "/data")
         wait_view(page, "data-list")
@@ -179,6 +205,28 @@ def test_register_data_with_two_files_and_build_a_dataset(platform, browser, art
             [f"training/{data['id']}/{n}" for n in files] + [f"validation/{other['id']}/other.txt"])
         shot(page, artifacts_dir, "datasets-list")
 
+        # ---------------------------------------------- a training locks the dataset
+        training_id = start_training_on(user, platform, dataset_id, str(tmp_path / "model"))
+        dataset_row.locator(".kqi-edit").click()
+        wait_view(page, "dataset-edit")
+        expect(page.locator("#dataset-locked")).to_be_visible()
+        expect(page.locator("#dataset-lock-reasons")).to_contain_text(f"training {training_id}")
+        expect(page.locator(f'#dataset-area-training li[data-id="{data["id"]}"]')).to_be_visible()
+        expect(page.locator("#dataset-areas li[draggable]")).to_have_count(0)
+        expect(page.locator("#dataset-areas .kqi-unassign")).to_have_count(0)
+        expect(page.locator("#dataset-all-list .kqi-assign")).to_have_count(0)
+        expect(page.locator("#dataset-flat")).to_be_disabled()
+        expect(page.locator("#dataset-delete")).to_be_hidden()
+        # name and memo stay editable
+        page.fill("#dataset-memo", "used by a training")
+        shot(page, artifacts_dir, "dataset-locked")
+        page.click("#dataset-save")
+        wait_view(page, "datasets-list")
+        expect(page.locator("#kqi-alerts .alert-success")).to_have_text(f"Updated {dataset_name}.")
+        details = user.api("GET", f"/datasets/{dataset_id}").json()
+        assert details["isLocked"] is True and details["memo"] == "used by a training"
+        assert [d["id"] for d in details["entries"]["training"]] == [data["id"]]
+
         # the data is in a dataset now: deleting it is refused with the API's reason
         page.goto(platform.service_url + f"/data#/edit/{data['id']}")
         wait_view(page, "data-edit")
@@ -191,6 +239,8 @@ def test_register_data_with_two_files_and_build_a_dataset(platform, browser, art
         page.locator(f'#datasets-rows tr[data-id="{dataset_id}"] .kqi-copy').click()
         wait_view(page, "dataset-copy")
         expect(page.locator("#dataset-name")).to_have_value(f"{dataset_name} (copy)")
+        expect(page.locator("#dataset-memo")).to_have_value("used by a training")
+        expect(page.locator("#dataset-locked")).to_be_hidden()
         expect(page.locator(f'#dataset-area-training li[data-id="{data["id"]}"]')).to_be_visible()
         expect(page.locator(f'#dataset-area-validation li[data-id="{other["id"]}"]')).to_be_visible()
         page.check("#dataset-flat")
@@ -207,6 +257,7 @@ def test_register_data_with_two_files_and_build_a_dataset(platform, browser, art
         copy = user.api("GET", f"/datasets/{copy_row.get_attribute('data-id')}").json()
         assert copy["isFlat"] is True and [d["id"] for d in copy["flatEntries"]] == [data["id"]]
         assert user.api("GET", f"/datasets/{dataset_id}").json()["entries"]["validation"][0]["id"] == other["id"]
+        assert not script_errors, script_errors
     finally:
         context.close()
 

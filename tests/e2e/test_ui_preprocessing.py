@@ -89,6 +89,8 @@ def test_run_a_preprocessing_over_two_selected_data(platform, browser, artifacts
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())
+    script_errors = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
     try:
         sign_in(page, platform, user.name, user.password, "/preprocessing")
         wait_view(page, "prep-list")
@@ -217,5 +219,6 @@ def test_run_a_preprocessing_over_two_selected_data(platform, browser, artifacts
         expect(page.locator(f'#history-rows tr[data-data-id="{d2["id"]}"]')).to_have_count(0)
         expect(page.locator("#kqi-alerts .alert-success")).to_contain_text("Deleted the history of words")
         assert user.api("GET", f"/data/{out2}").status_code == 404
+        assert not script_errors, script_errors
     finally:
         context.close()

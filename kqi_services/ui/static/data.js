@@ -930,7 +930,7 @@
       KQI.clear(areasBox);
       const names = areaNames();
       for (const area of names) {
-        const list = el("ul", { class: "list-unstyled mb-0 kqi-drop", id: "dataset-area-" + area, dataset: { area: area, empty: t("datasets.drop_here") } });
+        const list = el("ul", { class: "list-unstyled mb-0 kqi-drop", id: "dataset-area-" + area, dataset: { area: area, empty: locked ? t("datasets.area_empty") : t("datasets.drop_here") } });
         dropTarget(list, area);
         const members = Array.from(placed.entries()).filter(([, a]) => a === area).map(([id]) => known.get(id)).filter(Boolean);
         members.sort((a, b) => a.id - b.id);
