@@ -352,3 +352,110 @@ def store_user(platform: Platform, kind: str, s3=None, home: str | None = None) 
     storage = create_s3_storage(platform, s3.endpoint, s3.access_key, s3.secret_key, bucket, s3.region)
     user = tenant_user(platform, storage_id=storage["id"], home=home)
     return user, StoreView("s3", user.tenant["storagePath"], s3_client=s3.client(), bucket=bucket)
+
+
+
+# ------------------------------------------------------------------------------------------
+# Job helpers: model repositories the tests make (bare repositories of the seeded "local"
+# git server, <data dir>/git/<owner>/<repo>.git), waiting for job states, the service's pid.
+GIT_IDENTITY = ["-c", "user.name=KQI Tests", "-c", "user.email=tests@kqi.invalid", "-c", "init.defaultBranch=master",
+                "-c", "commit.gpgsign=false"]
+
+
+def git(cwd: str, *args: str) -> str:
+    result = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout.strip()
+
+
+class ModelRepo:
+    """A work tree whose commits are pushed to <data dir>/git/<owner>/<repo>.git of a platform."""
+
+    def __init__(self, platform: Platform, work_dir: str, owner: str, name: str):
+        self.owner, self.name = owner, name
+        self.work = work_dir
+        self.bare = os.path.join(platform.data_dir, "git", owner, name + ".git")
+        os.makedirs(os.path.dirname(self.bare), exist_ok=True)
+        os.makedirs(work_dir, exist_ok=True)
+        git(os.path.dirname(self.bare), "init", "--quiet", "--bare", self.bare)
+        git(work_dir, "init", "--quiet")
+        git(work_dir, "remote", "add", "origin", self.bare)
+
+    def commit(self, files: dict[str, str], message: str, branch: str = "master") -> str:
+        """Write `files` on `branch` (made from the current HEAD when new), commit, push; the commit id."""
+        current = subprocess.run(["git", "symbolic-ref", "--short", "HEAD"], cwd=self.work,
+                                 capture_output=True, text=True).stdout.strip()
+        if current != branch:
+            exists = subprocess.run(["git", "rev-parse", "--verify", "--quiet", branch], cwd=self.work,
+                                    capture_output=True).returncode == 0
+            git(self.work, "checkout", "--quiet", *(() if exists else ("-b",)), branch)
+        for path, content in files.items():
+            full = os.path.join(self.work, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "w") as f:
+                f.write(content)
+        git(self.work, "add", "--all")
+        git(self.work, "commit", "--quiet", "-m", message)
+        git(self.work, "push", "--quiet", "origin", branch)
+        return git(self.work, "rev-parse", "HEAD")
+
+
+def wait_job(user: TenantUser, job_id: int, statuses, timeout: float = 60, kind: str = "training") -> dict:
+    """Poll GET /<kind>/{id} until its status is one of `statuses`; its details."""
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+    deadline = time.monotonic() + timeout
+    while True:
+        r = user.api("GET", f"/{kind}/{job_id}")
+        assert r.status_code == 200, r.text
+        job = r.json()
+        if job["status"] in statuses:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{kind} {job_id} is {job['status']} ({job.get('conditionNote')}), "
+                                 f"not {sorted(statuses)} after {timeout}s")
+        time.sleep(0.1)
+
+
+def service_pids(platform: Platform) -> list[int]:
+    """Pids of the platform's kqi service process (cmdline kqi_services.app, its data dir in the environment)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if b"kqi_services.app" not in cmdline:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"KQI_DATA_DIR={platform.data_dir}".encode() in environ:
+            found.append(int(entry))
+    return found
+
+
+def processes_with(marker: str, exact: bool = False) -> list[int]:
+    """Pids of live processes whose command line (arguments joined by spaces) contains `marker`
+    (is `marker`, when exact)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if (cmdline == marker if exact else marker in cmdline) and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def job_output_dir(platform: Platform, tenant: dict, job_id: int, kind_folder: str = "TrainingContainerOutputFiles") -> str:
+    """Where a job's /kqi/output lives in the seeded local store (written as the job runs)."""
+    return os.path.join(local_store_dir(platform), *tenant["storagePath"].split("/"), kind_folder, str(job_id))

@@ -53,7 +53,9 @@ def resolve_commit(url: str, branch: str | None, commit: str | None, token: str 
     """(full commit id, branch) to run; raises ValidationError with a clear message."""
     path = local_path(url)
     if path is not None and not os.path.isdir(path):
-        raise ValidationError({"gitModel.repository": [f"no repository at {url}"]})
+        # (named by owner/repository: the server's folder is not the user's business)
+        name = "/".join(url.rstrip("/").split("/")[-2:]).removesuffix(".git")
+        raise ValidationError({"gitModel.repository": [f"the repository {name} does not exist on this git server"]})
     if commit:
         if not COMMIT.match(commit):
             raise ValidationError({"gitModel.commitId": ["a commit id is 4 to 40 hexadecimal digits"]})

@@ -146,7 +146,7 @@ class JobSubmission:
         t = self.tenant
         for field, limit in (("cpu", t.limit_cpu), ("memory", t.limit_memory), ("gpu", t.limit_gpu)):
             if limit and v.get(field) is not None and v[field] > limit:
-                f.error(field, f"{v[field]} is over the tenant quota of {limit}")
+                f.error(field, f"{v[field]:g} is over the tenant quota of {limit:g}")
 
     def _git(self, git: dict) -> dict:
         if not isinstance(git, dict):

@@ -57,10 +57,13 @@ class JobEngine:
         self._lock = asyncio.Lock()
         self._task = None
         self.finish_hooks: list[Callable] = []  # (db, job) called after a job ended (e.g. preprocessing outputs)
+        if hasattr(backend, "on_exit"):  # the local backend tells when a job's process ends
+            backend.on_exit = lambda key: self.wake()
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run())
 
     async def _run(self) -> None:
         await self.run_in_thread(self.reconcile)
@@ -76,8 +79,21 @@ class JobEngine:
                 pass
             self._wake.clear()
 
+    _loop = None
+
     def wake(self) -> None:
-        self._wake.set()
+        """Tick at once; callable from the event loop and from worker threads (halt runs in one)."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            in_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            in_loop = False
+        if in_loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run_in_thread(self, func, *args):
         return await asyncio.get_running_loop().run_in_executor(self.app.io_executor, func, *args)

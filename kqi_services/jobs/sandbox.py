@@ -37,6 +37,9 @@ class SandboxSpec:
     cwd: str = "/kqi"
     hide: list[str] = field(default_factory=list)  # host paths replaced by an empty tmpfs
     share_net: bool = True
+    # end the sandbox when the process that started it dies; jobs set False: they outlive a
+    # crash or restart of the service (which reconciles them) and end by halt, stop_all or cgroups
+    die_with_parent: bool = True
 
 
 def bwrap_path() -> str | None:
@@ -45,8 +48,8 @@ def bwrap_path() -> str | None:
 
 def bwrap_args(spec: SandboxSpec, root: str = "/") -> list[str]:
     """The bubblewrap command line (pure: tested without running it)."""
-    args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--hostname", "kqi-job"]
+    args = ["bwrap"] + (["--die-with-parent"] if spec.die_with_parent else []) + [
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "kqi-job"]
     if not spec.share_net:
         args.append("--unshare-net")
     for name in sorted(os.listdir(root)):

@@ -8,8 +8,9 @@ a tenant, so a big job is not starved by small ones of the same tenant).
 """
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import heapq
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 
 @dataclass(frozen=True)
@@ -43,62 +44,95 @@ class Decision:
     waiting: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
-def _fits_quota(use: dict, req: Request, quota: Quota | None) -> str | None:
+def _quota_reason(use: list, req: Request, quota: Quota | None) -> str | None:
     if quota is None:
         return None
-    for res, limit in (("cpu", quota.cpu), ("memory", quota.memory), ("gpu", quota.gpu)):
-        if limit and use[res] + getattr(req, res) > limit + 1e-9:
-            return f"tenant quota: {res} {use[res]:g} in use of {limit:g}, this job needs {getattr(req, res):g}"
+    for i, (res, limit) in enumerate((("cpu", quota.cpu), ("memory", quota.memory), ("gpu", quota.gpu))):
+        need = (req.cpu, req.memory, req.gpu)[i]
+        if limit and use[i] + need > limit + 1e-9:
+            return f"tenant quota: {res} {use[i]:g} in use of {limit:g}, this job needs {need:g}"
     return None
 
 
-def _fits_capacity(free: dict, req: Request) -> str | None:
-    for res in ("cpu", "memory", "gpu"):
-        if getattr(req, res) > free[res] + 1e-9:
-            return f"cluster capacity: {free[res]:g} {res} free, this job needs {getattr(req, res):g}"
+def _capacity_reason(free: list, req: Request) -> str | None:
+    for i, res in enumerate(("cpu", "memory", "gpu")):
+        need = (req.cpu, req.memory, req.gpu)[i]
+        if need > free[i] + 1e-9:
+            return f"cluster capacity: {free[i]:g} {res} free, this job needs {need:g}"
     return None
+
+
+_ORDER = attrgetter("order")
 
 
 def admit(queued: list[Request], running: list[Request], quotas: dict[str, Quota], capacity: Capacity) -> Decision:
-    use = defaultdict(lambda: {"cpu": 0.0, "memory": 0.0, "gpu": 0})
-    free = {"cpu": capacity.cpu, "memory": capacity.memory, "gpu": capacity.gpu}
+    # a tenant's use: [cpu, memory, gpu]; the backend's free room likewise
+    use: dict[str, list] = {}
+    free = [capacity.cpu, capacity.memory, capacity.gpu]
     for r in running:
-        for res in ("cpu", "memory", "gpu"):
-            use[r.tenant][res] += getattr(r, res)
-            free[res] -= getattr(r, res)
+        u = use.get(r.tenant)
+        if u is None:
+            u = use[r.tenant] = [0.0, 0.0, 0]
+        u[0] += r.cpu
+        u[1] += r.memory
+        u[2] += r.gpu
+        free[0] -= r.cpu
+        free[1] -= r.memory
+        free[2] -= r.gpu
 
-    queues: dict[str, deque] = defaultdict(deque)
-    for r in sorted(queued, key=lambda r: r.order):
-        queues[r.tenant].append(r)
+    queues: dict[str, list] = {}
+    for r in sorted(queued, key=_ORDER):
+        q = queues.get(r.tenant)
+        if q is None:
+            q = queues[r.tenant] = []
+        q.append(r)
+
+    cap_cpu, cap_memory = capacity.cpu, capacity.memory
+
+    def share(u):
+        return max(u[0] / cap_cpu if cap_cpu else 0, u[1] / cap_memory if cap_memory else 0)
+
+    # the next tenant to go: the least share of the capacity in use, then the oldest head job.
+    # Admitting a job changes its own tenant's share only, so a heap of (share, head order)
+    # stays right for the others.
+    heads = dict.fromkeys(queues, 0)
+    heap = []
+    for tenant, q in queues.items():
+        u = use.get(tenant)
+        if u is None:
+            u = use[tenant] = [0.0, 0.0, 0]
+        heap.append((share(u), q[0].order, tenant))
+    heapq.heapify(heap)
 
     decision = Decision()
     blocked: dict[str, str] = {}
-
-    def share(tenant):
-        u = use[tenant]
-        return max(u["cpu"] / capacity.cpu if capacity.cpu else 0,
-                   u["memory"] / capacity.memory if capacity.memory else 0)
-
-    while True:
-        candidates = [t for t, q in queues.items() if q and t not in blocked]
-        if not candidates:
-            break
-        tenant = min(candidates, key=lambda t: (share(t), queues[t][0].order))
-        req = queues[tenant][0]
-        reason = _fits_quota(use[tenant], req, quotas.get(tenant)) or _fits_capacity(free, req)
+    while heap:
+        _, _, tenant = heapq.heappop(heap)
+        q, i, u = queues[tenant], heads[tenant], use[tenant]
+        req = q[i]
+        reason = _quota_reason(u, req, quotas.get(tenant)) or _capacity_reason(free, req)
         if reason:
-            blocked[tenant] = reason
+            blocked[tenant] = reason  # its later jobs wait behind it: no overtaking inside a tenant
             continue
-        queues[tenant].popleft()
         decision.start.append(req.job_id)
-        for res in ("cpu", "memory", "gpu"):
-            use[tenant][res] += getattr(req, res)
-            free[res] -= getattr(req, res)
+        u[0] += req.cpu
+        u[1] += req.memory
+        u[2] += req.gpu
+        free[0] -= req.cpu
+        free[1] -= req.memory
+        free[2] -= req.gpu
+        heads[tenant] = i + 1
+        if i + 1 < len(q):
+            heapq.heappush(heap, (share(u), q[i + 1].order, tenant))
 
+    waiting = decision.waiting
     for tenant, q in queues.items():
-        for position, req in enumerate(q, start=1):
-            reason = blocked.get(tenant, "waiting for earlier jobs")
-            if position > 1:
-                reason = f"behind {position - 1} earlier job(s) of the tenant; first one waits for {reason}"
-            decision.waiting[req.job_id] = (position, reason)
+        first = heads[tenant]
+        if first == len(q):
+            continue
+        reason = blocked[tenant]
+        waiting[q[first].job_id] = (1, reason)
+        behind = f"behind earlier jobs of the tenant; the first one waits for {reason}"  # one string a tenant
+        for position in range(2, len(q) - first + 1):
+            waiting[q[first + position - 1].job_id] = (position, behind)
     return decision

@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -100,8 +99,9 @@ def step_git(log: Log, spec: dict) -> None:
                          env=env, capture_output=True, text=True)
     if run.returncode != 0:
         raise StepFailed(f"git checkout of {git['commit']} failed: {run.stderr.strip()}")
-    subprocess.run(["git", "-C", target, "submodule", "update", "--init", "--recursive", "--quiet"],
-                   env=env, capture_output=True, text=True)
+    if os.path.exists(os.path.join(target, ".gitmodules")):
+        subprocess.run(["git", "-C", target, "submodule", "update", "--init", "--recursive", "--quiet"],
+                       env=env, capture_output=True, text=True)
     log.line(f"model at commit {git['commit']}")
 
 
@@ -119,6 +119,8 @@ def step_dataset(log: Log, spec: dict) -> None:
     urls = dataset.get("urls") or {}
 
     def open_stored(stored_path):
+        import urllib.request  # only for stores without a data mount: it costs a job start ~0.1-0.3 s
+
         with urllib.request.urlopen(urls[stored_path], timeout=60) as response:
             while True:
                 chunk = response.read(1024 * 1024)
