@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -88,19 +89,20 @@ def test_data_commands_with_a_multipart_file(store, big_file, tmp_path):
     user, view = store
     big_path, big_sha = big_file
     small = write(tmp_path / "notes 1.txt", b"first file\n")
+    empty = write(tmp_path / "empty.txt", b"")
     before = view.keys()
 
-    data_id = created_id(user.cli("data", "create", "-n", "cli-data", "-f", small, "-f", big_path,
+    data_id = created_id(user.cli("data", "create", "-n", "cli-data", "-f", small, "-f", big_path, "-f", empty,
                                   "-m", "memo one", "-t", "camera", "-t", "2026-11"))
 
     out = user.cli("data", "get", str(data_id)).stdout
     assert "name: cli-data" in out and "memo: memo one" in out
     assert re.search(r"tags:\n\s+- 2026-11\n\s+- camera", out), out
-    assert re.search(r"file_names:\n\s+- notes 1.txt\n\s+- big.bin", out), out
+    assert re.search(r"file_names:\n\s+- notes 1.txt\n\s+- big.bin\n\s+- empty.txt", out), out
     assert f"created_by: {user.name}" in out
 
     rows = table(user.cli("data", "list-files", str(data_id)).stdout)
-    assert [r[1:] for r in rows] == [["notes", "1.txt"], ["big.bin"]]
+    assert [r[1:] for r in rows] == [["notes", "1.txt"], ["big.bin"], ["empty.txt"]]
     file_ids = {" ".join(r[1:]): int(r[0]) for r in rows}
 
     # size at once, sha256 soon after (computed in the background from the stored object)
@@ -108,10 +110,11 @@ def test_data_commands_with_a_multipart_file(store, big_file, tmp_path):
     assert files["big.bin"]["fileSize"] == BIG_SIZE and files["big.bin"]["sha256"] == big_sha
     assert files["notes 1.txt"]["fileSize"] == 11
     assert files["notes 1.txt"]["sha256"] == hashlib.sha256(b"first file\n").hexdigest()
+    assert files["empty.txt"]["fileSize"] == 0 and files["empty.txt"]["sha256"] == hashlib.sha256(b"").hexdigest()
 
     # the objects live below the tenant's prefix; no upload is left over
     added = {k: v for k, v in view.keys().items() if k not in before}
-    assert sorted(added.values()) == [11, BIG_SIZE]
+    assert sorted(added.values()) == [0, 11, BIG_SIZE]
     assert all(k.startswith(f"{user.tenant['storagePath']}/Data/") for k in added)
     assert view.pending_uploads() == {}
 
@@ -119,7 +122,8 @@ def test_data_commands_with_a_multipart_file(store, big_file, tmp_path):
     out_dir = tmp_path / "download"
     out_dir.mkdir()
     user.cli("data", "download-files", str(data_id), "-d", str(out_dir))
-    assert sorted(os.listdir(out_dir)) == ["big.bin", "notes 1.txt"]
+    assert sorted(os.listdir(out_dir)) == ["big.bin", "empty.txt", "notes 1.txt"]
+    assert (out_dir / "empty.txt").read_bytes() == b""
     assert os.path.getsize(out_dir / "big.bin") == BIG_SIZE
     assert sha256_of(str(out_dir / "big.bin")) == big_sha
     assert (out_dir / "notes 1.txt").read_bytes() == b"first file\n"
@@ -127,21 +131,19 @@ def test_data_commands_with_a_multipart_file(store, big_file, tmp_path):
     # add a file, delete one
     extra = write(tmp_path / "table.csv", b"a,b\n1,2\n")
     user.cli("data", "upload-files", str(data_id), "-f", extra)
-    assert [f["fileName"] for f in files_of(user, data_id)] == ["notes 1.txt", "big.bin", "table.csv"]
+    assert [f["fileName"] for f in files_of(user, data_id)] == ["notes 1.txt", "big.bin", "empty.txt", "table.csv"]
     assert wait_for_hashes(user, data_id)["table.csv"]["sha256"] == hashlib.sha256(b"a,b\n1,2\n").hexdigest()
 
     out = user.cli("data", "delete-file", str(data_id), "-f", str(file_ids["notes 1.txt"])).stdout
     assert f"deleted {file_ids['notes 1.txt']}" in out
-    rows = table(user.cli("data", "list-files", str(data_id)).stdout)
-    assert [" ".join(r[1:]) for r in rows] == ["big.bin", "table.csv"]
-    assert sorted(v for k, v in view.keys().items() if k not in before) == [8, BIG_SIZE]
+    assert [f["fileName"] for f in files_of(user, data_id)] == ["big.bin", "empty.txt", "table.csv"]
+    assert sorted(v for k, v in view.keys().items() if k not in before) == [0, 8, BIG_SIZE]
 
     # update name, memo and tags (tags are replaced)
     assert f"updated {data_id}" in user.cli("data", "update", str(data_id), "-n", "cli-data-2", "-m", "memo two",
                                             "-t", "lidar").stdout
-    out = user.cli("data", "get", str(data_id)).stdout
-    assert "name: cli-data-2" in out and "memo: memo two" in out
-    assert re.search(r"tags:\n\s+- lidar\n", out) and "camera" not in out
+    got = user.api("GET", f"/data/{data_id}").json()
+    assert (got["name"], got["memo"], got["tags"]) == ("cli-data-2", "memo two", ["lidar"])
 
     # delete: the entry and its objects are gone
     assert f"deleted {data_id}" in user.cli("data", "delete", str(data_id)).stdout
@@ -153,7 +155,7 @@ def test_data_list_filters_and_paging(store, platform, tmp_path):
     user, view = store
     f = write(tmp_path / "x.txt", b"x")
     alpha = created_id(user.cli("data", "create", "-n", "flt-alpha", "-f", f, "-t", "flt-red", "-m", "sunny day"))
-    beta = created_id(user.cli("data", "create", "-n", "flt-beta", "-f", f, "-t", "flt-red", "-t", "flt-blue"))
+    beta = create_data(user, "flt-beta", tags=["flt-red", "flt-blue"])["id"]
     # a second member of the tenant makes one through the API
     other_name, other_password = platform.create_user(tenants=[user.tenant["name"]])
     other_token = platform.login(other_name, other_password, user.tenant["id"])
@@ -161,16 +163,17 @@ def test_data_list_filters_and_paging(store, platform, tmp_path):
     assert r.status_code == 201, r.text
     gamma = r.json()["id"]
 
-    def ids(*args):
-        return listed_ids(user.cli("data", "list", *args).stdout)
-
-    assert ids("--name", "flt-") == [gamma, beta, alpha]  # newest first
-    assert ids("--tag", "flt-red") == [beta, alpha]
-    assert ids("--tag", "flt-red", "--tag", "flt-blue") == [beta]  # every tag given
-    assert ids("--created-by", other_name) == [gamma]
-    assert ids("--name", "flt-", "--count", "2") == [gamma, beta]
+    # independent commands: run side by side
+    with ThreadPoolExecutor(5) as pool:
+        by_count, red, red_blue, by_other, by_memo = pool.map(lambda args: user.cli("data", "list", *args).stdout, [
+            ("--name", "flt-", "--count", "2"), ("--tag", "flt-red"), ("--tag", "flt-red", "--tag", "flt-blue"),
+            ("--created-by", other_name), ("--name", "flt-", "--memo", "sunny")])
+    assert listed_ids(by_count) == [gamma, beta]  # newest first
+    assert listed_ids(red) == [beta, alpha]
+    assert listed_ids(red_blue) == [beta]  # every tag given
+    assert listed_ids(by_other) == [gamma]
     # the list shows name, creator and tags
-    rows = {r[0]: r for r in table(user.cli("data", "list", "--name", "flt-", "--memo", "sunny").stdout)}
+    rows = {r[0]: r for r in table(by_memo)}
     assert list(rows) == [str(alpha)]
     assert rows[str(alpha)][1] == "flt-alpha" and user.name in rows[str(alpha)] and "flt-red" in rows[str(alpha)]
 
@@ -180,6 +183,7 @@ def test_data_list_filters_and_paging(store, platform, tmp_path):
         assert r.status_code == 200, r.text
         return [d["id"] for d in r.json()]
 
+    assert api_ids(name="flt-") == [gamma, beta, alpha]
     assert api_ids(name="FLT-AL") == [alpha]  # part of the name, any case
     assert api_ids(id=str(beta)) == [beta]
     assert api_ids(name="flt-", id=f">={beta}") == [gamma, beta]
@@ -256,10 +260,11 @@ def test_dataset_commands(store, tmp_path):
     spec.write_text(json.dumps({"name": "cli-set", "memo": "flat now", "isFlat": True,
                                 "flatEntries": [{"id": d1}, {"id": d2}]}))
     assert f"updated {set_id}" in user.cli("dataset", "update", str(set_id), "-f", str(spec)).stdout
-    out = user.cli("dataset", "get", str(set_id)).stdout
-    assert "is_flat: true" in out and "memo: flat now" in out
-    lines = user.cli("dataset", "list-path-pairs", str(set_id)).stdout.splitlines()
-    assert sorted(lines[0::2]) == [f"{d1}/a.txt", f"{d1}/b.txt", f"{d2}/c.txt"]
+    got = user.api("GET", f"/datasets/{set_id}").json()
+    assert got["isFlat"] and got["memo"] == "flat now"
+    assert sorted(e["id"] for e in got["flatEntries"]) == [d1, d2]
+    flat_paths = sorted(p["dataPath"] for p in user.api("GET", f"/datasets/{set_id}/pathpairs").json())
+    assert flat_paths == [f"{d1}/a.txt", f"{d1}/b.txt", f"{d2}/c.txt"]
     flat_dir = tmp_path / "flat"
     flat_dir.mkdir()
     user.cli("dataset", "download-files", str(set_id), "-d", str(flat_dir))
@@ -269,8 +274,8 @@ def test_dataset_commands(store, tmp_path):
     # name and memo only
     out = user.cli("dataset", "update-meta-info", str(set_id), "-n", "cli-set-2", "-m", "renamed").stdout
     assert f"meta-info updated {set_id}" in out
-    out = user.cli("dataset", "get", str(set_id)).stdout
-    assert "name: cli-set-2" in out and "memo: renamed" in out and "is_flat: true" in out
+    got = user.api("GET", f"/datasets/{set_id}").json()
+    assert (got["name"], got["memo"], got["isFlat"]) == ("cli-set-2", "renamed", True)
 
     # d3 left the dataset: it can go now
     assert user.api("DELETE", f"/data/{d3}").status_code == 204
@@ -280,11 +285,10 @@ def test_dataset_commands(store, tmp_path):
     assert r.status_code == 201, r.text
     copy_id = r.json()["id"]
     copy_pairs = user.api("GET", f"/datasets/{copy_id}/pathpairs").json()
-    assert sorted(p["dataPath"] for p in copy_pairs) == sorted(lines[0::2])
+    assert sorted(p["dataPath"] for p in copy_pairs) == flat_paths
 
     assert f"deleted {set_id}" in user.cli("dataset", "delete", str(set_id)).stdout
-    gone = user.cli("dataset", "get", str(set_id), check=False)
-    assert gone.returncode != 0 and "404" in gone.stdout
+    assert user.api("GET", f"/datasets/{set_id}").status_code == 404
     refused = user.api("DELETE", f"/data/{d1}")
     assert refused.status_code == 409 and "cli-set-copy" in refused.json()["detail"]
     assert user.api("DELETE", f"/datasets/{copy_id}").status_code == 204

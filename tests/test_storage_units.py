@@ -25,7 +25,13 @@ UNSAFE_KEYS = ["", "/abs", "a/../b", "..", "a/./b", "a//b", "a/", "nul\x00/x", "
 
 
 def md5_etag(data: bytes) -> str:
+    """S3's ETag of a part."""
     return f'"{hashlib.md5(data).hexdigest()}"'
+
+
+def local_etag(data: bytes) -> str:
+    """The local store's ETag of a part: S3's shape, sha256's speed."""
+    return f'"{hashlib.sha256(data).hexdigest()[:32]}"'
 
 
 # ------------------------------------------------------------------------ local store
@@ -34,11 +40,18 @@ def local(tmp_path):
     return LocalObjectStore(str(tmp_path / "store"), UrlSigner(b"k" * 32), "/services/kqi/storage", store_id=7)
 
 
-def put_local_part(store: LocalObjectStore, upload_id: str, number: int, data: bytes, chunk: int = 1000) -> str:
-    writer = store.part_writer(upload_id, number)
+def put_local_part(store: LocalObjectStore, upload_id: str, number: int, data: bytes, chunk: int = 1000,
+                   length: int | None = -1) -> str:
+    """Part `number` as the service's handler writes it (length: the request's Content-Length)."""
+    writer = store.part_writer(upload_id, number, len(data) if length == -1 else length)
     for i in range(0, len(data), chunk):
         writer.write(data[i:i + chunk])
     return writer.finish()
+
+
+def upload_files(store: LocalObjectStore, upload_id: str) -> list[str]:
+    folder = os.path.join(store.root, ".uploads", upload_id)
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
 
 
 def test_signer_accepts_its_own_signatures_only():
@@ -85,7 +98,9 @@ def test_local_keys_must_be_safe(local):
             local.part_writer(upload_id, 1)
 
 
-def test_local_multipart_upload(local):
+def test_local_multipart_upload_in_place(local):
+    """Parts of one size (the last shorter), as the SDK sends them: written in place, and
+    completing renames the assembled file (same inode), copying nothing."""
     key = "tenants/t/Data/u1/big.bin"
     parts = [os.urandom(3 * MiB), os.urandom(3 * MiB), b"tail"]
     upload_id = local.start_upload(key)
@@ -101,24 +116,84 @@ def test_local_multipart_upload(local):
         local.signer.check("put-part", {"store": "7", "upload": upload_id, "part": str(number)},
                            query["expires"], query["signature"])
 
-    etags = [put_local_part(local, upload_id, n, data) for n, data in enumerate(parts, start=1)]
-    assert etags == [md5_etag(p) for p in parts]
-    # a part sent again replaces the first copy; a broken one leaves nothing
-    writer = local.part_writer(upload_id, 2)
+    # out of order, and part 2 twice (the second copy wins)
+    etags = {}
+    etags[1] = put_local_part(local, upload_id, 1, parts[0])
+    etags[3] = put_local_part(local, upload_id, 3, parts[2])
+    put_local_part(local, upload_id, 2, os.urandom(3 * MiB))
+    etags[2] = put_local_part(local, upload_id, 2, parts[1])
+    # a broken resend of part 2 leaves it not uploaded: its slot was half overwritten
+    writer = local.part_writer(upload_id, 2, 3 * MiB)
     writer.write(b"half")
     writer.discard()
-    assert sorted(os.listdir(os.path.join(local.root, ".uploads", upload_id))) == [
-        "1", "1.etag", "2", "2.etag", "3", "3.etag", "meta"]
+    with pytest.raises(StoreError, match="Part 2 was never uploaded"):
+        local.complete_upload(key, upload_id, [etags[1], etags[2], etags[3]])
+    etags[2] = put_local_part(local, upload_id, 2, parts[1])
+    etags = [etags[1], etags[2], etags[3]]
+    assert etags == [local_etag(p) for p in parts]
+    assert upload_files(local, upload_id) == ["1.etag", "2.etag", "3.etag", "data", "meta", "slot"]
 
+    inode = os.stat(os.path.join(local.root, ".uploads", upload_id, "data")).st_ino
     size = local.complete_upload(key, upload_id, [e.strip('"') for e in etags])
     assert size == sum(map(len, parts))
+    assert os.stat(local.path(key)).st_ino == inode  # renamed, not copied
     with open(local.path(key), "rb") as f:
         assert f.read() == b"".join(parts)
-    assert not os.path.exists(os.path.join(local.root, ".uploads", upload_id))
+    assert upload_files(local, upload_id) == []
     with pytest.raises(StoreError):
         local.part_writer(upload_id, 1)
     with pytest.raises(StoreError):
         local.complete_upload(key, upload_id, etags)
+
+
+def test_local_multipart_upload_of_uneven_parts(local):
+    """Parts that do not fit their slots are kept apart and joined at completion."""
+    key = "tenants/t/Data/u3/uneven.bin"
+    parts = [os.urandom(MiB), os.urandom(2 * MiB), b"short", os.urandom(MiB + 1), b"", b"end"]
+    upload_id = local.start_upload(key)
+    etags = [put_local_part(local, upload_id, 1, parts[0]),  # fixes the slot at 1 MiB
+             put_local_part(local, upload_id, 2, parts[1]),  # too long for it: apart
+             put_local_part(local, upload_id, 3, parts[2]),  # shorter than its slot: in place
+             put_local_part(local, upload_id, 4, parts[3], length=None),  # no Content-Length: apart
+             put_local_part(local, upload_id, 5, parts[4]),  # empty: apart
+             put_local_part(local, upload_id, 6, parts[5])]
+    assert {"2", "4", "5"} <= set(upload_files(local, upload_id))
+    assert local.complete_upload(key, upload_id, etags) == sum(map(len, parts))
+    with open(local.path(key), "rb") as f:
+        assert f.read() == b"".join(parts)
+    assert upload_files(local, upload_id) == []
+
+    # the same part on two connections at once: the second copy is kept apart, the last one wins
+    key = "tenants/t/Data/u4/twice.bin"
+    upload_id = local.start_upload(key)
+    first = local.part_writer(upload_id, 1, 4)
+    second = local.part_writer(upload_id, 1, 4)
+    first.write(b"aaaa")
+    second.write(b"bbbb")
+    first.finish()
+    etag = second.finish()
+    assert local.complete_upload(key, upload_id, [etag]) == 4
+    with open(local.path(key), "rb") as f:
+        assert f.read() == b"bbbb"
+
+    # an empty file has no parts
+    key = "tenants/t/Data/u5/empty.txt"
+    upload_id = local.start_upload(key)
+    assert local.complete_upload(key, upload_id, []) == 0
+    assert local.stat(key).size == 0
+
+    # a part that says more than it sends, or sends more than it says
+    upload_id = local.start_upload("tenants/t/Data/u6/x.bin")
+    writer = local.part_writer(upload_id, 1, 10)
+    writer.write(b"12345")
+    with pytest.raises(StoreError, match="shorter"):
+        writer.finish()
+    writer = local.part_writer(upload_id, 1, 10)
+    with pytest.raises(StoreError, match="longer"):
+        writer.write(b"x" * 11)
+    writer.discard()
+    with pytest.raises(StoreError, match="never uploaded"):
+        local.complete_upload("tenants/t/Data/u6/x.bin", upload_id, [local_etag(b"12345")])
 
 
 def test_local_multipart_refusals(local):
@@ -130,10 +205,10 @@ def test_local_multipart_refusals(local):
 
     upload_id, etags = started(b"one", b"two")
     with pytest.raises(StoreError, match="does not match") as info:
-        local.complete_upload(key, upload_id, [etags[0], md5_etag(b"other")])
+        local.complete_upload(key, upload_id, [etags[0], local_etag(b"other")])
     assert info.value.client_error
     with pytest.raises(StoreError, match="never uploaded"):
-        local.complete_upload(key, upload_id, etags + [md5_etag(b"three")])
+        local.complete_upload(key, upload_id, etags + [local_etag(b"three")])
     with pytest.raises(StoreError, match="not listed"):
         local.complete_upload(key, upload_id, etags[:1])
     with pytest.raises(StoreError, match="another key"):
@@ -142,21 +217,27 @@ def test_local_multipart_refusals(local):
     for number in (0, 10001):
         with pytest.raises(StoreError):
             local.part_writer(upload_id, number)
+    # while a part is being sent again, the upload cannot complete
+    writer = local.part_writer(upload_id, 2, 3)
+    with pytest.raises(StoreError, match="being uploaded"):
+        local.complete_upload(key, upload_id, etags)
+    writer.discard()
     # the store's folder list of stale uploads, and aborting one
     assert upload_id in local.stale_uploads(older_than=-1)
     assert upload_id not in local.stale_uploads(older_than=3600)
     local.abort_upload(key, upload_id)
-    assert not os.path.exists(os.path.join(local.root, ".uploads", upload_id))
+    assert upload_files(local, upload_id) == []
     with pytest.raises(StoreError):
         local.upload_key(upload_id)
     # a part that arrives after its upload went away is refused, not half stored
-    upload_id, _ = started(b"x")
-    writer = local.part_writer(upload_id, 2)
-    writer.write(b"late")
-    local.abort_upload(key, upload_id)
-    with pytest.raises(StoreError, match="gone"):
-        writer.finish()
-    assert local.stat(key) is None
+    for length in (4, None):
+        upload_id, _ = started(b"x")
+        writer = local.part_writer(upload_id, 2, length)
+        writer.write(b"late")
+        local.abort_upload(key, upload_id)
+        with pytest.raises(StoreError, match="gone"):
+            writer.finish()
+        assert local.stat(key) is None
 
 
 def test_local_objects(local):

@@ -19,7 +19,7 @@ class UploadParameterHandler(BaseAPIHandler):
             file_name = raw[-1].decode("utf-8") if raw else None
         except UnicodeDecodeError:
             raise ApiError(400, "The file name is not valid UTF-8.", {"fileName": ["must be UTF-8"]})
-        parts = self.int_query("partSum", None, minimum=1)
+        parts = self.int_query("partSum", None, minimum=0)  # 0: an empty file (what the CLI asks for one)
         if parts is None:
             raise ApiError(400, "Give the number of parts as partSum.", {"partSum": ["is required"]})
         resource_type = self.get_query_argument("type", "Data")

@@ -45,8 +45,9 @@ def check_file_name(name, field: str = "fileName") -> str:
     return name
 
 
-def parse_part_etags(values) -> list[str]:
-    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+def parse_part_etags(values, allow_empty: bool = False) -> list[str]:
+    """["1+<etag>", "2+<etag>", ...] → the ETags; empty only for an empty file (no parts)."""
+    if not isinstance(values, list) or not (values or allow_empty) or not all(isinstance(v, str) for v in values):
         raise ValidationError({"partETags": ["must be a non-empty list of '<part number>+<ETag>' strings"]})
     etags = []
     for expected, value in enumerate(values, start=1):
@@ -69,8 +70,8 @@ class Uploads:
             check_file_name(file_name)
         except ValidationError as e:
             errors.update(e.errors)
-        if not isinstance(parts_sum, int) or not 1 <= parts_sum <= MAX_PARTS:
-            errors["partSum"] = [f"must be a whole number from 1 to {MAX_PARTS}"]
+        if not isinstance(parts_sum, int) or not 0 <= parts_sum <= MAX_PARTS:
+            errors["partSum"] = [f"must be a whole number from 0 (an empty file) to {MAX_PARTS}"]
         if resource_type not in RESOURCE_TYPES:
             errors["type"] = ["must be one of " + ", ".join(RESOURCE_TYPES)]
         if errors:
@@ -97,9 +98,9 @@ class Uploads:
         key = f.str("key", required=True, max_length=2048)
         upload_id = f.str("uploadId", required=True, max_length=1024)
         f.done()
-        etags = parse_part_etags(body.get("partETags"))
         upload = self.db.scalar(select(Upload).where(Upload.store_upload_id == upload_id,
                                                      Upload.tenant_id == self.tenant.id))
+        etags = parse_part_etags(body.get("partETags"), allow_empty=upload is not None and upload.parts_sum == 0)
         if upload is None or upload.key != key:
             raise NotFoundError("No such upload in this tenant.")
         if upload.completed_at is not None:

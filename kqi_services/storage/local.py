@@ -1,15 +1,27 @@
 """The local object store: a directory, with signed URLs that the kqi service serves.
 
 Layout under the root:
-    <key>                         stored objects
-    .uploads/<upload id>/meta     the key an upload is for
-    .uploads/<upload id>/<n>      part n, written while it streams in
-    .uploads/<upload id>/<n>.etag the part's ETag (MD5 of its bytes, as S3 does)
+    <key>                          stored objects
+    .uploads/<upload id>/meta      the key an upload is for
+    .uploads/<upload id>/data      the object being put together: part n is written in place
+                                   at (n - 1) * slot while it streams in
+    .uploads/<upload id>/slot      the slot size, the length of the first part that arrived
+    .uploads/<upload id>/<n>       part n when it does not fit its slot (kept apart)
+    .uploads/<upload id>/<n>.etag  part n's record: its ETag, size and where it is
+    .uploads/<upload id>/<n>.lock  held while part n is written in place
+
+Clients such as the SDK send parts of one size (the last one shorter), so every part
+lands in its slot and completing the upload renames `data` to the object: no copy.
+Parts of other sizes are kept apart and joined (copied) at completion.
+
+A part's ETag is the first 32 hex digits of its sha256, quoted: the shape of S3's MD5
+ETags, at the speed of the CPU's SHA instructions.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import shutil
 import time
@@ -96,38 +108,97 @@ class LocalObjectStore(ObjectStore):
             urls.append(f"{base_url}{self.route_prefix}/part?{urlencode(query)}")
         return urls
 
-    def part_writer(self, upload_id: str, number: int) -> "PartWriter":
+    def part_writer(self, upload_id: str, number: int, length: int | None = None) -> "PartWriter":
+        """A writer for part `number`; `length` is the part's size when the request tells it."""
         directory = self._upload_dir(upload_id)
         if not os.path.isdir(directory):
             raise StoreError("Unknown or finished upload.", client_error=True)
         if number < 1 or number > 10000:
             raise StoreError("Part numbers go from 1 to 10000.", client_error=True)
-        return PartWriter(os.path.join(directory, str(number)))
+        try:
+            slot = _read_int(os.path.join(directory, "slot"))
+            if slot is None and length:
+                slot = _claim_slot(os.path.join(directory, "slot"), length)
+            if slot is not None and length is not None and 0 < length <= slot:
+                lock = os.path.join(directory, f"{number}.lock")
+                try:
+                    os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass  # the same part is coming in on another connection: keep this copy apart
+                else:
+                    try:
+                        return PartWriter(directory, number, offset=(number - 1) * slot, length=length)
+                    except BaseException:
+                        _remove(lock)
+                        raise
+            return PartWriter(directory, number)
+        except FileNotFoundError:
+            raise StoreError("Unknown or finished upload.", client_error=True)
+
+    def _records(self, directory: str) -> dict[int, dict]:
+        records = {}
+        for name in os.listdir(directory):
+            stem, dot, ext = name.partition(".")
+            if ext == "etag" and stem.isdigit():
+                try:
+                    with open(os.path.join(directory, name)) as f:
+                        records[int(stem)] = json.load(f)
+                except (OSError, ValueError):
+                    continue
+        return records
 
     def complete_upload(self, key, upload_id, etags):
         directory = self._upload_dir(upload_id)
         if self.upload_key(upload_id) != key:
             raise StoreError("The upload is for another key.", client_error=True)
+        # moved aside first: no part can start any more, and one still coming in shows by its lock
+        closing = f"{directory}.closing"
+        try:
+            os.rename(directory, closing)
+        except FileNotFoundError:
+            raise StoreError("Unknown or finished upload.", client_error=True)
+        try:
+            size = self._assemble(closing, self.path(key), etags)
+        except BaseException:
+            os.rename(closing, directory)
+            raise
+        shutil.rmtree(closing, ignore_errors=True)
+        return size
+
+    def _assemble(self, directory: str, target: str, etags: list[str]) -> int:
+        busy = sorted(int(n.split(".")[0]) for n in os.listdir(directory) if n.endswith(".lock"))
+        if busy:
+            raise StoreError(f"Part(s) {busy} are still being uploaded.", client_error=True)
+        records = self._records(directory)
+        count = len(etags)
         for number, etag in enumerate(etags, start=1):
-            try:
-                with open(os.path.join(directory, f"{number}.etag")) as f:
-                    stored = f.read()
-            except FileNotFoundError:
+            if number not in records:
                 raise StoreError(f"Part {number} was never uploaded.", client_error=True)
-            if stored.strip('"') != etag.strip('"'):
+            if records[number]["etag"].strip('"') != etag.strip('"'):
                 raise StoreError(f"The ETag of part {number} does not match the uploaded part.", client_error=True)
-        extra = [n for n in os.listdir(directory) if n.isdigit() and int(n) > len(etags)]
+        extra = sorted(n for n in records if n > count)
         if extra:
-            raise StoreError(f"Parts {sorted(map(int, extra))} were uploaded but not listed.", client_error=True)
-        target = self.path(key)
+            raise StoreError(f"Parts {extra} were uploaded but not listed.", client_error=True)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        temporary = os.path.join(directory, "joined")
-        with open(temporary, "wb") as out:
-            for number in range(1, len(etags) + 1):
-                with open(os.path.join(directory, str(number)), "rb") as part:
-                    _copy_file(part, out)
-        os.replace(temporary, target)
-        shutil.rmtree(directory, ignore_errors=True)
+        slot = _read_int(os.path.join(directory, "slot"))
+        data = os.path.join(directory, "data")
+        in_place = [records[n]["in_place"] for n in range(1, count + 1)]
+        sizes = [records[n]["size"] for n in range(1, count + 1)]
+        if count and all(in_place) and all(size == slot for size in sizes[:-1]):
+            # every part sits in its slot, one after the other: the data file is the object
+            os.truncate(data, (count - 1) * slot + sizes[-1])
+            os.replace(data, target)
+        else:
+            temporary = os.path.join(directory, "joined")
+            with open(temporary, "wb") as out:  # no parts: an empty file
+                for number in range(1, count + 1):
+                    if records[number]["in_place"]:
+                        source, offset = data, (number - 1) * slot
+                    else:
+                        source, offset = os.path.join(directory, str(number)), 0
+                    with open(source, "rb") as part:
+                        _copy_range(part, out, offset, records[number]["size"])
+            os.replace(temporary, target)
         return os.path.getsize(target)
 
     def abort_upload(self, key, upload_id):
@@ -209,53 +280,127 @@ class LocalObjectStore(ObjectStore):
 
 
 class PartWriter:
-    """Receives one part in chunks, computing its MD5 ETag on the way."""
+    """Receives one part in chunks, hashing it on the way: written in place into the upload's
+    data file (at `offset`), or, without an offset, into a file of its own."""
 
-    def __init__(self, path: str):
-        self.path = path
-        self._tmp = f"{path}.{uuid.uuid4().hex}.partial"
-        self._file = open(self._tmp, "wb")
-        self._md5 = hashlib.md5()
+    def __init__(self, directory: str, number: int, offset: int | None = None, length: int | None = None):
+        self.directory = directory
+        self.number = number
+        self.offset = offset
+        self.length = length
         self.size = 0
+        self._hash = hashlib.sha256()
+        self._record = os.path.join(directory, f"{number}.etag")
+        if offset is not None:
+            # the slot is about to change: the part's old record no longer holds
+            _remove(self._record)
+            self._fd = os.open(os.path.join(directory, "data"), os.O_WRONLY | os.O_CREAT, 0o600)
+            self._tmp = None
+        else:
+            self._tmp = os.path.join(directory, f"{number}.{uuid.uuid4().hex}.partial")
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
-        self._md5.update(chunk)
-        self.size += len(chunk)
+        if self.offset is not None:
+            if self.size + len(chunk) > self.length:
+                raise StoreError("The part is longer than it said.", client_error=True)
+            view = memoryview(chunk)
+            while view:
+                written = os.pwrite(self._fd, view, self.offset + self.size)
+                self.size += written
+                view = view[written:]
+        else:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(self._fd, view):]
+            self.size += len(chunk)
+        self._hash.update(chunk)
 
     def finish(self) -> str:
-        self._file.close()
-        etag = f'"{self._md5.hexdigest()}"'
+        os.close(self._fd)
+        etag = f'"{self._hash.hexdigest()[:32]}"'
         try:
-            os.replace(self._tmp, self.path)
-            with open(f"{self.path}.etag", "w") as f:
-                f.write(etag)
+            if self.offset is not None:
+                if self.size != self.length:
+                    raise StoreError("The part is shorter than it said.", client_error=True)
+            else:
+                os.replace(self._tmp, os.path.join(self.directory, str(self.number)))
+            temporary = f"{self._record}.{uuid.uuid4().hex}.tmp"
+            with open(temporary, "w") as f:
+                json.dump({"etag": etag, "size": self.size, "in_place": self.offset is not None}, f)
+            os.replace(temporary, self._record)
+            if self.offset is not None:
+                # a copy kept apart earlier is not the part any more
+                _remove(os.path.join(self.directory, str(self.number)))
         except FileNotFoundError:
             raise StoreError("The upload is gone: it expired or was finished while this part came in.",
                              client_error=True)
+        finally:
+            self._unlock()
         return etag
 
     def discard(self) -> None:
-        self._file.close()
         try:
-            os.remove(self._tmp)
-        except FileNotFoundError:
+            os.close(self._fd)
+        except OSError:
             pass
+        if self._tmp is not None:
+            _remove(self._tmp)
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self.offset is not None:
+            _remove(os.path.join(self.directory, f"{self.number}.lock"))
 
 
-def _copy_file(src, dst) -> None:
-    """Kernel-side copy where possible (copy_file_range), chunked reads otherwise."""
+def _remove(path: str) -> None:
     try:
-        size = os.fstat(src.fileno()).st_size
-        offset = 0
-        while offset < size:
-            copied = os.copy_file_range(src.fileno(), dst.fileno(), size - offset)
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _claim_slot(path: str, length: int) -> int | None:
+    """Fix the upload's slot size to `length`, unless another part did first; returns the slot."""
+    temporary = f"{path}.{uuid.uuid4().hex}"
+    with open(temporary, "w") as f:
+        f.write(str(length))
+    try:
+        os.link(temporary, path)  # atomic: only the first part's size becomes the slot
+    except FileExistsError:
+        pass
+    finally:
+        _remove(temporary)
+    return _read_int(path)
+
+
+def _copy_range(src, dst, offset: int, count: int) -> None:
+    """Copy `count` bytes of `src` from `offset` to the end of `dst` (kernel-side where possible)."""
+    dst.flush()
+    done = 0
+    try:
+        while done < count:
+            copied = os.copy_file_range(src.fileno(), dst.fileno(), count - done, offset + done)
             if copied == 0:
                 break
-            offset += copied
-        if offset == size:
-            return
-        src.seek(offset)
+            done += copied
     except (AttributeError, OSError):
-        src.seek(0)
-    shutil.copyfileobj(src, dst, CHUNK)
+        pass
+    if done < count:
+        dst.seek(0, os.SEEK_END)
+        src.seek(offset + done)
+        left = count - done
+        while left:
+            chunk = src.read(min(CHUNK, left))
+            if not chunk:
+                raise StoreError("A part is shorter than its record.")
+            dst.write(chunk)
+            left -= len(chunk)

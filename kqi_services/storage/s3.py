@@ -68,6 +68,14 @@ class S3ObjectStore(ObjectStore):
         extra = sorted(n for n in stored if n > len(etags))
         if extra:
             raise StoreError(f"Parts {extra} were uploaded but not listed.", client_error=True)
+        if not etags:
+            # an empty file: S3 completes no upload without parts, so it is stored as one object
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"")
+            except ClientError as e:
+                raise StoreError(f"S3 refused the empty file: {_reason(e)}")
+            self.abort_upload(key, upload_id)
+            return 0
         try:
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id,
