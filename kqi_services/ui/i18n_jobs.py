@@ -155,6 +155,7 @@ EN = {
     "inference.inferences_help": "Their outputs are mounted read-only at /kqi/inference.",
     "inference.run": "Run the inference",
     "inference.output_value": "Output value",
+    "inference.container_name": "Container name",
     # --- notebooks
     "notebooks.new": "New notebook",
     "notebooks.none": "No notebooks yet.",
@@ -338,6 +339,7 @@ JA = {
     "inference.inferences_help": "出力結果が /kqi/inference に読み取り専用でマウントされます。",
     "inference.run": "推論を実行",
     "inference.output_value": "出力値",
+    "inference.container_name": "コンテナ名",
     # --- notebooks
     "notebooks.new": "ノートブック作成",
     "notebooks.none": "ノートブックはまだありません。",

@@ -862,6 +862,7 @@
     KQI.append(KQI.clear(KQI.$("#job-info")), describe([
       ["common.id", String(job.id)],
       [kind.name + ".name", job.name],
+      ["inference.container_name", kind.name === "inference" ? el("code", { text: job.containerName || "" }) : undefined],
       ["jobs.parents_to_mount", parentLinks.length ? parentLinks : null],
       ["jobs.inferences_to_mount", kind.name === "inference" ? (inferenceLinks.length ? inferenceLinks : null) : undefined],
       ["jobs.dataset", job.dataSet ? job.dataSet.id + ":" + job.dataSet.name : null],
@@ -1068,6 +1069,21 @@
     return out;
   }
 
+  /** id → "id:name" of the datasets, trainings and inferences a notebook page mentions. */
+  async function notebookNames() {
+    const [datasets, trainings, inferences] = await Promise.all([
+      optional("GET /datasets", "/datasets", []),
+      optional("GET /training/simple", "/training/simple", []),
+      optional("GET /inferences/simple", "/inferences/simple", []),
+    ]);
+    const index = (items) => new Map(items.map((i) => [Number(i.id), i.id + ":" + i.name]));
+    return { datasets: index(datasets), trainings: index(trainings), inferences: index(inferences) };
+  }
+
+  function nameOf(map, id) {
+    return id === null || id === undefined ? null : map.get(Number(id)) || String(id);
+  }
+
   function remaining(nb) {
     if (!NOTEBOOK_ACTIVE.includes(nb.status)) return t("common.none");
     if (!nb.expiresIn) return t("notebooks.no_lifetime");
@@ -1081,6 +1097,7 @@
     const status = KQI.$("#nb-filter-status");
     const perPage = 20;
     const state = { page: 1, timer: null };
+    const names = await notebookNames();
 
     async function load() {
       clearTimeout(state.timer);
@@ -1111,12 +1128,12 @@
           el("td", {}, statusBadge(nb.status),
             nb.conditionNote ? el("div", { class: "small text-body-secondary", text: nb.conditionNote }) : null),
           el("td", { class: "kqi-open-cell" }, open),
-          el("td", { text: orNone(nb.dataSetId) }),
+          el("td", { text: orNone(nameOf(names.datasets, nb.dataSetId)) }),
           el("td", { class: "text-nowrap small", text: t("jobs.resources_value", { cpu: nb.cpu, memory: nb.memory, gpu: nb.gpu }) }),
           el("td", { class: "text-nowrap", text: remaining(nb) }),
           el("td", { class: "text-nowrap", text: formatDate(nb.startedAt) }),
           el("td", { class: "kqi-memo", text: orNone(nb.memo) }),
-          el("td", { class: "text-nowrap" }, el("div", { class: "d-flex gap-1" },
+          el("td", {}, el("div", { class: "d-flex flex-wrap gap-1" },
             notebookActions(nb, load, "nb-list-messages", true).filter((b) => !b.classList.contains("kqi-open-notebook"))))));
       }
       KQI.$("#nb-page").textContent = t("jobs.page", { page: state.page });
@@ -1215,6 +1232,7 @@
     const base = "/notebook/" + enc(id);
     const cfiles = containerFiles(base, "nb");
     const state = { timer: null, status: null };
+    const names = await notebookNames();
 
     async function refresh(deleted) {
       clearTimeout(state.timer);
@@ -1242,12 +1260,12 @@
         ["jobs.resources", t("jobs.resources_value", { cpu: nb.cpu, memory: nb.memory, gpu: nb.gpu })],
         ["notebooks.lifetime_hours", nb.expiresIn ? String(Math.round(nb.expiresIn / 36) / 100) : t("notebooks.no_lifetime")],
         ["notebooks.jupyterlab_version", nb.jupyterLabVersion],
-        ["jobs.dataset", nb.dataSetId === null ? null : String(nb.dataSetId)],
+        ["jobs.dataset", nameOf(names.datasets, nb.dataSetId)],
         ["jobs.dataset_method", nb.dataSetId === null ? undefined : t(nb.localDataSet ? "jobs.method_copy" : "jobs.method_symlink")],
         ["jobs.parents_to_mount", (nb.parentIds || []).map((p, i) => [i ? ", " : null,
-          el("a", { href: screenUrl("training", { id: p }), text: String(p) })])],
+          el("a", { href: screenUrl("training", { id: p }), text: nameOf(names.trainings, p) })])],
         ["jobs.inferences_to_mount", (nb.inferenceIds || []).map((p, i) => [i ? ", " : null,
-          el("a", { href: screenUrl("inference", { id: p }), text: String(p) })])],
+          el("a", { href: screenUrl("inference", { id: p }), text: nameOf(names.inferences, p) })])],
         ["jobs.repository", git.repository ? el("code", { text: git.owner + "/" + git.repository }) : null],
         ["jobs.branch", git.branch],
         ["jobs.commit", git.commitId],
