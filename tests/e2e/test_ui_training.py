@@ -230,14 +230,25 @@ def test_four_step_form_live_log_and_downloads(platform, browser, env, artifacts
 
 
 @pytest.mark.sqlite_only
-def test_halt_and_delete_from_the_detail_page(platform, browser, env, artifacts_dir):
+def test_queue_position_halt_and_delete_from_the_detail_page(platform, browser, env, artifacts_dir):
+    """With a tenant quota of 1 CPU, a second job waits: its page shows its place in the queue
+    and why; halting the first (in Japanese) and deleting it lets the second one run."""
     user, repo = env["user"], env["repo"]
-    r = user.api("POST", "/training/run", json={
-        "name": "ui-long", "entryPoint": "echo waiting; sleep 120", "dataSetId": env["dataset"]["id"],
-        "containerImage": {"image": "python", "tag": "3.11"},
-        "gitModel": {"owner": repo.owner, "repository": repo.name}, "cpu": 1, "memory": 1, "gpu": 0})
-    assert r.status_code == 201, r.text
-    job_id = r.json()["id"]
+    admin = platform.admin_token()
+    r = platform.api("POST", "/admin/quotas", admin, json=[{"tenantId": user.tenant["id"], "cpu": 1, "memory": 0, "gpu": 0}])
+    assert r.status_code == 200, r.text
+
+    def run(name):
+        r = user.api("POST", "/training/run", json={
+            "name": name, "entryPoint": "echo waiting; sleep 120", "dataSetId": env["dataset"]["id"],
+            "containerImage": {"image": "python", "tag": "3.11"},
+            "gitModel": {"owner": repo.owner, "repository": repo.name}, "cpu": 1, "memory": 1, "gpu": 0})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    first = run("ui-long")
+    wait_job(user, first, "Running", timeout=30)
+    second = run("ui-waiting")
     context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     questions = []
@@ -248,23 +259,42 @@ def test_halt_and_delete_from_the_detail_page(platform, browser, env, artifacts_
 
     page.on("dialog", answer)
     try:
-        sign_in(page, platform, user.name, user.password, f"/training?id={job_id}")
+        # the waiting one: its place in the queue and the reason
+        sign_in(page, platform, user.name, user.password, f"/training?id={second}")
+        expect(page.locator("#job-status .kqi-status")).to_have_attribute("data-status", "Queued")
+        expect(page.locator('#job-state dd[data-key="jobs.queue_position"]')).to_have_text("1")
+        expect(page.locator('#job-state dd[data-key="jobs.wait_reason"]')).to_contain_text("tenant quota: cpu 1 in use of 1")
+        expect(page.locator("#job-log")).to_have_text("出力はまだありません。")
+        expect(page.locator("#job-halt")).to_be_visible()
+        shot(page, artifacts_dir, "queued-ja")
+
+        # halt the running one
+        page.goto(f"{platform.service_url}/training?id={first}")
+        page.wait_for_selector("body[data-kqi-ready]")
         expect(page.locator("#job-log")).to_contain_text("waiting", timeout=30000)
         expect(page.locator("#job-status .kqi-status")).to_have_attribute("data-status", "Running")
         expect(page.locator("#job-delete")).to_be_hidden()
         page.click("#job-halt")
         expect(page.locator("#job-status .kqi-status")).to_have_attribute("data-status", "Killed", timeout=20000)
-        assert questions == [f"学習 {job_id}:ui-long を停止しますか?"]
-        expect(page.locator("#job-detail-messages .alert-success")).to_have_text(f"{job_id}:ui-long を停止しました。")
-        expect(page.locator('#job-state dd[data-key="jobs.condition"]')).not_to_have_text("-")
+        assert questions == [f"学習 {first}:ui-long を停止しますか?"]
+        expect(page.locator("#job-detail-messages .alert-success")).to_have_text(f"{first}:ui-long を停止しました。")
+        expect(page.locator('#job-state dd[data-key="jobs.condition"]')).to_have_text("halted by the user")
         expect(page.locator("#job-log-state")).to_have_text("完了")
         shot(page, artifacts_dir, "halted-ja")
-        assert user.api("GET", f"/training/{job_id}").json()["status"] == "Killed"
+        assert user.api("GET", f"/training/{first}").json()["status"] == "Killed"
 
+        # delete it: back to the list, gone
         page.click("#job-delete")
         page.wait_for_url(re.compile(r".*/training$"))
         page.wait_for_selector("body[data-kqi-ready]")
-        expect(page.locator(f'#job-rows tr[data-job-id="{job_id}"]')).to_have_count(0)
-        assert user.api("GET", f"/training/{job_id}").status_code == 404
+        expect(page.locator(f'#job-rows tr[data-job-id="{first}"]')).to_have_count(0)
+        assert questions[1] == f"{first}:ui-long を削除しますか? 元に戻せません。"
+        assert user.api("GET", f"/training/{first}").status_code == 404
+
+        # the waiting one got the CPU: its row turns Running without a reload
+        row = page.locator(f'#job-rows tr[data-job-id="{second}"]')
+        expect(row.locator(".kqi-status")).to_have_attribute("data-status", "Running", timeout=20000)
     finally:
         context.close()
+        user.api("POST", f"/training/{second}/halt")
+        platform.api("POST", "/admin/quotas", admin, json=[{"tenantId": user.tenant["id"], "cpu": 0, "memory": 0, "gpu": 0}])

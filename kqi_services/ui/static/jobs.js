@@ -1015,7 +1015,7 @@
   function notebookActions(nb, done, messages, compact) {
     const size = compact ? " btn-sm" : "";
     const out = [];
-    if (nb.status === "Running" && nb.url) {
+    if (openable(nb)) {
       out.push(el("a", { class: "btn btn-jupyter kqi-open-notebook" + size, href: nb.url, target: "_blank",
         rel: "noopener", text: t("notebooks.open") }));
     }
@@ -1084,6 +1084,11 @@
     return id === null || id === undefined ? null : map.get(Number(id)) || String(id);
   }
 
+  /** A notebook is served to its owner only (the hub refuses the others). */
+  function openable(nb) {
+    return nb.status === "Running" && !!nb.url && nb.createdBy === KQI.data.user;
+  }
+
   function remaining(nb) {
     if (!NOTEBOOK_ACTIVE.includes(nb.status)) return t("common.none");
     if (!nb.expiresIn) return t("notebooks.no_lifetime");
@@ -1118,7 +1123,7 @@
       }
       for (const nb of items) {
         const href = screenUrl("notebooks", { id: nb.id });
-        const open = nb.status === "Running" && nb.url
+        const open = openable(nb)
           ? el("a", { class: "btn btn-sm btn-jupyter kqi-open-notebook", href: nb.url, target: "_blank", rel: "noopener",
             text: t("notebooks.open") })
           : el("span", { class: "text-body-secondary small", text: nb.status === "Pending" ? t("notebooks.starting_up") : t("common.none") });
