@@ -191,12 +191,27 @@ def test_four_step_form_live_log_and_downloads(platform, browser, env, artifacts
         assert sorted(job["tags"]) == ["e2e", "ui"] and job["memo"] == "made in the browser"
         assert job["dataSet"]["id"] == dataset["id"] and job["zip"] is True and job["localDataSet"] is False
 
+        # name, tags, memo and favorite can change afterwards
+        page.fill("#job-edit-memo", "edited in the browser")
+        page.fill("#job-edit-tags", "ui, best")
+        page.check("#job-edit-favorite")
+        page.click("#job-edit-save")
+        expect(page.locator("#job-edit-messages .alert-success")).to_have_text("Saved.")
+        expect(page.locator('#job-info dd[data-key="common.memo"]')).to_have_text("edited in the browser")
+        job = user.api("GET", f"/training/{job_id}").json()
+        assert job["memo"] == "edited in the browser" and sorted(job["tags"]) == ["best", "ui"] and job["favorite"]
+        page.fill("#job-edit-name", "Not A Name")
+        page.click("#job-edit-save")
+        expect(page.locator("#job-edit-name")).to_have_class(re.compile(r"\bis-invalid\b"))
+        assert user.api("GET", f"/training/{job_id}").json()["name"] == name
+
         # the list, with filters
         page.click("#job-back-list")
         page.wait_for_selector("body[data-kqi-ready]")
         row = page.locator(f'#job-rows tr[data-job-id="{job_id}"]')
         expect(row.locator(".kqi-status")).to_have_attribute("data-status", "Completed")
         expect(row).to_contain_text(f"{dataset['id']}:ui-train-set")
+        expect(row.locator(".kqi-job-name + span")).to_have_text("★")
         page.fill("#filter-name", name)
         page.click("#job-filter-apply")
         expect(page.locator("#job-rows tr[data-job-id]")).to_have_count(1)
@@ -216,14 +231,14 @@ def test_four_step_form_live_log_and_downloads(platform, browser, env, artifacts
         expect(page.locator("#job-form-title")).to_have_text("Run a copy of a training")
         expect(page.locator("#job-name")).to_have_value(name)
         expect(page.locator("#job-dataset")).to_have_value(str(dataset["id"]))
-        expect(page.locator("#job-memo")).to_have_value("made in the browser")
+        expect(page.locator("#job-memo")).to_have_value("edited in the browser")
         page.click("#job-step-2-tab")
         expect(page.locator("#job-repo")).to_have_value(f"{repo.owner}/{repo.name}")
         expect(page.locator("#job-commit")).to_have_value(env["commit"])
         expect(page.locator("#job-entry")).to_have_value("python3 -u train.py")
         page.click("#job-step-4-tab")
         expect(page.locator(".kqi-env-key")).to_have_value("MY_GREETING")
-        expect(page.locator("#job-tags")).to_have_value("e2e, ui")  # as the API keeps them
+        expect(page.locator("#job-tags")).to_have_value("best, ui")  # as the API keeps them
         shot(page, artifacts_dir, "copy-form")
     finally:
         context.close()
