@@ -32,6 +32,9 @@ c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env_port('KQI_PROXY_API_PO
 c.ConfigurableHTTPProxy.auth_token = secret_file(os.path.join(HUB_DIR, "proxy_auth_token"))
 c.JupyterHub.cookie_secret_file = os.path.join(HUB_DIR, "jupyterhub_cookie_secret")
 c.JupyterHub.pid_file = os.path.join(HUB_DIR, "jupyterhub.pid")
+# answer a spawn request after 2 s instead of 10: the kqi service and its UI follow the
+# notebook's state themselves (bad options fail at once, well within this time)
+c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 2}
 c.JupyterHub.db_url = os.environ.get(
     "KQI_HUB_DB_URL", "sqlite:///" + os.path.join(HUB_DIR, "jupyterhub.sqlite")
 )
