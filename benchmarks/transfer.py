@@ -9,7 +9,9 @@ it moves one file of --size-mib MiB (1 GiB by default) both ways:
   S3 store      upload   `kqi data create -n ... -f FILE`     vs  boto3 `upload_file`
                 download `kqi data download-files ID -d DIR`   vs  boto3 `download_file`
 
-and prints the throughput of each, the ratios CLI/baseline, and the kqi service's memory:
+and prints the throughput of each, the ratios CLI/baseline, the CPU time each side used
+(the CLI, the hub's proxy and the kqi service, against cp or boto3: on a busy machine the
+throughput follows the CPU share, the CPU time does not), and the kqi service's memory:
 its resident set size (VmRSS of the process whose command line has kqi_services.app and
 whose environment has this platform's data directory) sampled every 50 ms from before the
 upload until the stored file's sha256 is recorded, and again during the download; the
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -66,6 +69,64 @@ def service_pid(data_dir: str) -> int:
         except OSError:
             continue
     raise RuntimeError(f"no kqi service process of {data_dir}")
+
+
+def proxy_pid(data_dir: str) -> int | None:
+    """The hub's configurable-http-proxy of this platform (it inherits the data directory)."""
+    marker = data_dir.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if b"configurable-http-proxy" not in f.read():
+                    continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker in f.read():
+                    return int(entry)
+        except OSError:
+            continue
+    return None
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far."""
+    if pid is None:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used during a `with` block by: child processes (the CLI, cp), this
+    process (boto3), the kqi service and the hub's proxy."""
+
+    def __init__(self, service: int, proxy: int | None):
+        self.pids = {"service": service, "proxy": proxy}
+
+    def __enter__(self):
+        self._start = self._now()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._now()
+        self.used = {k: end[k] - self._start[k] for k in end}
+
+    def _now(self) -> dict:
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        me = resource.getrusage(resource.RUSAGE_SELF)
+        out = {k: cpu_seconds(pid) for k, pid in self.pids.items()}
+        out["children"] = children.ru_utime + children.ru_stime
+        out["self"] = me.ru_utime + me.ru_stime
+        return out
+
+    def total(self) -> float:
+        return sum(self.used.values())
+
+    def describe(self) -> str:
+        parts = [f"{k} {v:.1f}" for k, v in self.used.items() if v >= 0.05]
+        return f"{self.total():.1f} CPU s ({', '.join(parts) or 'none'})"
 
 
 def rss_mib(pid: int) -> float:
@@ -151,13 +212,15 @@ def wait_for_sha256(user, data_id: int, timeout: float = 600) -> dict:
     raise RuntimeError("the service did not record the sha256 in time")
 
 
-def report(store: str, what: str, size: int, cli_seconds: float, base_seconds: float, base_name: str):
+def report(store: str, what: str, size: int, cli_seconds: float, base_seconds: float, base_name: str,
+           cli_cpu: CpuMeter, base_cpu: CpuMeter):
     cli_rate, base_rate = size / MiB / cli_seconds, size / MiB / base_seconds
     ratio = cli_rate / base_rate
     RESULTS.append((store, what, f"{cli_rate:.0f} MiB/s", ratio, ratio >= 0.8))
     print(f"  {what:8s} CLI {cli_seconds:6.2f} s {cli_rate:7.0f} MiB/s | {base_name} {base_seconds:6.2f} s "
           f"{base_rate:7.0f} MiB/s | ratio {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'})",
           flush=True)
+    print(f"           CPU: CLI path {cli_cpu.describe()} | {base_name} {base_cpu.describe()}", flush=True)
 
 
 def report_memory(store: str, what: str, sampler: RssSampler):
@@ -174,51 +237,58 @@ def bench_store(kind: str, platform, source: str, source_sha: str, size: int, wo
     home = os.path.join(work, f"home-{kind}")
     user, view = store_user(platform, kind, s3=s3, home=home)
     pid = service_pid(platform.data_dir)
+    proxy = proxy_pid(platform.data_dir)
     out_cli = os.path.join(work, f"cli-{kind}")
     out_base = os.path.join(work, f"base-{kind}")
     os.makedirs(out_cli)
     os.makedirs(out_base)
 
     # baseline upload
-    if kind == "local":
-        store_copy = os.path.join(view.root, "bench-baseline.bin")
-        base_up = timed(subprocess.run, ["cp", source, store_copy], check=True)
-    else:
-        client = s3.client()
-        config = TransferConfig()  # boto3's defaults, as a user of plain boto3 gets them
-        base_up = timed(client.upload_file, source, view.bucket, "bench/baseline.bin", Config=config)
+    with CpuMeter(pid, proxy) as base_up_cpu:
+        if kind == "local":
+            store_copy = os.path.join(view.root, "bench-baseline.bin")
+            base_up = timed(subprocess.run, ["cp", source, store_copy], check=True)
+        else:
+            client = s3.client()
+            config = TransferConfig()  # boto3's defaults, as a user of plain boto3 gets them
+            base_up = timed(client.upload_file, source, view.bucket, "bench/baseline.bin", Config=config)
 
     # CLI upload; memory until the service has hashed the stored file
     time.sleep(1)
     with RssSampler(pid) as up_memory:
         started = time.perf_counter()
-        out = run_cli(user, "data", "create", "-n", f"bench-{kind}", "-f", source)
+        with CpuMeter(pid, proxy) as cli_up_cpu:
+            out = run_cli(user, "data", "create", "-n", f"bench-{kind}", "-f", source)
         cli_up = time.perf_counter() - started
         data_id = int(out.split("created")[-1].split()[0])
         recorded = wait_for_sha256(user, data_id)
         hashed_after = time.perf_counter() - started
     assert recorded["fileSize"] == size and recorded["sha256"] == source_sha, recorded
-    report(kind, "upload", size, cli_up, base_up, "cp" if kind == "local" else "boto3 upload_file")
+    report(kind, "upload", size, cli_up, base_up, "cp" if kind == "local" else "boto3 upload_file",
+           cli_up_cpu, base_up_cpu)
     print(f"  (sha256 recorded {hashed_after - cli_up:.1f} s after the CLI finished)")
     report_memory(kind, "upload+hash", up_memory)
 
     # baseline download
+    with CpuMeter(pid, proxy) as base_down_cpu:
+        if kind == "local":
+            stored = [k for k in view.keys() if k.endswith("/" + os.path.basename(source))][0]
+            base_down = timed(subprocess.run, ["cp", os.path.join(view.root, *stored.split("/")),
+                                               os.path.join(out_base, "file.bin")], check=True)
+        else:
+            base_down = timed(client.download_file, view.bucket, "bench/baseline.bin",
+                              os.path.join(out_base, "file.bin"), Config=config)
     if kind == "local":
-        stored = [k for k in view.keys() if k.endswith("/" + os.path.basename(source))][0]
-        base_down = timed(subprocess.run, ["cp", os.path.join(view.root, *stored.split("/")),
-                                           os.path.join(out_base, "file.bin")], check=True)
         os.remove(store_copy)
-    else:
-        base_down = timed(client.download_file, view.bucket, "bench/baseline.bin",
-                          os.path.join(out_base, "file.bin"), Config=config)
 
     # CLI download
     time.sleep(1)
-    with RssSampler(pid) as down_memory:
+    with RssSampler(pid) as down_memory, CpuMeter(pid, proxy) as cli_down_cpu:
         cli_down = timed(run_cli, user, "data", "download-files", str(data_id), "-d", out_cli)
     downloaded = os.path.join(out_cli, os.path.basename(source))
     assert sha256_of(downloaded) == source_sha, "the downloaded bytes differ from the uploaded ones"
-    report(kind, "download", size, cli_down, base_down, "cp" if kind == "local" else "boto3 download_file")
+    report(kind, "download", size, cli_down, base_down, "cp" if kind == "local" else "boto3 download_file",
+           cli_down_cpu, base_down_cpu)
     report_memory(kind, "download", down_memory)
     shutil.rmtree(out_cli)
     shutil.rmtree(out_base)

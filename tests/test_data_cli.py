@@ -55,6 +55,12 @@ def listed_ids(output: str) -> list[int]:
     return [int(row[0]) for row in table(output) if row and row[0].isdigit()]
 
 
+def cli_side_by_side(user, *commands) -> list[str]:
+    """Run independent CLI commands at the same time; their outputs in order."""
+    with ThreadPoolExecutor(len(commands)) as pool:
+        return [r.stdout for r in pool.map(lambda args: user.cli(*args), commands)]
+
+
 def files_of(user, data_id: int) -> list[dict]:
     r = user.api("GET", f"/data/{data_id}/files")
     assert r.status_code == 200, r.text
@@ -95,13 +101,17 @@ def test_data_commands_with_a_multipart_file(store, big_file, tmp_path):
     data_id = created_id(user.cli("data", "create", "-n", "cli-data", "-f", small, "-f", big_path, "-f", empty,
                                   "-m", "memo one", "-t", "camera", "-t", "2026-11"))
 
-    out = user.cli("data", "get", str(data_id)).stdout
+    # the reading commands do not depend on each other: side by side
+    out_dir = tmp_path / "download"
+    out_dir.mkdir()
+    out, listed, _ = cli_side_by_side(user, ("data", "get", str(data_id)), ("data", "list-files", str(data_id)),
+                                      ("data", "download-files", str(data_id), "-d", str(out_dir)))
     assert "name: cli-data" in out and "memo: memo one" in out
     assert re.search(r"tags:\n\s+- 2026-11\n\s+- camera", out), out
     assert re.search(r"file_names:\n\s+- notes 1.txt\n\s+- big.bin\n\s+- empty.txt", out), out
     assert f"created_by: {user.name}" in out
 
-    rows = table(user.cli("data", "list-files", str(data_id)).stdout)
+    rows = table(listed)
     assert [r[1:] for r in rows] == [["notes", "1.txt"], ["big.bin"], ["empty.txt"]]
     file_ids = {" ".join(r[1:]): int(r[0]) for r in rows}
 
@@ -119,9 +129,6 @@ def test_data_commands_with_a_multipart_file(store, big_file, tmp_path):
     assert view.pending_uploads() == {}
 
     # download: the same bytes
-    out_dir = tmp_path / "download"
-    out_dir.mkdir()
-    user.cli("data", "download-files", str(data_id), "-d", str(out_dir))
     assert sorted(os.listdir(out_dir)) == ["big.bin", "empty.txt", "notes 1.txt"]
     assert (out_dir / "empty.txt").read_bytes() == b""
     assert os.path.getsize(out_dir / "big.bin") == BIG_SIZE
@@ -164,10 +171,10 @@ def test_data_list_filters_and_paging(store, platform, tmp_path):
     gamma = r.json()["id"]
 
     # independent commands: run side by side
-    with ThreadPoolExecutor(5) as pool:
-        by_count, red, red_blue, by_other, by_memo = pool.map(lambda args: user.cli("data", "list", *args).stdout, [
-            ("--name", "flt-", "--count", "2"), ("--tag", "flt-red"), ("--tag", "flt-red", "--tag", "flt-blue"),
-            ("--created-by", other_name), ("--name", "flt-", "--memo", "sunny")])
+    by_count, red, red_blue, by_other, by_memo = cli_side_by_side(
+        user, ("data", "list", "--name", "flt-", "--count", "2"), ("data", "list", "--tag", "flt-red"),
+        ("data", "list", "--tag", "flt-red", "--tag", "flt-blue"), ("data", "list", "--created-by", other_name),
+        ("data", "list", "--name", "flt-", "--memo", "sunny"))
     assert listed_ids(by_count) == [gamma, beta]  # newest first
     assert listed_ids(red) == [beta, alpha]
     assert listed_ids(red_blue) == [beta]  # every tag given
@@ -219,36 +226,37 @@ def test_dataset_commands(store, tmp_path):
                                                                "storedPath": upload["storedPath"]}]})
     assert r.status_code == 201, r.text
 
-    assert user.cli("dataset", "list-data-types").stdout.split() == ["training", "testing", "validation"]
-
     spec = tmp_path / "dataset.json"
     spec.write_text(json.dumps({"name": "cli-set", "memo": "three areas", "entries": {
         "training": [{"id": d1}], "validation": [{"id": d2}], "testing": [{"id": d3}]}}))
     set_id = created_id(user.cli("dataset", "create", "-f", str(spec)))
 
-    out = user.cli("dataset", "get", str(set_id)).stdout
+    # the reading commands side by side
+    out_dir, only = tmp_path / "all", tmp_path / "only"
+    out_dir.mkdir()
+    only.mkdir()
+    types, out, listed, pair_lines, _, _ = cli_side_by_side(
+        user, ("dataset", "list-data-types"), ("dataset", "get", str(set_id)),
+        ("dataset", "list", "--name", "cli-", "--memo", "three areas"), ("dataset", "list-path-pairs", str(set_id)),
+        ("dataset", "download-files", str(set_id), "-d", str(out_dir)),
+        ("dataset", "download-files", str(set_id), "-d", str(only), "-t", "validation"))
+    assert types.split() == ["training", "testing", "validation"]
     assert "name: cli-set" in out and "memo: three areas" in out and "is_flat: false" in out
     assert "training:" in out and f"id: {d1}" in out and f"id: {d2}" in out
-    assert listed_ids(user.cli("dataset", "list", "--name", "cli-", "--memo", "three areas").stdout) == [set_id]
+    assert listed_ids(listed) == [set_id]
 
-    lines = user.cli("dataset", "list-path-pairs", str(set_id)).stdout.splitlines()
+    lines = pair_lines.splitlines()
     pairs = dict(zip(lines[0::2], lines[1::2]))
     assert set(pairs) == {f"training/{d1}/a.txt", f"training/{d1}/b.txt", f"validation/{d2}/c.txt",
                           f"testing/{d3}/big.bin"}
     assert all(re.fullmatch(r"Data/[0-9a-f]{32}/[a-z.]+", p) for p in pairs.values()), pairs
     assert pairs[f"training/{d1}/a.txt"].endswith("/a.txt")
 
-    out_dir = tmp_path / "all"
-    out_dir.mkdir()
-    user.cli("dataset", "download-files", str(set_id), "-d", str(out_dir))
     assert (out_dir / "training" / str(d1) / "a.txt").read_bytes() == b"alpha"
     assert (out_dir / "training" / str(d1) / "b.txt").read_bytes() == b"beta"
     assert (out_dir / "validation" / str(d2) / "c.txt").read_bytes() == b"gamma"
     assert (out_dir / "testing" / str(d3) / "big.bin").read_bytes() == big
 
-    only = tmp_path / "only"
-    only.mkdir()
-    user.cli("dataset", "download-files", str(set_id), "-d", str(only), "-t", "validation")
     assert sorted(os.listdir(only)) == ["validation"]
 
     # data in a dataset cannot be deleted: a clear 409 that names the dataset
