@@ -137,6 +137,8 @@ def test_local_multipart_upload_in_place(local):
     size = local.complete_upload(key, upload_id, [e.strip('"') for e in etags])
     assert size == sum(map(len, parts))
     assert os.stat(local.path(key)).st_ino == inode  # renamed, not copied
+    local.write("tenants/t/Data/u1/plain.txt", iter([b"p"]))  # the mode any other object gets
+    assert os.stat(local.path(key)).st_mode == os.stat(local.path("tenants/t/Data/u1/plain.txt")).st_mode
     with open(local.path(key), "rb") as f:
         assert f.read() == b"".join(parts)
     assert upload_files(local, upload_id) == []

@@ -294,11 +294,11 @@ class PartWriter:
         if offset is not None:
             # the slot is about to change: the part's old record no longer holds
             _remove(self._record)
-            self._fd = os.open(os.path.join(directory, "data"), os.O_WRONLY | os.O_CREAT, 0o600)
+            self._fd = os.open(os.path.join(directory, "data"), os.O_WRONLY | os.O_CREAT, 0o666)
             self._tmp = None
         else:
             self._tmp = os.path.join(directory, f"{number}.{uuid.uuid4().hex}.partial")
-            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
     def write(self, chunk: bytes) -> None:
         if self.offset is not None:
