@@ -286,3 +286,31 @@ def test_a_job_outlives_the_process_that_launched_it(tmp_path):
         time.sleep(0.05)
     assert result.exit_code == 0 and (out / "x.txt").read_text() == "outlived\n"
     backend.cleanup("training-5")
+
+
+def test_two_platforms_never_share_a_cgroup(cgroups, tmp_path):
+    """Cgroups are machine-wide: the same job key on two platforms (two jobs folders) gets two
+    groups, and halting one job leaves the other running."""
+    first = LocalBackend(str(tmp_path / "a" / "jobs"), hidden_dirs=[])
+    second = LocalBackend(str(tmp_path / "b" / "jobs"), hidden_dirs=[])
+    assert first.cgroup_name("training-1") != second.cgroup_name("training-1")
+    for backend, side in ((first, "a"), (second, "b")):
+        backend.launch(LaunchRequest(
+            key="training-1", spec={"kind": "training", "id": 1, "entryPoint": "sleep 60", "zip": False,
+                                    "logName": "log.txt", "datasetId": None, "env": {}},
+            env={}, cpu=1, memory_gib=0.5, output_dir=str(tmp_path / side / "o"), attach_dir=str(tmp_path / side / "a"),
+            raw_data_dir=None, parent_dirs={}, inference_dirs={}))
+    try:
+        deadline = time.monotonic() + 20
+        while not (cgroups.pids(first.cgroup_name("training-1")) and cgroups.pids(second.cgroup_name("training-1"))):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first.halt("training-1")
+        assert not first.is_running("training-1")
+        time.sleep(0.3)
+        assert second.is_running("training-1") and second.result("training-1") is None
+    finally:
+        second.halt("training-1")
+        first.cleanup("training-1")
+        second.cleanup("training-1")
+    assert not any(os.path.exists(d) for d in cgroups.group_dirs(second.cgroup_name("training-1")).values())

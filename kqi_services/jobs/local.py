@@ -8,6 +8,7 @@ are written; with S3, they are job-folder folders that the engine uploads at the
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -55,6 +56,9 @@ class LocalBackend:
         self.hidden_dirs = hidden_dirs
         self.python = python
         self.cgroups = CgroupLimiter() if use_cgroups else None
+        # cgroups are machine-wide: a job's group is named after this jobs folder too, so that two
+        # platforms on one machine (or a test's) never share, kill or remove each other's groups
+        self._group_tag = hashlib.sha256(os.path.abspath(jobs_dir).encode()).hexdigest()[:10]
         self.capacity_cpu = capacity_cpu if capacity_cpu is not None else float(os.cpu_count() or 1)
         self.capacity_memory_gib = capacity_memory_gib if capacity_memory_gib is not None else _memory_gib()
         self.capacity_gpu = capacity_gpu
@@ -67,6 +71,9 @@ class LocalBackend:
 
     def job_dir(self, key: str) -> str:
         return os.path.join(self.jobs_dir, key)
+
+    def cgroup_name(self, key: str) -> str:
+        return f"{self._group_tag}-{key}"
 
     # ---------------------------------------------------------------- launching
     def launch(self, req: LaunchRequest) -> str:
@@ -115,7 +122,7 @@ class LocalBackend:
                               command=[self.python, "-S", "/kqi/runtime/kqi_runtime.py", "/kqi/tmp/spec.json"],
                               hide=self.hidden_dirs, die_with_parent=False)
         limits = Limits(cpu=req.cpu, memory_bytes=int(req.memory_gib * 1024**3) if req.memory_gib else None)
-        procs = self.cgroups.create(req.key, limits) if self.cgroups and self.cgroups.version else []
+        procs = self.cgroups.create(self.cgroup_name(req.key), limits) if self.cgroups and self.cgroups.version else []
         command = launcher_command(procs, limits, bwrap_args(sandbox))
         log = open(os.path.join(job_dir, "sandbox.log"), "ab")
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -158,7 +165,7 @@ class LocalBackend:
             return None
         child = self._children.pop(key, None)
         path = os.path.join(self.job_dir(key), "tmp", "result.json")
-        oom = bool(self.cgroups and self.cgroups.oom_killed(key))
+        oom = bool(self.cgroups and self.cgroups.oom_killed(self.cgroup_name(key)))
         try:
             with open(path) as f:
                 data = json.load(f)
@@ -172,7 +179,7 @@ class LocalBackend:
 
     def cleanup(self, key: str) -> None:
         if self.cgroups:
-            self.cgroups.remove(key)
+            self.cgroups.remove(self.cgroup_name(key))
 
     def halt(self, key: str) -> None:
         state = self._state(key)
@@ -185,7 +192,7 @@ class LocalBackend:
             except ProcessLookupError:
                 pass
         if self.cgroups:
-            self.cgroups.kill(key)
+            self.cgroups.kill(self.cgroup_name(key))
         if child is not None:
             try:
                 child.wait(timeout=10)
