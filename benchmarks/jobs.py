@@ -17,10 +17,8 @@ Usage: .venv/bin/python benchmarks/jobs.py [--jobs 100] [--queued 10000] [--tena
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,9 +110,8 @@ def start_platform(base: str):
     print(f"   starting a KQI Hub in {base} ...", flush=True)
     plat.start(timeout=120)
     user = tenant_user(plat)
-    r = user.api("PUT", "/account/webhook/slack", json={"slackUrl": None})
     repo = ModelRepo(plat, os.path.join(base, "work"), "bench", "model")
-    return plat, user, repo, ModelRepo
+    return plat, user, repo
 
 
 def upload_many(user, data_id: int, files: dict[str, bytes]) -> None:
@@ -298,7 +295,7 @@ def main(argv=None) -> int:
         base = tempfile.mkdtemp(prefix="kqi-bench-jobs-")
         plat = None
         try:
-            plat, user, repo, _ = start_platform(base)
+            plat, user, repo = start_platform(base)
             repo.commit({"README": "no-op\n"}, "first")
             ctx = {"plat": plat, "user": user, "repo": repo}
             if args.only in (None, "latency"):
