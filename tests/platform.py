@@ -354,7 +354,6 @@ def store_user(platform: Platform, kind: str, s3=None, home: str | None = None) 
     return user, StoreView("s3", user.tenant["storagePath"], s3_client=s3.client(), bucket=bucket)
 
 
-
 # ------------------------------------------------------------------------------------------
 # Job helpers: model repositories the tests make (bare repositories of the seeded "local"
 # git server, <data dir>/git/<owner>/<repo>.git), waiting for job states, the service's pid.
@@ -459,3 +458,69 @@ def processes_with(marker: str, exact: bool = False) -> list[int]:
 def job_output_dir(platform: Platform, tenant: dict, job_id: int, kind_folder: str = "TrainingContainerOutputFiles") -> str:
     """Where a job's /kqi/output lives in the seeded local store (written as the job runs)."""
     return os.path.join(local_store_dir(platform), *tenant["storagePath"].split("/"), kind_folder, str(job_id))
+
+
+# ------------------------------------------------------------------------------------------
+# Notebook helpers: a user's own hub token, the hub's view of a user's servers, waiting for a
+# notebook's status, and a running Jupyter server's contents API through the hub's proxy.
+def user_hub_token(platform: Platform, name: str, password: str, expires_in: int = 3600) -> str:
+    """An unrestricted hub API token of `name` (as the hub issues one to a password)."""
+    r = requests.post(f"{platform.hub_api_url}/users/{name}/tokens",
+                      json={"auth": {"username": name, "password": password}, "note": "tests",
+                            "expires_in": expires_in}, timeout=10)
+    assert r.status_code in (200, 201), r.text
+    return r.json()["token"]
+
+
+def hub_servers(platform: Platform, name: str) -> dict:
+    """The hub's named servers of a user (name → server model), as an administrator sees them."""
+    r = platform.hub("GET", f"/users/{name}")
+    assert r.status_code == 200, r.text
+    return r.json().get("servers") or {}
+
+
+def wait_notebook(platform: Platform, token: str, notebook_id: int, statuses, timeout: float = 90) -> dict:
+    """Poll GET /notebook/{id} until its status is one of `statuses`; its details."""
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+    deadline = time.monotonic() + timeout
+    while True:
+        r = platform.api("GET", f"/notebook/{notebook_id}", token)
+        assert r.status_code == 200, r.text
+        nb = r.json()
+        if nb["status"] in statuses:
+            return nb
+        if time.monotonic() > deadline:
+            raise AssertionError(f"notebook {notebook_id} is {nb['status']} ({nb.get('conditionNote')}), "
+                                 f"not {sorted(statuses)} after {timeout}s:\n{platform.log_tail(40)}")
+        time.sleep(0.2)
+
+
+class JupyterServer:
+    """A user's running Jupyter server (a named server) through the hub's proxy, with a hub token."""
+
+    def __init__(self, platform: Platform, user: str, server: str, token: str):
+        self.base = f"{platform.url}/user/{user}/{server}"
+        self.headers = {"Authorization": f"token {token}"}
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return requests.request(method, self.base + path, headers=self.headers, timeout=30,
+                                allow_redirects=False, **kwargs)
+
+    def contents(self, path: str = "", content: bool = True) -> requests.Response:
+        return self.request("GET", "/api/contents/" + path.lstrip("/"), params={"content": "1" if content else "0"})
+
+    def listing(self, path: str = "") -> dict[str, str]:
+        """name → type of a folder's entries (fails unless the folder is there)."""
+        r = self.contents(path)
+        assert r.status_code == 200 and r.json()["type"] == "directory", (path, r.status_code, r.text[:300])
+        return {e["name"]: e["type"] for e in r.json()["content"]}
+
+    def read_text(self, path: str) -> str:
+        r = self.request("GET", "/api/contents/" + path.lstrip("/"), params={"content": "1", "format": "text",
+                                                                            "type": "file"})
+        assert r.status_code == 200, (path, r.status_code, r.text[:300])
+        return r.json()["content"]
+
+    def write_text(self, path: str, text: str) -> requests.Response:
+        return self.request("PUT", "/api/contents/" + path.lstrip("/"),
+                            json={"type": "file", "format": "text", "content": text})
