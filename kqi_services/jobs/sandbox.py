@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass, field
 
 HIDDEN_TOP = {"proc", "dev", "sys", "tmp", "run", "kqi", "lost+found"}
@@ -46,6 +47,18 @@ def bwrap_path() -> str | None:
     return shutil.which("bwrap")
 
 
+def interpreter_paths() -> list[str]:
+    """Folders the service's Python needs: its prefixes and the folder of its executable."""
+    paths = []
+    for path in (sys.prefix, sys.base_prefix, os.path.dirname(sys.executable),
+                 os.path.dirname(os.path.realpath(sys.executable))):
+        for candidate in (path, os.path.realpath(path)):
+            if candidate and candidate not in paths:
+                paths.append(candidate)
+    # an inner folder is covered by an outer one
+    return [p for p in paths if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths)]
+
+
 def bwrap_args(spec: SandboxSpec, root: str = "/") -> list[str]:
     """The bubblewrap command line (pure: tested without running it)."""
     args = ["bwrap"] + (["--die-with-parent"] if spec.die_with_parent else []) + [
@@ -61,6 +74,12 @@ def bwrap_args(spec: SandboxSpec, root: str = "/") -> list[str]:
         elif os.path.isdir(path):
             args += ["--ro-bind", path, "/" + name]
     args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    # the platform's Python (and its virtual environment) may live under a folder the sandbox
+    # replaces, e.g. a checkout in /tmp: keep those visible, read-only, at the same path
+    for path in interpreter_paths():
+        top = path.strip("/").split("/")[0]
+        if top in HIDDEN_TOP and os.path.isdir(path):
+            args += ["--ro-bind", path, path]
     for hidden in spec.hide:
         if os.path.exists(hidden):
             args += ["--tmpfs", hidden]
