@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import time
 
-from traitlets import Float, Unicode
+from tornado import web
+from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .options import NotebookOptions, OptionsError, parse_options
+from .options import NotebookOptions, OptionsError, parse_options, plan_key, verify_plan
 
 
 class KqiSpawnerMixin(LoggingConfigurable):
@@ -40,6 +41,14 @@ class KqiSpawnerMixin(LoggingConfigurable):
         " tenant), 'always' or 'never'.",
     ).tag(config=True)
 
+    plan_secret = Unicode(
+        "",
+        help="The kqi service's secret key (KQI_SECRET_KEY or <data dir>/kqi/secret_key). A plan (host"
+        " folders or volume sub-paths to mount, clone URL, whether the tenant allows no lifetime) is only"
+        " accepted with the service's signature: users can start named servers through the hub's API"
+        " with any user_options. Empty: every plan is refused.",
+    ).tag(config=True)
+
     kqi_options: NotebookOptions | None = None
     expires_at: float | None = None
 
@@ -52,12 +61,24 @@ class KqiSpawnerMixin(LoggingConfigurable):
         return bool((raw.get("plan") or {}).get("infiniteAllowed", False))
 
     def parse_kqi_options(self, raw: dict) -> NotebookOptions:
+        plan = (raw or {}).get("plan")
+        if plan:
+            key = plan_key(self.plan_secret) if self.plan_secret else None
+            if not isinstance(plan, dict) or not verify_plan(key, self.user.name, self.name or "", raw):
+                raise OptionsError({"plan": "only the kqi service makes plans: start notebooks through"
+                                            " its notebook API (POST /notebook/run)"})
         return parse_options(raw or {}, infinite_allowed=self._infinite_allowed(raw or {}),
                              default_image=self.default_image or None,
                              default_jupyterlab=self.default_jupyterlab_version or None)
 
     def options_from_form(self, formdata):
         return {k: v[0] if isinstance(v, list) and len(v) == 1 else v for k, v in formdata.items()}
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self):
+        # JupyterHub (5.3+) calls this before start(): a bad option fails the spawn request with
+        # HTTP 400 and the message, before anything is made or started
+        return _apply_kqi_user_options
 
     def load_kqi_options(self) -> NotebookOptions:
         try:
@@ -135,3 +156,10 @@ class KqiSpawnerMixin(LoggingConfigurable):
             env["MODEL_REPOSITORY"] = plan["git"]["url"]
             env["COMMIT_ID"] = plan["git"]["commit"]
         return env
+
+
+def _apply_kqi_user_options(spawner: KqiSpawnerMixin, user_options: dict) -> None:
+    try:
+        spawner.kqi_options = spawner.parse_kqi_options(user_options or {})
+    except OptionsError as e:
+        raise web.HTTPError(400, f"The notebook options are not valid: {e}") from None

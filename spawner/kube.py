@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import json
 
+from kubernetes_asyncio.client.models import V1Container, V1Volume, V1VolumeMount
 from kubespawner import KubeSpawner
+from kubespawner.utils import get_k8s_model
 from traitlets import Unicode
 
 from .base import KqiSpawnerMixin
@@ -85,7 +87,14 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         super().clear_state()
         self.clear_kqi_state()
 
+    _kqi_env: dict | None = None
+    _base_node_selector: dict | None = None
+
     def apply_kqi_options(self) -> float | None:
+        """Set the spawner's own traits from the options (idempotent: a spawner object serves every
+        start of its named server). What KubeSpawner would template-expand (volumes, init
+        containers, environment: the spec is JSON full of braces, and user input) is added to the
+        pod in get_pod_manifest / get_env instead."""
         o = self.load_kqi_options()
         remaining = self.start_lifetime()
         self.image = o.image or self.default_image
@@ -94,36 +103,51 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         gpu = {"nvidia.com/gpu": str(o.gpu)} if o.gpu else {}
         self.extra_resource_limits = dict(gpu)
         self.extra_resource_guarantees = dict(gpu)
-        if o.partition:
-            self.node_selector = {**self.node_selector, self.partition_label: o.partition}
-        volumes, mounts, init_mounts = kqi_volumes(o, self.storage_claim_name, self.runtime_config_map)
-        # z2jh gives volumes as dicts keyed by name; KubeSpawner takes both forms
-        self.volumes = _as_list(self.volumes) + volumes
-        self.volume_mounts = _as_list(self.volume_mounts) + mounts
+        if self._base_node_selector is None:
+            self._base_node_selector = dict(self.node_selector)
+        self.node_selector = {**self._base_node_selector, **({self.partition_label: o.partition} if o.partition else {})}
         server = ["jupyterhub-singleuser", "--notebook-dir=/kqi/output"]
         spec = self.notebook_spec(server)
-        spec_env = {"KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"})}
-        env = {**self.kqi_env(), **spec_env, "HOME": "/kqi/output"}
+        env = {**self.kqi_env(), "KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"}), "HOME": "/kqi/output"}
         if not o.gpu:
             env["NVIDIA_VISIBLE_DEVICES"] = "none"
-        self.environment = {**self.environment, **env}
+        self._kqi_env = env
+        self._kqi_prepare_spec = {**spec, "mode": "prepare"}
         self.notebook_dir = "/kqi/output"
         self.working_dir = "/kqi/output"
         self.cmd = RUNTIME
-        self.init_containers = _as_list(self.init_containers) + [{
-            "name": "kqi-prepare",
-            "image": self.image,
-            "command": RUNTIME,
-            "env": [{"name": "KQI_NOTEBOOK_SPEC", "value": json.dumps({**spec, "mode": "prepare"})}],
-            "resources": {"requests": {"cpu": str(o.cpu), "memory": f"{int(o.memory * 1024)}Mi"},
-                          "limits": {"cpu": str(o.cpu), "memory": f"{int(o.memory * 1024)}Mi"}},
-            "volumeMounts": init_mounts,
-        }]
         return remaining
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(self._kqi_env or {})
+        return env
 
     async def get_pod_manifest(self):
         remaining = self.apply_kqi_options()
         pod = await super().get_pod_manifest()
+        o = self.kqi_options
+        volumes, mounts, init_mounts = kqi_volumes(o, self.storage_claim_name, self.runtime_config_map)
+        pod.spec.volumes = list(pod.spec.volumes or []) + [get_k8s_model(V1Volume, v) for v in volumes]
+        notebook = pod.spec.containers[0]
+        notebook.volume_mounts = list(notebook.volume_mounts or []) + [get_k8s_model(V1VolumeMount, m)
+                                                                      for m in mounts]
+        memory = f"{int(o.memory * 1024)}Mi"
+        prepare = {
+            "name": "kqi-prepare",
+            "image": self.image,
+            "imagePullPolicy": self.image_pull_policy,
+            "command": RUNTIME,
+            "workingDir": "/kqi",
+            "env": [{"name": "KQI_NOTEBOOK_SPEC", "value": json.dumps(self._kqi_prepare_spec)},
+                    {"name": "HOME", "value": "/kqi/output"}],
+            "resources": {"requests": {"cpu": str(o.cpu), "memory": memory},
+                          "limits": {"cpu": str(o.cpu), "memory": memory}},
+            "volumeMounts": init_mounts,
+        }
+        if notebook.security_context is not None:
+            prepare["securityContext"] = notebook.security_context
+        pod.spec.init_containers = list(pod.spec.init_containers or []) + [get_k8s_model(V1Container, prepare)]
         if remaining is not None:
             pod.spec.active_deadline_seconds = int(remaining) + 1
         return pod

@@ -9,6 +9,7 @@ so it ends when its lifetime does even while the hub is down.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -136,7 +137,43 @@ class KqiLocalSpawner(KqiSpawnerMixin, SimpleLocalProcessSpawner):
                           stderr=log, start_new_session=True, close_fds=True)
         log.close()
         self.pid = self.proc.pid
-        return (self.ip or "127.0.0.1", self.port)
+        ip = self.ip or "127.0.0.1"
+        await self._wait_listening(ip)
+        return (ip, self.port)
+
+    async def _wait_listening(self, ip: str) -> None:
+        """Return once the server listens; fail with the runtime's reason when it ends first.
+
+        The hub only looks for the server after start() returns and, while it waits, does not see
+        a process that ended (a failed clone, a lifetime that ran out): it would wait for its whole
+        http_timeout. Looking here also tells the hub the server is up as soon as it is.
+        """
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                why = self._failure() or f"exit status {code}"
+                if self.expired():
+                    why = "its lifetime ended while it started"
+                error = RuntimeError(f"The notebook {self.name} stopped while starting: {why}")
+                error.jupyterhub_message = str(error)  # what the hub's API answers
+                raise error
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(ip, self.port), 2)
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+    def _failure(self) -> str | None:
+        """The runtime's last "failed: ..." line (a step that failed), if any."""
+        try:
+            with open(os.path.join(self.folder, "tmp", "notebook.log"), errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return None
+        failed = [line.split("] ", 1)[-1] for line in lines if "] failed: " in line]
+        return failed[-1][len("failed: "):] if failed else None
 
     async def poll(self):
         status = await super().poll()

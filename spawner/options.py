@@ -11,13 +11,44 @@ with the plain options only.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import re
 from dataclasses import asdict, dataclass, field
 
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$")
+PARTITION = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 MAX_LIFETIME_HOURS = 24 * 365
+
+
+def plan_key(secret_key: str) -> bytes:
+    """The HMAC key of notebook options, derived from the kqi service's secret key (which the
+    hub's profile reads too): only the service can sign options that carry a plan."""
+    return hashlib.sha256(b"kqi-notebook-plan\0" + secret_key.encode()).digest()
+
+
+def _signed_part(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k != "planSignature"}
+
+
+def _message(user: str, server: str, options: dict) -> bytes:
+    return json.dumps([user, server, _signed_part(options)], sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_plan(key: bytes, user: str, server: str, options: dict) -> str:
+    """The signature (user_options["planSignature"]) of a named server's whole user options:
+    the plan and the options the service checked against the tenant (quota, lifetime rule)."""
+    return hmac.new(key, _message(user, server, options), hashlib.sha256).hexdigest()
+
+
+def verify_plan(key: bytes | None, user: str, server: str, options: dict) -> bool:
+    signature = options.get("planSignature")
+    if not key or not isinstance(signature, str):
+        return False
+    return hmac.compare_digest(sign_plan(key, user, server, options), signature)
 
 
 class OptionsError(ValueError):
@@ -170,6 +201,9 @@ def parse_options(raw: dict, *, infinite_allowed: bool = True, default_image: st
                 errors["env"] = f"{key!r} is not a valid environment variable name"
             o.env[str(key)] = "" if value is None else str(value)
     partition = raw.get("partition")
+    if partition not in (None, "") and (not isinstance(partition, str) or not PARTITION.match(partition)):
+        # it becomes a node label value on Kubernetes
+        errors["partition"] = "is a partition name: letters, digits, '-', '_' and '.', at most 63"
     o.partition = partition or None
     o.memo = raw.get("memo") or None
     if raw.get("notebookId") is not None:

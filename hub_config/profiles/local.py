@@ -7,7 +7,9 @@ c = get_config()  # noqa: F821
 
 DATA_DIR = os.environ["KQI_DATA_DIR"] if os.environ.get("KQI_DATA_DIR") else os.path.abspath("kqi-data")
 
-c.JupyterHub.spawner_class = "kqi-local"
+# KQI's notebook spawner; benchmarks/notebooks.py starts a second hub with JupyterHub's plain
+# "simple" (SimpleLocalProcessSpawner) as its baseline
+c.JupyterHub.spawner_class = os.environ.get("KQI_NOTEBOOK_SPAWNER") or "kqi-local"
 c.Spawner.cmd = ["jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
 if os.geteuid() == 0:
@@ -22,3 +24,9 @@ c.Spawner.poll_interval = int(os.environ.get("KQI_SPAWNER_POLL_SECONDS", "10"))
 c.Spawner.http_timeout = 120
 c.Spawner.start_timeout = 300
 c.JupyterHub.allow_named_servers = True
+# the spawner accepts a notebook's plan (what to mount) only when the kqi service signed it, with
+# a key derived from the service's secret key (the same value the service reads)
+from kqi_services.datadir import data_dir_from_env as _data_dir, secret_file as _secret_file  # noqa: E402
+
+c.KqiLocalSpawner.plan_secret = os.environ.get("KQI_SECRET_KEY") or _secret_file(
+    os.path.join(_data_dir(), "kqi", "secret_key"))

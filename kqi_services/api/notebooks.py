@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
-from ..domain.notebooks import NotebookManager, notebook_output
+from ..domain.notebooks import OUTPUT_FOLDER, NotebookManager, notebook_output
 from ..domain.validation import NotFoundError
 from ..permissions import Access
 from ..storage.factory import tenant_key
+from ..storage.local import LocalObjectStore
 from .base import BaseAPIHandler
 from .jobs_common import MAX_DIR_ENTRIES, clean_path
 
@@ -92,27 +94,53 @@ class NotebookEndpointHandler(NotebookHandlerBase):
 
 
 class NotebookContainerFilesHandler(NotebookHandlerBase):
+    """GET /notebook/{id}/container-files?path=/&withUrl= : browse the notebook's /kqi/output."""
+
     async def get(self, notebook_id):
         nb = self.notebook(notebook_id)
         rel = clean_path(self.get_query_argument("path", "/"))
-        store = self.tenant_store()
-        prefix = f"NotebookContainerOutputFiles/{nb.id}" + (f"/{rel}" if rel else "")
         with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        store = self.tenant_store()
         base_url = self.base_url()
-        base = tenant_key(self.tenant, prefix) + "/"
+        prefix = f"{OUTPUT_FOLDER}/{nb.id}" + (f"/{rel}" if rel else "")
+        result = await self.in_thread(self._list, store, prefix, rel, with_url, base_url)
+        self.write_json(result)
+
+    def _list(self, store, prefix, rel, with_url, base_url):
         dirs, files = {}, []
-        for info in await self.in_thread(lambda: list(store.list(base))):
-            rest = info.key[len(base):]
-            if "/" in rest:
-                name = rest.split("/", 1)[0]
-                dirs[name] = {"dirName": name, "dirPath": "/" + (f"{rel}/" if rel else "") + name}
-            else:
-                files.append({"key": info.key, "fileName": rest, "size": info.size,
-                              "url": store.download_url(info.key, rest, base_url,
-                                                        self.kqi.download_url_expiry_seconds) if with_url else None})
+
+        def url(key, name):
+            return store.download_url(key, name, base_url, self.kqi.download_url_expiry_seconds) if with_url else None
+
+        if isinstance(store, LocalObjectStore):
+            # the folder is the notebook's home: symlinks in it (the runtime's links to /kqi/input,
+            # /kqi/git, ... or the user's own) point into the sandbox, never to files of this host
+            folder = os.path.join(store.root, *tenant_key(self.tenant, prefix).split("/"))
+            try:
+                entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                entries = []
+            for entry in entries[:MAX_DIR_ENTRIES + 1]:
+                if entry.is_symlink():
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    dirs[entry.name] = {"dirName": entry.name, "dirPath": "/" + (f"{rel}/" if rel else "") + entry.name}
+                elif entry.is_file(follow_symlinks=False):
+                    key = tenant_key(self.tenant, f"{prefix}/{entry.name}")
+                    files.append({"key": key, "fileName": entry.name, "size": entry.stat(follow_symlinks=False).st_size,
+                                  "url": url(key, entry.name)})
+        else:
+            base = tenant_key(self.tenant, prefix) + "/"
+            for info in store.list(base):
+                rest = info.key[len(base):]
+                if "/" in rest:
+                    name = rest.split("/", 1)[0]
+                    dirs[name] = {"dirName": name, "dirPath": "/" + (f"{rel}/" if rel else "") + name}
+                else:
+                    files.append({"key": info.key, "fileName": rest, "size": info.size, "url": url(info.key, rest)})
         entries = list(dirs.values())
-        self.write_json({"dirs": entries[:MAX_DIR_ENTRIES], "files": files[:MAX_DIR_ENTRIES],
-                         "exceeded": len(entries) + len(files) > MAX_DIR_ENTRIES})
+        return {"dirs": entries[:MAX_DIR_ENTRIES], "files": files[:MAX_DIR_ENTRIES],
+                "exceeded": len(entries) + len(files) > MAX_DIR_ENTRIES}
 
 
 class AvailableInfiniteTimeHandler(NotebookHandlerBase):

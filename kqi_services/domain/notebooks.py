@@ -9,14 +9,16 @@ A re-run resolves the plan again, so dataset changes are picked up; /kqi/output 
 from __future__ import annotations
 
 import os
+import shutil
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from kqi_spawner.options import OptionsError, parse_options
+from kqi_spawner.options import OptionsError, parse_options, plan_key, sign_plan
 
 from ..db.models import GitServer, Tenant, utcnow
+from ..hub_client import HubError
 from ..db.models_data import DataSet
 from ..db.models_jobs import Job
 from ..db.models_notebooks import Notebook
@@ -30,6 +32,15 @@ from .validation import ConflictError, NotFoundError, ValidationError
 OUTPUT_FOLDER = "NotebookContainerOutputFiles"
 JOB_OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles"}
 RUNNING, PENDING, STOPPED, KILLED, ERROR = "Running", "Pending", "Stopped", "Killed", "Error"
+
+
+def lifetime_unit_seconds() -> float:
+    """Seconds per hour of notebook lifetime: 3600, except on test platforms, whose profile passes
+    the spawners' KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS to the service so both agree on the expiry."""
+    try:
+        return float(os.environ.get("KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS") or 3600)
+    except ValueError:
+        return 3600.0
 
 
 def server_name(notebook_id: int) -> str:
@@ -163,23 +174,41 @@ class NotebookManager:
         self.db.add(nb)
         self.db.flush()
         nb.server_name = server_name(nb.id)
+        # committed before the hub starts the server: no write transaction stays open while the hub
+        # works (up to its slow-spawn timeout), which on SQLite would lock every other writer out
+        self.db.commit()
         try:
             await self._start(nb, raw, options)
-        except Exception:
+        except BaseException:
             self.db.rollback()
+            self.db.delete(nb)  # nothing started: no notebook either
+            self.db.commit()
             raise
         self.db.commit()
         return nb
 
     async def _start(self, nb: Notebook, raw: dict, options) -> None:
         plan = self.plan(nb, options)
+        # signed: the spawner takes mounts and folders only from options the service made and checked
         user_options = {**raw, "notebookId": nb.id, "plan": plan}
-        await self.app.hub.start_server(nb.created_by, nb.server_name, user_options)
+        user_options["planSignature"] = sign_plan(plan_key(self.app.secret_key), nb.created_by, nb.server_name,
+                                                  user_options)
+        # taken before the hub starts the server: the spawner fixes its own expiry later, so the
+        # notebook is never gone before the expiry recorded here (its end is then told a lifetime end)
+        began = utcnow()
+        try:
+            await self.app.hub.start_server(nb.created_by, nb.server_name, user_options)
+        except HubError as e:
+            if e.status < 500 or not e.message:
+                raise
+            # the spawner failed within the hub's slow-spawn timeout (a step of the runtime failed)
+            raise ConflictError(f"The notebook {nb.name} did not start: {e.message}") from None
         nb.status = PENDING
         nb.status_reason = None
-        nb.started_at = utcnow()
+        nb.started_at = began
         nb.stopped_at = None
-        nb.expires_at = (utcnow() + timedelta(hours=options.lifetime_hours)) if options.lifetime_enabled else None
+        nb.expires_at = (began + timedelta(seconds=options.lifetime_hours * lifetime_unit_seconds())
+                         if options.lifetime_enabled else None)
 
     async def refresh(self, nb: Notebook, server: dict | None = None, fetched: bool = False) -> Notebook:
         """Bring the recorded status up to date with the hub's server."""
@@ -215,9 +244,9 @@ class NotebookManager:
             "cpu", "memory", "gpu", "partition", "expiresIn", "dataSetId", "localDataSet", "jupyterLabVersion",
             "entryPoint", "options", "containerImage", "memo")}}
         raw, options = self.check({**body, "name": nb.name})
+        await self._start(nb, raw, options)  # (nothing is written before the hub answers)
         nb.request = body
         nb.dataset_id = options.dataset_id
-        await self._start(nb, raw, options)
         self.db.commit()
         return nb
 
@@ -226,7 +255,13 @@ class NotebookManager:
         store = self.app.stores.for_tenant(self.tenant)
         self.db.delete(nb)
         self.db.commit()
-        store.delete_prefix(tenant_key(self.tenant, f"{OUTPUT_FOLDER}/{nb.id}/"))
+        if isinstance(store, LocalObjectStore):
+            # the home holds symlinks into the sandbox (dangling on this host): remove the folder
+            # without following them
+            shutil.rmtree(os.path.join(store.root, *tenant_key(self.tenant, f"{OUTPUT_FOLDER}/{nb.id}").split("/")),
+                          ignore_errors=True)
+        else:
+            store.delete_prefix(tenant_key(self.tenant, f"{OUTPUT_FOLDER}/{nb.id}/"))
 
 
 def notebook_output(nb: Notebook, base_url: str) -> dict:

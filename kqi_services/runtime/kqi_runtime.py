@@ -165,10 +165,26 @@ def step_zip(log: Log, spec: dict) -> None:
     log.line(f"zipped /kqi/output ({count} files) to output.zip")
 
 
+# finds the package and reads its version from the installed metadata without importing it:
+# importing jupyterlab (and jupyter_server with it) takes seconds, on every notebook start
+JUPYTERLAB_PROBE = ("import importlib.util, importlib.metadata as m, sys\n"
+                    "sys.exit(3) if importlib.util.find_spec('jupyterlab') is None else print(m.version('jupyterlab'))")
+
+
 def jupyterlab_version(python: str) -> str | None:
-    run = subprocess.run([python, "-c", "import jupyterlab; print(jupyterlab.__version__)"],
-                         capture_output=True, text=True)
-    return run.stdout.strip() if run.returncode == 0 else None
+    if os.path.realpath(python) == os.path.realpath(sys.executable) and not sys.flags.no_site:
+        # the server's Python runs this file: look here, without starting another interpreter
+        import importlib.metadata
+        import importlib.util
+
+        if importlib.util.find_spec("jupyterlab") is None:
+            return None
+        try:
+            return importlib.metadata.version("jupyterlab")
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    run = subprocess.run([python, "-c", JUPYTERLAB_PROBE], capture_output=True, text=True)
+    return run.stdout.strip() if run.returncode == 0 and run.stdout.strip() else None
 
 
 def step_jupyterlab(log: Log, spec: dict) -> dict:
