@@ -11,6 +11,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from dataclasses import dataclass, field
 
 HIDDEN_TOP = {"proc", "dev", "sys", "tmp", "run", "kqi", "lost+found"}
@@ -205,7 +206,11 @@ class CgroupLimiter:
             pass
         return False
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, wait: float = 2.0) -> None:
+        """Delete the groups; a killed tree may take a moment to leave them, so wait for that."""
+        deadline = time.monotonic() + wait
+        while self.pids(name) and time.monotonic() < deadline:
+            time.sleep(0.02)
         for d in self.group_dirs(name).values():
             try:
                 os.rmdir(d)
