@@ -488,3 +488,29 @@ def test_layout_refuses_unsafe_paths(tmp_path, raw):
     with pytest.raises(LayoutError, match="out of the input folder"):
         lay_out(TYPED, str(input_dir), COPY, raw_dir=raw_dir)
     assert list(outside.iterdir()) == []
+
+
+def test_local_store_never_serves_through_a_link(tmp_path):
+    """A job can leave symbolic links in its output folder (which is inside the store): the
+    store must neither list, stat, read nor sign-serve what they point at."""
+    import hashlib as _hashlib
+
+    from kqi_services.storage.base import StoreError as _StoreError
+    from kqi_services.storage.local import LocalObjectStore as _Store, UrlSigner as _Signer
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret")
+    store = _Store(str(tmp_path / "store"), _Signer(_hashlib.sha256(b"k").digest()), "/services/kqi/storage", 1)
+    out = tmp_path / "store" / "tenants" / "t" / "TrainingContainerOutputFiles" / "1"
+    out.mkdir(parents=True)
+    (out / "real.txt").write_text("ok")
+    (out / "leak.txt").symlink_to(secret)
+    (out / "dir").symlink_to(tmp_path)
+    keys = {i.key for i in store.list("tenants/t/")}
+    assert keys == {"tenants/t/TrainingContainerOutputFiles/1/real.txt"}
+    assert store.stat("tenants/t/TrainingContainerOutputFiles/1/leak.txt") is None
+    for key in ("tenants/t/TrainingContainerOutputFiles/1/leak.txt",
+                "tenants/t/TrainingContainerOutputFiles/1/dir/secret.txt"):
+        with pytest.raises(_StoreError):
+            b"".join(store.read(key))
+    assert b"".join(store.read("tenants/t/TrainingContainerOutputFiles/1/real.txt")) == b"ok"

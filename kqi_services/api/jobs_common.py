@@ -213,6 +213,8 @@ class JobContainerFilesHandler(JobHandlerBase):
             except FileNotFoundError:
                 entries = []
             for entry in entries[:MAX_DIR_ENTRIES + 1]:
+                if entry.is_symlink():
+                    continue  # never list or serve what a link left by the job points at
                 if entry.is_dir():
                     dirs.append({"dirName": entry.name,
                                  "dirPath": "/" + posixpath.relpath(f"{prefix}/{entry.name}",
@@ -274,7 +276,7 @@ class JobLogHandler(JobHandlerBase):
         self.set_header("X-Content-Type-Options", "nosniff")
         while True:
             chunk = b""
-            if path and os.path.exists(path):
+            if path and os.path.exists(path) and not os.path.islink(path):
                 with open(path, "rb") as f:
                     f.seek(offset)
                     chunk = f.read(1 << 20)

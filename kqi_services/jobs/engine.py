@@ -315,6 +315,8 @@ class JobEngine:
                 for dirpath, _dirs, files in os.walk(base):
                     for name in files:
                         full = os.path.join(dirpath, name)
+                        if os.path.islink(full):
+                            continue  # a link left by the job: never upload what it points at
                         rel = os.path.relpath(full, base).replace(os.sep, "/")
                         with open(full, "rb") as f:
                             store.write(tenant_key(tenant, f"{prefix}/{rel}"), iter(lambda: f.read(1 << 20), b""))

@@ -108,7 +108,7 @@ class ObjectDownloadHandler(_SignedHandler):
             store = self.store()
             store.signer.check("get", {"store": store.store_id, "key": key, "name": name}, self.get_query_argument("expires", ""),
                                self.get_query_argument("signature", ""))
-            path = store.path(key)
+            path = store.object_path(key)
         except StoreError as e:
             return self.fail(403, str(e))
         try:

@@ -77,6 +77,15 @@ class LocalObjectStore(ObjectStore):
     def path(self, key: str) -> str:
         return os.path.join(self.root, *safe_key(key).split("/"))
 
+    def object_path(self, key: str) -> str:
+        """The file of a stored object, refusing any symbolic link on the way: a job may leave
+        links in its output folder, and the service must never serve what they point at."""
+        path = self.path(key)
+        expected = os.path.join(os.path.realpath(self.root), *key.split("/"))
+        if os.path.realpath(path) != expected:
+            raise StoreError(f"No object {key}", client_error=True)
+        return path
+
     def _upload_dir(self, upload_id: str) -> str:
         if not upload_id or not all(c in "0123456789abcdef" for c in upload_id) or len(upload_id) != 32:
             raise StoreError("Unknown upload.", client_error=True)
@@ -219,14 +228,14 @@ class LocalObjectStore(ObjectStore):
 
     def stat(self, key):
         try:
-            st = os.stat(self.path(key))
-        except FileNotFoundError:
+            st = os.stat(self.object_path(key))
+        except (FileNotFoundError, StoreError):
             return None
         return ObjectInfo(key=key, size=st.st_size, last_modified=st.st_mtime)
 
     def read(self, key, chunk_size=CHUNK) -> Iterator[bytes]:
         try:
-            f = open(self.path(key), "rb")
+            f = open(self.object_path(key), "rb")
         except FileNotFoundError:
             raise StoreError(f"No object {key}", client_error=True)
         with f:
@@ -273,6 +282,8 @@ class LocalObjectStore(ObjectStore):
                 continue
             for name in filenames:
                 full = os.path.join(dirpath, name)
+                if os.path.islink(full):
+                    continue  # links left by jobs are not objects
                 key = os.path.relpath(full, base).replace(os.sep, "/")
                 if key.startswith(prefix) and not key.startswith(UPLOADS + "/"):
                     st = os.stat(full)
