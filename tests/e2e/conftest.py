@@ -34,8 +34,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="browser tests run on the SQLite platform only"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    # package scope: sync Playwright keeps an event loop running in this thread while it is
+    # open, which would break every later test that runs asyncio (asyncio.run, pytest-asyncio)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
