@@ -224,6 +224,8 @@ def job_index(db: Session, job: Job) -> dict:
 
 def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
     out = job_index(db, job)
+    if job.status != st.QUEUED:
+        queue_info = None  # the engine's queue view may lag a halt by a tick
     registry = db.get(Registry, job.registry_id) if job.registry_id else None
     server = db.get(GitServer, job.git_id) if job.git_id else None
     out.update({
