@@ -61,10 +61,6 @@ def kqi_volumes(options, claim_name: str, runtime_config_map: str) -> tuple[list
     return volumes, mounts, init_mounts
 
 
-def _as_list(value) -> list:
-    return list(value.values()) if isinstance(value, dict) else list(value)
-
-
 class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
     storage_claim_name = Unicode(
         "kqi-store", help="PersistentVolumeClaim of the tenants' store (local-directory layout) that /kqi uses."

@@ -135,6 +135,13 @@ def read_tags(f: Fields, field: str = "tags"):
     return cleaned
 
 
+def replace_tags(rows: list, names: list[str], make) -> list:
+    """The tag rows for `names`: existing rows kept (no delete + re-insert), new ones made."""
+    kept = [row for row in rows if row.name in names]
+    have = {row.name for row in kept}
+    return kept + [make(name=name) for name in names if name not in have]
+
+
 class DataManager:
     def __init__(self, db: Session, tenant: Tenant, store: ObjectStore | None = None):
         self.db = db
@@ -198,9 +205,7 @@ class DataManager:
         if memo is not None:
             data.memo = memo
         if tags is not None:
-            data.tags = [t for t in data.tags if t.name in tags]
-            have = set(data.tag_names)
-            data.tags.extend(DataTag(name=t) for t in tags if t not in have)
+            data.tags = replace_tags(data.tags, tags, DataTag)
         data.modified_by = actor
         self.db.commit()
         return data

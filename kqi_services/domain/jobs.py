@@ -13,7 +13,7 @@ from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSet
 from ..db.models_data import DataSet
 from ..db.models_jobs import Job, JobParent, JobTag
 from . import job_status as st
-from .data import apply_date, apply_number, like, read_tags
+from .data import apply_date, apply_number, like, read_tags, replace_tags
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
@@ -314,9 +314,7 @@ class JobQueries:
         if favorite is not None:
             job.favorite = favorite
         if tags is not None:
-            job.tags = [t for t in job.tags if t.name in tags]
-            have = set(job.tag_names)
-            job.tags.extend(JobTag(name=t) for t in tags if t not in have)
+            job.tags = replace_tags(job.tags, tags, JobTag)
         job.modified_by = actor
         self.db.commit()
         return job
