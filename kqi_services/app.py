@@ -32,7 +32,8 @@ from .secrets import SecretBox
 API_PREFIX = "api/v2"
 #: modules under kqi_services.api whose `default_handlers` make up the REST API
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version", "openapi_doc",
-               "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks")
+               "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks",
+               "job_environment")
 
 
 class KqiHubOAuth(HubOAuth):
