@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,7 +22,8 @@ import pytest
 from tornado import httpserver, netutil, web
 
 from kqi_services.jobs import kubernetes as k8s
-from kqi_services.jobs.local import JobResult, LaunchRequest
+from kqi_services.jobs.launch import (CONTAINER_CAPABILITIES, JobResult, LaunchRequest, Mount, RegistryCredential,
+                                     kqi_mounts)
 
 K8S_VERSION = "1.33.0"
 TOKEN = "fake-cluster-token"
@@ -323,7 +325,6 @@ def backend(fake, tmp_path):
     fake.invalid.clear()
     fake.fail_create.clear()
     b = k8s.KubernetesBackend(
-        describe=lambda req: placement_for(req),
         kubeconfig=fake.kubeconfig(str(tmp_path / "kubeconfig")),
         namespace="kqi-test", storage_root=str(tmp_path / "storage"), status_cache_seconds=0,
         capacity_cache_seconds=0, request_timeout=10,
@@ -332,37 +333,38 @@ def backend(fake, tmp_path):
     b.close()
 
 
-PLACEMENTS: dict[str, k8s.JobPlacement] = {}
-
-
-def placement_for(req: LaunchRequest) -> k8s.JobPlacement:
-    return PLACEMENTS.get(req.key) or k8s.JobPlacement(kind="training", job_id=req.spec["id"], tenant="team-a",
-                                                       user="alice", image="registry.example.com/ml/torch:2.3")
-
-
 def settings(root: str, **kw) -> k8s.ManifestSettings:
     return k8s.ManifestSettings(namespace="kqi-test", storage_root=root, **kw)
 
 
 def request(root: str, key="training-12", job_id=12, cpu=2.0, memory=4.0, parents=None, inferences=None,
-            raw=False, spec_extra=None, extra_ro=()) -> LaunchRequest:
+            raw=False, spec_extra=None, extra_ro=(), kind="training", tenant="team-a", user="alice",
+            image="registry.example.com/ml/torch:2.3", gpu=0, partition=None, registry=None,
+            timeout_seconds=None, env_extra=None) -> LaunchRequest:
+    """A LaunchRequest as the engine makes it (jobs/engine.py: _launch_request, then KQI_TOKEN)."""
     store = os.path.join(root, "store", "tenants", "team-a")
-    spec = {"kind": "training", "id": job_id, "entryPoint": "python train.py", "zip": True,
-            "logName": f"training_stdout_stderr_{job_id}.log", "datasetId": None, "env": {},
+    spec = {"kind": kind, "id": job_id, "entryPoint": "python train.py", "zip": True,
+            "logName": f"{kind}_stdout_stderr_{job_id}.log", "datasetId": None, "env": {},
             "git": {"url": "https://git.example.com/ml/model.git", "commit": "a" * 40, "token": "git-secret-token"}}
     spec.update(spec_extra or {})
-    env = {"COLUMNS": "120", "LC_ALL": "C.UTF-8", "TRAINING_ID": str(job_id), "PARENT_ID": "",
-           "KQI_SERVER": "https://kqi.example.com/services/kqi", "KQI_TOKEN": f"kqi-job.{job_id}.s3cr3t",
-           "MODEL_REPOSITORY": "https://git.example.com/ml/model.git", "MODEL_REPOSITORY_TOKEN": "git-secret-token",
-           "COMMIT_ID": "a" * 40, "LEARNING_RATE": "0.1", "TENANT_NAME": "team-a"}
-    return LaunchRequest(
-        key=key, spec=spec, env=env, cpu=cpu, memory_gib=memory,
-        output_dir=os.path.join(store, "TrainingContainerOutputFiles", str(job_id)),
-        attach_dir=os.path.join(store, "TrainingContainerAttachedFiles", str(job_id)),
+    env = {"COLUMNS": "120", "HOME": "/kqi/home", "LC_ALL": "C.UTF-8", "TRAINING_ID": str(job_id), "PARENT_ID": "",
+           "KQI_SERVER": "https://kqi.example.com/services/kqi", "MODEL_REPOSITORY": "https://git.example.com/ml/model.git",
+           "COMMIT_ID": "a" * 40, "LEARNING_RATE": "0.1", "TENANT_NAME": "team-a", **(env_extra or {})}
+    secret_env = {"KQI_TOKEN": f"kqi-job.{job_id}.s3cr3t", "MODEL_REPOSITORY_TOKEN": "git-secret-token"}
+    output = "InferenceContainerOutputFiles" if kind == "inference" else "TrainingContainerOutputFiles"
+    attach = "InferenceContainerAttachedFiles" if kind == "inference" else "TrainingContainerAttachedFiles"
+    mounts = kqi_mounts(
+        output_dir=os.path.join(store, output, str(job_id)),
+        attach_dir=os.path.join(store, attach, str(job_id)),
         raw_data_dir=os.path.join(store, "Data") if raw else None,
         parent_dirs={p: os.path.join(store, "TrainingContainerOutputFiles", str(p)) for p in (parents or [])},
         inference_dirs={i: os.path.join(store, "InferenceContainerOutputFiles", str(i)) for i in (inferences or [])},
         extra_ro_paths=list(extra_ro),
+    )
+    return LaunchRequest(
+        key=key, kind=kind, job_id=job_id, tenant=tenant, user=user, image=image, spec=spec, env=env,
+        secret_env=secret_env, cpu=cpu, memory_gib=memory, gpu=gpu, partition=partition, registry=registry,
+        mounts=mounts, timeout_seconds=timeout_seconds,
     )
 
 
@@ -386,7 +388,7 @@ def decode(secret: dict, key: str) -> str:
 # ================================================================================ manifests
 def test_validator_is_strict():
     """The schema check used below does catch mistakes (else the other tests would prove nothing)."""
-    job = k8s.make_job(request("/srv"), placement_for(request("/srv")), settings("/srv"))
+    job = k8s.make_job(request("/srv"), settings("/srv"))
     validate(job)
     for broken in (lambda d: d["spec"].update(backoffLimit="0"),
                    lambda d: container(d).update(imagee="x"),
@@ -400,9 +402,7 @@ def test_validator_is_strict():
 def test_cpu_job_manifests(tmp_path):
     root = str(tmp_path)
     req = request(root)
-    place = placement_for(req)
-    m = k8s.make_manifests(req, place, settings(root, ttl_seconds_after_finished=600),
-                           os.path.join(root, "jobs", req.key))
+    m = k8s.make_manifests(req, settings(root, ttl_seconds_after_finished=600), os.path.join(root, "jobs", req.key))
     for doc in (m.job, m.configmap, m.secret):
         validate(doc)
     assert m.registry_secret is None
@@ -420,22 +420,28 @@ def test_cpu_job_manifests(tmp_path):
     assert spec["suspend"] is True  # resumed once the Secrets and the ConfigMap exist
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
     assert "affinity" not in pod and "tolerations" not in pod and "imagePullSecrets" not in pod
     c = container(job)
-    assert c["image"] == "registry.example.com/ml/torch:2.3"
+    assert c["image"] == "registry.example.com/ml/torch:2.3" and c["imagePullPolicy"] == "Always"
     assert c["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
     assert c["command"][:2] == ["sh", "-c"]
-    assert "python3 /kqi/runtime/kqi_runtime.py /kqi/spec/spec.json" in c["command"][2]
+    assert "sh /kqi/runtime/start.sh /kqi/spec/spec.json" in c["command"][2]
     assert "/dev/termination-log" in c["command"][2] and c["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
-    # env: plain values inline, secrets only through secretKeyRef
+    # least privilege, root inside the container
+    assert_restricted(pod)
+
+    # env: plain values inline; the secret ones only as files of the Secret (CIS 5.4.1)
     env = env_of(job)
     assert env["TRAINING_ID"] == {"name": "TRAINING_ID", "value": "12"}
-    assert env["LEARNING_RATE"]["value"] == "0.1"
+    assert env["LEARNING_RATE"]["value"] == "0.1" and env["HOME"]["value"] == "/kqi/home"
     assert env["NVIDIA_VISIBLE_DEVICES"] == {"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"}
+    assert env["KQI_SECRETS_DIR"] == {"name": "KQI_SECRETS_DIR", "value": "/var/run/secrets/kqi"}
+    assert all("valueFrom" not in e for e in env.values())
+    assert not {"KQI_TOKEN", "MODEL_REPOSITORY_TOKEN"} & set(env)
     for name in ("KQI_TOKEN", "MODEL_REPOSITORY_TOKEN"):
-        assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "training-12-secrets", "key": name}}}
-        assert decode(m.secret, name) == req.env[name]
+        assert decode(m.secret, name) == req.secret_env[name]
     text = json.dumps(job) + json.dumps(m.configmap)
     assert "s3cr3t" not in text and "git-secret-token" not in text
     assert json.loads(decode(m.secret, "spec.json")) == req.spec  # the git token travels in the Secret
@@ -446,14 +452,20 @@ def test_cpu_job_manifests(tmp_path):
     assert m.configmap["metadata"]["name"] == "training-12-runtime"
     assert m.configmap["data"]["kqi_runtime.py"] == open(kqi_runtime.__file__).read()
     assert m.configmap["data"]["layout.py"] == open(layout.__file__).read()
+    assert m.configmap["data"]["start.sh"] == open(os.path.join(os.path.dirname(kqi_runtime.__file__),
+                                                                "start.sh")).read()
 
-    # volumes
+    # volumes: the mount plan of launch.kqi_mounts
     vols = {v["name"]: v for v in pod["volumes"]}
     assert vols["storage"] == {"name": "storage", "persistentVolumeClaim": {"claimName": "kqi-data"}}
-    assert vols["runtime"]["configMap"]["name"] == "training-12-runtime"
+    assert vols["runtime"]["configMap"] == {"name": "training-12-runtime", "defaultMode": 0o444}
     assert vols["spec"]["secret"] == {"secretName": "training-12-secrets", "defaultMode": 0o444,
                                       "items": [{"key": "spec.json", "path": "spec.json"}]}
-    for name in ("tmp", "git", "input"):
+    assert vols["secret-env"]["secret"] == {"secretName": "training-12-secrets", "defaultMode": 0o400,
+                                            "items": [{"key": "KQI_TOKEN", "path": "KQI_TOKEN"},
+                                                      {"key": "MODEL_REPOSITORY_TOKEN",
+                                                       "path": "MODEL_REPOSITORY_TOKEN"}]}
+    for name in ("tmp", "git", "input", "home"):
         assert vols[name]["emptyDir"] == {}
     assert vols["shm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "4Gi"}
     mm = mounts(job)
@@ -462,21 +474,72 @@ def test_cpu_job_manifests(tmp_path):
     assert mm["/kqi/attach"]["subPath"] == "store/tenants/team-a/TrainingContainerAttachedFiles/12"
     assert not mm["/kqi/output"].get("readOnly") and not mm["/kqi/attach"].get("readOnly")
     assert mm["/kqi/runtime"]["readOnly"] and mm["/kqi/spec"]["readOnly"]
-    assert {mm[p]["name"] for p in ("/kqi/tmp", "/kqi/git", "/kqi/input")} == {"tmp", "git", "input"}
+    assert mm["/var/run/secrets/kqi"] == {"name": "secret-env", "mountPath": "/var/run/secrets/kqi", "readOnly": True}
+    assert {p: mm[p]["name"] for p in ("/kqi/tmp", "/kqi/git", "/kqi/input", "/kqi/home")} == {
+        "/kqi/tmp": "tmp", "/kqi/git": "git", "/kqi/input": "input", "/kqi/home": "home"}
     assert mm["/dev/shm"]["name"] == "shm"
     assert not any(p.startswith(("/kqi/parent", "/kqi/raw", "/kqi/inference")) for p in mm)
+    # every mount of the plan is there, and nothing else under /kqi
+    assert {p for p in mm if p.startswith("/kqi")} == {m.target for m in req.mounts} | {"/kqi/spec"}
+
+
+def assert_restricted(pod_spec: dict) -> None:
+    """A restricted pod policy's securityContext, with root inside the container (the guide)."""
+    assert pod_spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert pod_spec["automountServiceAccountToken"] is False
+    for c in pod_spec["containers"] + pod_spec.get("initContainers", []):
+        assert c["securityContext"] == {
+            "allowPrivilegeEscalation": False, "privileged": False,
+            "capabilities": {"drop": ["ALL"], "add": list(CONTAINER_CAPABILITIES)},
+            "seccompProfile": {"type": "RuntimeDefault"}}, c["name"]
+        assert not {"SYS_ADMIN", "NET_RAW", "NET_ADMIN", "SYS_PTRACE", "MKNOD"} & set(
+            c["securityContext"]["capabilities"]["add"])
+
+
+def test_plain_variables_that_look_secret_go_to_the_secret_files(tmp_path):
+    root = str(tmp_path)
+    req = request(root, env_extra={"HF_TOKEN": "hf-123", "PIP_INDEX_URL": "https://u:pw@pypi.example.com/simple",
+                                   "WANDB_API_KEY": "wb-1", "MY_VAR": "plain"})
+    m = k8s.make_manifests(req, settings(root), os.path.join(root, "jobs", req.key))
+    validate(m.job)
+    env = env_of(m.job)
+    assert env["MY_VAR"]["value"] == "plain"
+    assert not {"HF_TOKEN", "PIP_INDEX_URL", "WANDB_API_KEY"} & set(env)
+    items = {i["path"]: i["key"] for v in m.job["spec"]["template"]["spec"]["volumes"] if v["name"] == "secret-env"
+             for i in v["secret"]["items"]}
+    assert set(items) == {"KQI_TOKEN", "MODEL_REPOSITORY_TOKEN", "HF_TOKEN", "PIP_INDEX_URL", "WANDB_API_KEY"}
+    assert decode(m.secret, items["PIP_INDEX_URL"]) == "https://u:pw@pypi.example.com/simple"
+    assert "pw@" not in json.dumps(m.job) and "hf-123" not in json.dumps(m.job)
+    # a variable whose name cannot be a Secret data key keeps its file name; no name can clash with spec.json
+    odd = request(root, key="training-14", job_id=14)
+    odd.secret_env = {"spec.json": "x", "A_B": "y"}
+    m = k8s.make_manifests(odd, settings(root), os.path.join(root, "jobs", odd.key))
+    validate(m.job)
+    validate(m.secret)
+    assert json.loads(decode(m.secret, "spec.json")) == odd.spec
+    items = {i["path"]: i["key"] for v in m.job["spec"]["template"]["spec"]["volumes"] if v["name"] == "secret-env"
+             for i in v["secret"]["items"]}
+    assert items == {"A_B": "A_B", "spec.json": "env-" + b"spec.json".hex()}
+    # a name that cannot be a file in the folder is refused
+    odd.secret_env = {".hidden": "x"}
+    with pytest.raises(ValueError, match="cannot be passed as a file"):
+        k8s.make_manifests(odd, settings(root), os.path.join(root, "jobs", odd.key))
+    # no secret at all: no folder, no variable
+    none = request(root, key="training-15", job_id=15)
+    none.secret_env = {}
+    job = k8s.make_job(none, settings(root))
+    validate(job)
+    assert "KQI_SECRETS_DIR" not in env_of(job) and "/var/run/secrets/kqi" not in mounts(job)
 
 
 def test_gpu_job_with_partition_and_registry(tmp_path):
     root = str(tmp_path)
-    req = request(root, key="training-13", job_id=13, cpu=0.5, memory=1.5)
-    cred = k8s.RegistryCredential(server="registry.example.com:5000", username="bob", password="hunter2")
-    place = k8s.JobPlacement(kind="training", job_id=13, tenant="team-a", user="Bob.Smith@Example.com",
-                             image="registry.example.com:5000/ml/cuda:12.4", gpu=2, partition="a100",
-                             registry=cred)
+    cred = RegistryCredential(server="registry.example.com:5000", username="bob", password="hunter2")
+    req = request(root, key="training-13", job_id=13, cpu=0.5, memory=1.5, user="Bob.Smith@Example.com",
+                  image="registry.example.com:5000/ml/cuda:12.4", gpu=2, partition="a100", registry=cred)
     s = settings(root, active_deadline_seconds=7200, tenant_node_label=True, service_account="kqi-jobs",
                  node_selector={"kubernetes.io/os": "linux"})
-    m = k8s.make_manifests(req, place, s, os.path.join(root, "jobs", req.key))
+    m = k8s.make_manifests(req, s, os.path.join(root, "jobs", req.key))
     for doc in (m.job, m.configmap, m.secret, m.registry_secret):
         validate(doc)
     job = m.job
@@ -492,6 +555,7 @@ def test_gpu_job_with_partition_and_registry(tmp_path):
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert pod["serviceAccountName"] == "kqi-jobs"
     assert job["spec"]["activeDeadlineSeconds"] == 7200
+    assert_restricted(pod)
     assert pod["imagePullSecrets"] == [{"name": "training-13-registry"}]
     # the pull secret
     reg = m.registry_secret
@@ -506,11 +570,18 @@ def test_gpu_job_with_partition_and_registry(tmp_path):
     assert user_label.startswith("Bob.Smith-Example.com-")
     assert user_label != k8s.label_value("Bob.Smith#Example.com")
     assert job["metadata"]["annotations"]["kqi/user"] == "Bob.Smith@Example.com"
+    # a time limit of the request and of the settings: the shorter one
+    assert k8s.make_job(request(root, timeout_seconds=600), s)["spec"]["activeDeadlineSeconds"] == 600
+    assert k8s.make_job(request(root, timeout_seconds=9000), s)["spec"]["activeDeadlineSeconds"] == 7200
+    # an image as KAMONOHASHI names it, or none: a full reference, as podman resolves it too
+    assert container(k8s.make_job(request(root, image="pytorch/pytorch:2.3"), s))["image"] == \
+        "docker.io/pytorch/pytorch:2.3"
+    assert container(k8s.make_job(request(root, image=None), s))["image"] == "docker.io/library/python:3.12"
 
 
 def test_parents_inferences_and_dataset_mounts(tmp_path):
     root = str(tmp_path)
-    one = k8s.make_job(request(root, parents=[7], raw=True), placement_for(request(root)), settings(root))
+    one = k8s.make_job(request(root, parents=[7], raw=True), settings(root))
     validate(one)
     mm = mounts(one)
     assert mm["/kqi/parent"] == {"name": "storage", "mountPath": "/kqi/parent", "readOnly": True,
@@ -521,7 +592,7 @@ def test_parents_inferences_and_dataset_mounts(tmp_path):
 
     repo = os.path.join(root, "git", "model.git")
     several = k8s.make_job(request(root, parents=[9, 7], inferences=[21], extra_ro=[repo, "/elsewhere/repo"]),
-                           placement_for(request(root)), settings(root))
+                           settings(root))
     validate(several)
     mm = mounts(several)
     assert "/kqi/parent" not in mm
@@ -538,21 +609,27 @@ def test_parents_inferences_and_dataset_mounts(tmp_path):
 def test_nfs_storage_volume_and_paths_off_the_volume(tmp_path):
     root = str(tmp_path / "srv")
     s = settings(root, storage_volume={"nfs": {"server": "nfs.example.com", "path": "/export/kqi"}})
-    job = k8s.make_job(request(root), placement_for(request(root)), s)
+    job = k8s.make_job(request(root), s)
     validate(job)
     vols = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert vols["storage"] == {"name": "storage", "nfs": {"server": "nfs.example.com", "path": "/export/kqi"}}
-    bad = request(root)
-    bad.output_dir = str(tmp_path / "not-shared" / "out")
-    with pytest.raises(ValueError, match="not on the shared job storage"):
-        k8s.make_job(bad, placement_for(bad), s)
+    for target in ("/kqi/output", "/kqi/attach", "/kqi/parent"):
+        bad = request(root, parents=[3])
+        bad.mounts = [Mount(m.target, str(tmp_path / "not-shared" / "x"), m.writable, m.kind)
+                      if m.target == target else m for m in bad.mounts]
+        with pytest.raises(ValueError, match="not on the shared job storage"):
+            k8s.make_job(bad, s)
+    no_output = request(root)
+    no_output.mounts = [m for m in no_output.mounts if m.target != "/kqi/output"]
+    with pytest.raises(ValueError, match="has no /kqi/output"):
+        k8s.make_job(no_output, s)
 
 
 def test_large_spec_goes_to_the_shared_volume(tmp_path):
     root = str(tmp_path)
     pairs = [{"dataPath": f"training/1/f{i:06d}.bin", "storedPath": f"Data/1/{'x' * 200}{i}"} for i in range(4000)]
     req = request(root, spec_extra={"dataset": {"method": "symlink", "pairs": pairs, "rawDir": "/kqi/raw"}})
-    m = k8s.make_manifests(req, placement_for(req), settings(root), os.path.join(root, "jobs", req.key))
+    m = k8s.make_manifests(req, settings(root), os.path.join(root, "jobs", req.key))
     assert m.spec_on_volume and "spec.json" not in m.secret["data"]
     for doc in (m.job, m.secret):
         validate(doc)
@@ -574,36 +651,62 @@ def test_large_spec_launch_writes_it_and_cleanup_removes_it(fake, backend):
     assert not os.path.exists(path) and "training-47" not in fake.names("jobs")
 
 
-@pytest.mark.parametrize("python", [sys.executable, "/nonexistent/python3"])
-def test_the_container_command_runs_the_runtime(tmp_path, python):
-    """The container's command, with /kqi moved to a temporary folder: the runtime from the
-    ConfigMap runs the spec from the Secret, and its result becomes the termination message."""
-    root = str(tmp_path)
-    req = request(root, spec_extra={"git": None, "entryPoint": "echo hello from the job; exit 3", "zip": False})
-    m = k8s.make_manifests(req, placement_for(req), settings(root, python=python), os.path.join(root, "jobs"))
+def _run_container_command(tmp_path, m, secrets: dict[str, str], path: str) -> tuple:
+    """The Job's container command with /kqi moved to a temporary folder: the runtime from the
+    ConfigMap runs the spec from the Secret with the secret variables as files, and its result
+    becomes the termination message. Returns (process, termination message, kqi folder)."""
     kqi = tmp_path / "kqi"
-    for sub in ("runtime", "spec", "tmp", "attach", "git", "input"):
+    for sub in ("runtime", "spec", "tmp", "attach", "git", "input", "home", "secrets"):
         (kqi / sub).mkdir(parents=True)
-    for name, text in m.configmap["data"].items():
-        (kqi / "runtime" / name).write_text(text)
+    for name, text in m.configmap["data"].items():  # (start.sh names /kqi/tmp itself)
+        (kqi / "runtime" / name).write_text(text.replace("/kqi/", f"{kqi}/") if name == "start.sh" else text)
     (kqi / "spec" / "spec.json").write_text(decode(m.secret, "spec.json"))
+    # the Secret volume as the kubelet lays it out: files are links into a ..data folder
+    data = kqi / "secrets" / "..2026_01_01_00_00_00.000000000"
+    data.mkdir()
+    (kqi / "secrets" / "..data").symlink_to(data.name)
+    for volume in m.job["spec"]["template"]["spec"]["volumes"]:
+        if volume["name"] == "secret-env":
+            for item in volume["secret"]["items"]:
+                (data / item["path"]).write_text(secrets[item["path"]])
+                (kqi / "secrets" / item["path"]).symlink_to(f"..data/{item['path']}")
     termination = tmp_path / "termination-log"
     termination.write_text("")
-    command = container(m.job)["command"]
-    script = command[2].replace("/kqi/", f"{kqi}/").replace("/dev/termination-log", str(termination))
-    env = {"PATH": os.environ["PATH"], "KQI_ROOT": str(kqi), "PYTHONPATH": ""}
-    run = subprocess.run(command[:2] + [script], env=env, capture_output=True, text=True, timeout=60)
-    if python == sys.executable:
-        assert run.returncode == 3, run.stderr
-        assert "hello from the job" in run.stdout
-        assert "hello from the job" in (kqi / "attach" / "training_stdout_stderr_12.log").read_text()
-        term = {"exitCode": run.returncode, "reason": "Error", "message": termination.read_text()}
-        assert k8s.result_from_termination(term) == JobResult(3, None, False)
-    else:  # no interpreter: nothing written; FallbackToLogsOnError gives the log's tail
-        assert run.returncode == 127 and termination.read_text() == ""
-        term = {"exitCode": 127, "reason": "Error", "message": run.stdout + run.stderr}
-        result = k8s.result_from_termination(term, python)
-        assert result.exit_code is None and "has no /nonexistent/python3" in result.message
+    c = container(m.job)
+    script = c["command"][2].replace("/kqi/", f"{kqi}/").replace("/dev/termination-log", str(termination))
+    env = {e["name"]: e["value"] for e in c["env"]}
+    env.update({"PATH": path, "KQI_ROOT": str(kqi), "PYTHONPATH": "", "HOME": str(kqi / "home"),
+                "KQI_SECRETS_DIR": str(kqi / "secrets")})
+    run = subprocess.run(c["command"][:2] + [script], env=env, capture_output=True, text=True, timeout=120)
+    return run, termination.read_text(), kqi
+
+
+def test_the_container_command_runs_the_runtime(tmp_path):
+    root = str(tmp_path)
+    req = request(root, spec_extra={"git": None, "entryPoint": 'echo "hello from the job, token $KQI_TOKEN"; exit 3',
+                                    "zip": False, "tools": []})
+    m = k8s.make_manifests(req, settings(root), os.path.join(root, "jobs"))
+    run, message, kqi = _run_container_command(tmp_path, m, req.secret_env, os.environ["PATH"])
+    assert run.returncode == 3, run.stdout + run.stderr
+    log = (kqi / "attach" / "training_stdout_stderr_12.log").read_text()
+    assert "hello from the job, token kqi-job.12.s3cr3t" in log  # the secret file reached the command
+    term = {"exitCode": run.returncode, "reason": "Error", "message": message}
+    assert k8s.result_from_termination(term) == JobResult(3, None, False)
+
+
+def test_the_container_command_without_python(tmp_path):
+    """An image without Python and without a package manager: start.sh says so in result.json."""
+    root = str(tmp_path)
+    req = request(root, spec_extra={"git": None, "entryPoint": "true", "zip": False})
+    m = k8s.make_manifests(req, settings(root), os.path.join(root, "jobs"))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "dirname", "mkdir", "cat"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    run, message, _kqi = _run_container_command(tmp_path, m, req.secret_env, str(bin_dir))
+    assert run.returncode == 125, run.stdout + run.stderr
+    result = k8s.result_from_termination({"exitCode": 125, "reason": "Error", "message": message})
+    assert result.exit_code is None and "no Python 3" in result.message
 
 
 def test_helpers():
@@ -614,13 +717,10 @@ def test_helpers():
     assert k8s.parse_quantity("2") == 2 and k8s.parse_quantity("1G") == 1e9
     with pytest.raises(ValueError):
         k8s.parse_quantity("lots")
-    assert k8s.registry_server("https://registry.example.com/", 443) == "registry.example.com"
-    assert k8s.registry_server("registry.example.com", 5000) == "registry.example.com:5000"
-    assert k8s.image_reference("r.io", "a/b", "1.0") == "r.io/a/b:1.0"
-    assert k8s.image_reference(None, "python", "sha256:" + "0" * 64) == "python@sha256:" + "0" * 64
     plain, secret = k8s.split_env({"A": "1", "AWS_SECRET_ACCESS_KEY": "k", "REPO": "https://u:p@host/x.git",
-                                   "KQI_TOKEN": "t", "HF_TOKEN": "h"})
-    assert plain == {"A": "1"} and set(secret) == {"AWS_SECRET_ACCESS_KEY", "REPO", "KQI_TOKEN", "HF_TOKEN"}
+                                   "HF_TOKEN": "h", "KQI_TOKEN": "old"}, {"KQI_TOKEN": "t"})
+    assert plain == {"A": "1"} and secret == {"KQI_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "k",
+                                              "REPO": "https://u:p@host/x.git", "HF_TOKEN": "h"}
     assert k8s.label_value("team-a") == "team-a" and k8s.label_value("x" * 64) != "x" * 64
 
 
@@ -643,8 +743,8 @@ def test_job_state_mapping():
     r = k8s.result_from_termination({"exitCode": 125, "message": cut[:4096]})
     assert r.exit_code is None and r.message.startswith("git clone failed: fatal: xxx")
     # the runtime could not start: the log's tail (FallbackToLogsOnError) explains it
-    r = k8s.result_from_termination({"exitCode": 127, "message": "sh: 1: python3: not found\n"})
-    assert r.exit_code is None and "has no python3" in r.message and "not found" in r.message
+    r = k8s.result_from_termination({"exitCode": 127, "message": "sh: 1: git: not found\n"})
+    assert r.exit_code is None and "could not start" in r.message and "git: not found" in r.message
     r = k8s.job_state(running_job, [_pod({}, "Failed", reason="Evicted", message="The node was low on memory.")])
     assert r.exit_code is None and "ended without a result (Evicted: The node was low on memory.)" in r.message
     deadline = {**running_job, "status": {"conditions": [{"type": "Failed", "status": "True",
@@ -679,10 +779,8 @@ def test_node_capacity():
 
 # ================================================================================ against the fake API server
 def test_launch_creates_valid_objects_then_resumes(fake, backend, tmp_path):
-    req = request(backend.storage_root, key="training-20", job_id=20)
-    PLACEMENTS["training-20"] = k8s.JobPlacement(
-        kind="training", job_id=20, tenant="team-a", user="alice", image="registry.example.com/ml/torch:2.3",
-        registry=k8s.RegistryCredential("registry.example.com", "alice", "pw"))
+    req = request(backend.storage_root, key="training-20", job_id=20,
+                  registry=RegistryCredential("registry.example.com", "alice", "pw"))
     ref = backend.launch(req)
     assert ref == "kqi-test/training-20"
     assert fake.invalid == []
@@ -793,11 +891,10 @@ def test_launch_failure_removes_the_half_made_job(fake, backend):
 
 def test_invalid_manifest_is_refused_by_the_server(fake, backend):
     """The fake server validates what it receives: a broken manifest fails the launch."""
-    PLACEMENTS["training-44"] = k8s.JobPlacement(kind="training", job_id=44, tenant="team-a", user="alice",
-                                                 image="python:3.12", gpu=1, partition="a100")
     backend.node_selector = {"pool": 5}  # nodeSelector values are strings
     with pytest.raises(Exception):
-        backend.launch(request(backend.storage_root, key="training-44", job_id=44))
+        backend.launch(request(backend.storage_root, key="training-44", job_id=44, image="python:3.12", gpu=1,
+                               partition="a100"))
     assert fake.invalid and fake.invalid[0].startswith("Job:")
     assert "training-44" not in fake.names("jobs")
 
@@ -808,7 +905,7 @@ def test_restart_finds_running_and_ended_jobs(fake, backend, tmp_path):
     fake.run_pod("training-45")
     done = fake.run_pod("training-46")
     fake.end_pod(done, 1, message='{"exitCode": 1, "failedStep": null, "message": null}')
-    again = k8s.KubernetesBackend(describe=placement_for, kubeconfig=backend.kubeconfig, namespace="kqi-test",
+    again = k8s.KubernetesBackend(kubeconfig=backend.kubeconfig, namespace="kqi-test",
                                   storage_root=backend.storage_root)
     try:
         assert again.is_running("training-45")
@@ -845,7 +942,7 @@ def test_wrong_credentials_are_refused(fake, tmp_path):
     config = json.load(open(path))
     config["users"][0]["user"]["token"] = "wrong"
     json.dump(config, open(path, "w"))
-    b = k8s.KubernetesBackend(describe=placement_for, kubeconfig=path, namespace="kqi-test",
+    b = k8s.KubernetesBackend(kubeconfig=path, namespace="kqi-test",
                               storage_root=str(tmp_path), status_cache_seconds=0)
     try:
         from kubernetes_asyncio.client.exceptions import ApiException
@@ -856,61 +953,69 @@ def test_wrong_credentials_are_refused(fake, tmp_path):
         b.close()
 
 
-# ================================================================================ configuration and the database
-def test_from_app_reads_config_and_the_database(fake, tmp_path):
-    from sqlalchemy import create_engine
+# ================================================================================ configuration
+def test_from_app_reads_config(fake, tmp_path):
+    """The backend reads its configuration only: everything about a job comes in the LaunchRequest."""
     from traitlets.config import Application, Config
 
-    from kqi_services.db.models import Base, Registry, Tenant, UserRegistryCredential, UserSetting
-    from kqi_services.db.models_jobs import Job
-    from kqi_services.db.session import make_session_factory
-    from kqi_services.secrets import SecretBox
-
-    engine = create_engine(f"sqlite:///{tmp_path}/kqi.sqlite")
-    Base.metadata.create_all(engine)
-    factory = make_session_factory(engine)
-    box = SecretBox("a-key-of-enough-length-for-tests")
-    with factory() as db:
-        registry = Registry(name="private", host="registry.example.com", port_no=5000, service_type=3)
-        tenant = Tenant(name="team-a", display_name="Team A")
-        setting = UserSetting(name="alice")
-        db.add_all([registry, tenant, setting])
-        db.flush()
-        db.add(UserRegistryCredential(user_id=setting.id, registry_id=registry.id, registry_user_name="alice",
-                                      password_encrypted=box.encrypt("registry-pw")))
-        job = Job(tenant_id=tenant.id, kind="training", display_id=1, name="t", registry_id=registry.id,
-                  image="ml/torch", tag="2.3", entry_point="python t.py", cpu=1, memory=2, gpu=1,
-                  partition="a100", status="Running", created_by="alice", modified_by="alice")
-        db.add(job)
-        db.commit()
-        job_id = job.id
+    from kqi_services.jobs.launch import JobBackend
 
     app = Application(config=Config({"KubernetesBackend": {
         "namespace": "kqi-test", "kubeconfig": fake.kubeconfig(str(tmp_path / "kc")), "partition_label": "pool",
-        "ttl_seconds_after_finished": 120}}))
-    app.session_factory, app.secret_box, app.data_dir = factory, box, str(tmp_path / "data")
+        "ttl_seconds_after_finished": 120, "image_pull_policy": "IfNotPresent"}}))
+    app.data_dir = str(tmp_path / "data")
     backend = k8s.KubernetesBackend.from_app(app)
     try:
+        # the engine's protocol, without hasattr checks
+        for name in ("name", "on_exit", "jobs_end_with_service", "capacity_cpu", "capacity_memory_gib",
+                     "capacity_gpu"):
+            assert hasattr(backend, name), name
+        for name in ("job_dir", "launch", "is_running", "result", "halt", "cleanup", "remove_orphans",
+                     "image_note"):
+            assert callable(getattr(backend, name)), name
+            assert name in JobBackend.__dict__, name
+        assert backend.on_exit is None and backend.jobs_end_with_service is False and backend.image_note() is None
         assert backend.namespace == "kqi-test" and backend.ttl_seconds_after_finished == 120
         assert backend.storage_root == app.data_dir
         assert backend.job_dir("training-1") == os.path.join(app.data_dir, "jobs", "training-1")
-        req = request(app.data_dir, key=f"training-{job_id}", job_id=job_id)
-        place = backend.describe(req)
-        assert place == k8s.JobPlacement(
-            kind="training", job_id=job_id, tenant="team-a", user="alice",
-            image="registry.example.com:5000/ml/torch:2.3", gpu=1, partition="a100",
-            registry=k8s.RegistryCredential("registry.example.com:5000", "alice", "registry-pw"))
+        cred = RegistryCredential("registry.example.com:5000", "alice", "registry-pw")
+        req = request(app.data_dir, key="training-61", job_id=61, image="registry.example.com:5000/ml/torch:2.3",
+                      gpu=1, partition="a100", registry=cred)
         fake.requests.clear()
         backend.launch(req)
         assert fake.invalid == []
-        job = fake.get("jobs", f"training-{job_id}")
+        job = fake.get("jobs", "training-61")
         assert job["spec"]["ttlSecondsAfterFinished"] == 120
         pod = job["spec"]["template"]["spec"]
         assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
             "nodeSelectorTerms"][0]["matchExpressions"] == [{"key": "pool", "operator": "In", "values": ["a100"]}]
         assert pod["containers"][0]["image"] == "registry.example.com:5000/ml/torch:2.3"
-        auths = json.loads(decode(fake.get("secrets", f"training-{job_id}-registry"), ".dockerconfigjson"))
+        assert pod["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+        auths = json.loads(decode(fake.get("secrets", "training-61-registry"), ".dockerconfigjson"))
         assert auths["auths"]["registry.example.com:5000"]["password"] == "registry-pw"
-        backend.halt(f"training-{job_id}")
+        backend.halt("training-61")
     finally:
         backend.close()
+    # the module no longer reaches into the database
+    source = open(k8s.__file__).read()
+    assert "session_factory" not in source and "..db" not in source
+
+
+def test_remove_orphans(fake, backend):
+    """After a restart: Jobs whose job is not running any more are deleted, running ones stay."""
+    for key, job_id in (("training-70", 70), ("training-71", 71), ("inference-72", 72)):
+        backend.launch(request(backend.storage_root, key=key, job_id=job_id))
+    fake.run_pod("training-70")
+    done = fake.run_pod("inference-72")
+    fake.end_pod(done, 0, message='{"exitCode": 0, "failedStep": null, "message": null}')
+    fake.requests.clear()
+    backend.delete_finished = False
+    backend.remove_orphans({"training-70"})
+    assert "training-70" in fake.names("jobs") and "training-71" not in fake.names("jobs")
+    assert "inference-72" in fake.names("jobs")  # finished: kept for its TTL when delete_finished is off
+    backend.delete_finished = True
+    backend.remove_orphans({"training-70"})
+    assert [n for n in fake.names("jobs") if n.endswith(("-70", "-71", "-72"))] == ["training-70"]
+    assert {r["query"].get("propagationPolicy") for r in fake.calls("DELETE")} == {"Background"}
+    backend.remove_orphans(set())
+    assert not [n for n in fake.names("jobs") if n.endswith(("-70", "-71", "-72"))]

@@ -1,17 +1,21 @@
 """The Kubernetes job backend: each job is a batch/v1 Job running the same job runtime.
 
-Manifests are built by pure functions (like kubespawner's objects.py) from a LaunchRequest,
-a JobPlacement (image, gpu, partition, tenant, user, registry credential) and the
-backend's ManifestSettings. Per job, in the backend's namespace:
+Manifests are built by pure functions (like kubespawner's objects.py) from a LaunchRequest
+(image, registry credential, gpu, partition, tenant, user, plain and secret environment, the
+/kqi mount plan of launch.kqi_mounts; the engine fills it) and the backend's
+ManifestSettings. Per job, in the backend's namespace:
 
     Job        <key>             backoffLimit 0, restartPolicy Never, ttlSecondsAfterFinished,
                                  one container `main` (the user's image) running
-                                 `python3 /kqi/runtime/kqi_runtime.py /kqi/spec/spec.json`
-    ConfigMap  <key>-runtime     kqi_runtime.py and layout.py, mounted read-only at /kqi/runtime
+                                 `sh /kqi/runtime/start.sh /kqi/spec/spec.json`
+    ConfigMap  <key>-runtime     start.sh, kqi_runtime.py and layout.py, mounted read-only at
+                                 /kqi/runtime
     Secret     <key>-secrets     spec.json (it holds the git token and signed download URLs),
                                  mounted read-only at /kqi/spec, and the secret environment
-                                 variables (KQI_TOKEN, MODEL_REPOSITORY_TOKEN, ...) that the
-                                 container reads with secretKeyRef
+                                 (KQI_TOKEN, MODEL_REPOSITORY_TOKEN, ...), mounted as files at
+                                 /var/run/secrets/kqi (one file per variable, mode 0400): the
+                                 runtime loads every file of $KQI_SECRETS_DIR into the
+                                 environment, so no secret is in the Job's env (CIS 5.4.1)
     Secret     <key>-registry    kubernetes.io/dockerconfigjson from the user's registry
                                  credential, the pod's imagePullSecret (only with a credential)
 
@@ -20,14 +24,20 @@ it. The Job is created suspended and resumed once its Secrets and ConfigMap exis
 ever starts without them, and a launch interrupted in between leaves a suspended Job
 that is reported as ended (and deleted) instead of running forever.
 
-Storage. /kqi/output, /kqi/attach, /kqi/raw/Data, /kqi/parent[/<id>] and /kqi/inference/<id>
-are subPaths of one shared volume (`storage_volume`, by default the PersistentVolumeClaim
-`kqi-data`, ReadWriteMany) that the service has mounted at `storage_root`: the host
-folders of the LaunchRequest are translated into subPaths of that volume. So the service
-sees the log and the outputs while the job writes them (live log, container files), with a
-local object store on that volume as well as with S3 (then the engine uploads the job
-folder's output and attach at the end, as with the local backend). /kqi/tmp, /kqi/git and
-/kqi/input are emptyDirs on the node, /dev/shm a memory emptyDir.
+Least privilege, as a cluster's restricted pod policy would have it, with root inside the
+container (the guide says jobs run as root): no privilege escalation, not privileged, every
+capability dropped but launch.CONTAINER_CAPABILITIES, the runtime's default seccomp
+profile, no service account token, no service links.
+
+Storage. The bind mounts of the plan (/kqi/output, /kqi/attach, /kqi/raw/Data,
+/kqi/parent[/<id>], /kqi/inference/<id>) are subPaths of one shared volume
+(`storage_volume`, by default the PersistentVolumeClaim `kqi-data`, ReadWriteMany) that the
+service has mounted at `storage_root`: the host folders of the plan are translated into
+subPaths of that volume. So the service sees the log and the outputs while the job writes
+them (live log, container files), with a local object store on that volume as well as with
+S3 (then the engine uploads the job folder's output and attach at the end, as with the local
+backend). The scratch mounts (/kqi/tmp, /kqi/git, /kqi/input, /kqi/home) are emptyDirs on
+the node, the runtime mount the ConfigMap, /dev/shm a memory emptyDir.
 
 Results. The runtime writes /kqi/tmp/result.json; the container's command copies it to
 /dev/termination-log, so the pod status carries it after the pod ended
@@ -59,18 +69,22 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..domain import layout as layout_module
 from ..runtime import kqi_runtime
-from .local import JobResult, LaunchRequest
+from .launch import (BIND, CONTAINER_CAPABILITIES, RUNTIME, RUNTIME_DIR, SCRATCH, JobResult, LaunchRequest, Mount,
+                     RegistryCredential, normalize_image, scratch_name)
+
+__all__ = ["KubernetesBackend", "ManifestSettings", "Manifests", "RegistryCredential", "make_job", "make_manifests",
+           "make_volumes", "render_mounts", "container_security_context", "pod_security_context", "job_state"]
 
 # ------------------------------------------------------------------------------ constants
 APP_LABEL = "app"
@@ -83,15 +97,15 @@ LABEL_USER = "kqi/user"
 SELECTOR = f"{APP_LABEL}={APP},{LABEL_JOB}"
 
 CONTAINER = "main"
-RUNTIME_DIR = "/kqi/runtime"
 SPEC_DIR = "/kqi/spec"
 SPEC_KEY = "spec.json"
+#: where the secret environment is, one file per variable (KQI_SECRETS_DIR of the runtime)
+SECRETS_DIR = "/var/run/secrets/kqi"
 TERMINATION_LOG = "/dev/termination-log"
 #: a Secret (like any object) is limited to 1 MiB; bigger specs go onto the shared volume
 SPEC_SECRET_LIMIT = 700 * 1024
 
-#: environment variables that never appear inline in a manifest
-SECRET_ENV = frozenset({"KQI_TOKEN", "MODEL_REPOSITORY_TOKEN"})
+#: plain variables that still never appear inline in a manifest (they go with the secret ones)
 _SECRET_NAME = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY|API_KEY", re.I)
 _URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@\s]+@")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
@@ -104,34 +118,12 @@ FATAL_WAITING = frozenset({"ImagePullBackOff", "InvalidImageName", "ErrImageNeve
 
 # ------------------------------------------------------------------------------ inputs
 @dataclass
-class RegistryCredential:
-    server: str  # host[:port] as in the image reference
-    username: str | None
-    password: str
-
-
-@dataclass
-class JobPlacement:
-    """What the LaunchRequest does not say: where the job runs and with which image."""
-
-    kind: str  # training | inference | preprocessing
-    job_id: int
-    tenant: str
-    user: str
-    image: str | None  # full reference (host[:port]/image:tag); None: the settings' default image
-    gpu: int = 0
-    partition: str | None = None
-    registry: RegistryCredential | None = None
-
-
-@dataclass
 class ManifestSettings:
     """The backend's configuration that shapes the manifests."""
 
     namespace: str = "kqi"
     default_image: str = "python:3.12"
-    python: str = "python3"
-    image_pull_policy: str = "IfNotPresent"
+    image_pull_policy: str = "Always"
     service_account: str = ""
     partition_label: str = "kqi.partition"
     tenant_node_label: bool = False
@@ -146,6 +138,28 @@ class ManifestSettings:
     storage_root: str = "/srv/kqi"
 
 
+# ------------------------------------------------------------------------------ security
+def container_security_context(capabilities=CONTAINER_CAPABILITIES) -> dict:
+    """A container's securityContext: a restricted pod policy's, but root inside the container.
+
+    No privilege escalation (no_new_privs: setuid binaries gain nothing), not privileged, every
+    capability dropped but those root in a container needs to install packages and run programs
+    as other users (launch.CONTAINER_CAPABILITIES: nothing that reaches the host), the container
+    runtime's default seccomp profile.
+    """
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"], "add": list(capabilities)},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context() -> dict:
+    """A pod's securityContext: the container runtime's default seccomp profile for every container."""
+    return {"seccompProfile": {"type": "RuntimeDefault"}}
+
+
 # ------------------------------------------------------------------------------ small pure helpers
 def label_value(text: str) -> str:
     """A valid label value for any text (user names may be e-mail addresses): unchanged when
@@ -158,20 +172,20 @@ def label_value(text: str) -> str:
     return f"{cleaned}-{digest}" if cleaned else digest
 
 
-def job_labels(key: str, placement: JobPlacement) -> dict:
+def job_labels(req: LaunchRequest) -> dict:
     return {
         APP_LABEL: APP,
-        LABEL_JOB: label_value(key),
-        LABEL_KIND: label_value(placement.kind),
-        LABEL_ID: str(placement.job_id),
-        LABEL_TENANT: label_value(placement.tenant),
-        LABEL_USER: label_value(placement.user),
+        LABEL_JOB: label_value(req.key),
+        LABEL_KIND: label_value(req.kind),
+        LABEL_ID: str(req.job_id),
+        LABEL_TENANT: label_value(req.tenant),
+        LABEL_USER: label_value(req.user),
     }
 
 
-def job_annotations(placement: JobPlacement) -> dict:
+def job_annotations(req: LaunchRequest) -> dict:
     """The exact tenant and user names (labels may have had to be cleaned)."""
-    return {"kqi/tenant": placement.tenant, "kqi/user": placement.user}
+    return {"kqi/tenant": req.tenant, "kqi/user": req.user}
 
 
 def cpu_quantity(cpu: float) -> str:
@@ -199,23 +213,20 @@ def parse_quantity(value) -> float:
     return float(match.group(1)) * _SUFFIX[match.group(2)]
 
 
-def registry_server(host: str, port: int | None = None) -> str:
-    """host[:port] as it appears in image references and in the dockerconfigjson."""
-    host = re.sub(r"^[a-z]+://", "", (host or "").strip()).rstrip("/")
-    if port and port not in (80, 443) and ":" not in host:
-        host = f"{host}:{port}"
-    return host
+def looks_secret(name: str, value: str) -> bool:
+    """A plain variable that still must not be written into a manifest: a token, a password, a
+    URL with credentials (a package index or proxy of the job environment setting)."""
+    return bool(_SECRET_NAME.search(name)) or bool(_URL_WITH_USERINFO.match(value or ""))
 
 
-def image_reference(server: str | None, image: str, tag: str | None) -> str:
-    ref = f"{server}/{image}" if server else image
-    if tag:
-        ref += ("@" if tag.startswith("sha256:") else ":") + tag
-    return ref
-
-
-def is_secret_env(name: str, value: str) -> bool:
-    return name in SECRET_ENV or bool(_SECRET_NAME.search(name)) or bool(_URL_WITH_USERINFO.match(value or ""))
+def split_env(env: dict, secret_env: dict | None = None) -> tuple[dict, dict]:
+    """(plain, secret) variables: the request's secret ones, and plain ones that look secret."""
+    plain, secret = {}, {name: str(value) for name, value in (secret_env or {}).items()}
+    for name, value in env.items():
+        if name in secret:
+            continue
+        (secret if looks_secret(name, str(value)) else plain)[name] = str(value)
+    return plain, secret
 
 
 def secret_key_for(name: str) -> str:
@@ -223,12 +234,12 @@ def secret_key_for(name: str) -> str:
     return name if _SECRET_KEY.match(name) and name != SPEC_KEY else "env-" + name.encode().hex()
 
 
-def split_env(env: dict) -> tuple[dict, dict]:
-    """(plain, secret) environment variables."""
-    plain, secret = {}, {}
-    for name, value in env.items():
-        (secret if is_secret_env(name, str(value)) else plain)[name] = str(value)
-    return plain, secret
+def secret_file_for(name: str) -> str:
+    """The file of a secret variable in SECRETS_DIR: its name (the runtime skips dot files, and
+    a Secret volume's own entries begin with '..')."""
+    if not name or name.startswith(".") or "/" in name or "=" in name or "\0" in name:
+        raise ValueError(f"the secret environment variable {name!r} cannot be passed as a file")
+    return name
 
 
 def _b64(data: bytes | str) -> str:
@@ -259,11 +270,16 @@ def registry_secret_name(key: str) -> str:
     return f"{key}-registry"
 
 
+RUNTIME_FILES = {"start.sh": os.path.join(os.path.dirname(kqi_runtime.__file__), "start.sh"),
+                 "kqi_runtime.py": kqi_runtime.__file__, "layout.py": layout_module.__file__}
+
+
 def runtime_files() -> dict[str, str]:
-    """The job runtime and the layout module it imports (the same files the local backend copies)."""
+    """The job runtime, its start script and the layout module it imports (the files the local
+    backend copies into a job's folder)."""
     files = {}
-    for name, module in (("kqi_runtime.py", kqi_runtime), ("layout.py", layout_module)):
-        with open(module.__file__, encoding="utf-8") as f:
+    for name, path in RUNTIME_FILES.items():
+        with open(path, encoding="utf-8") as f:
             files[name] = f.read()
     return files
 
@@ -315,110 +331,143 @@ def owned_by(doc: dict, job: dict) -> dict:
     return doc
 
 
-def runtime_command(python: str) -> list[str]:
-    """Run the runtime, then hand its result.json to Kubernetes as the termination message."""
-    script = (f"{shlex.quote(python)} {RUNTIME_DIR}/kqi_runtime.py {SPEC_DIR}/{SPEC_KEY}; rc=$?; "
+def runtime_command() -> list[str]:
+    """Run the runtime (start.sh finds or installs a Python), then hand its result.json to
+    Kubernetes as the termination message."""
+    script = (f"sh {RUNTIME_DIR}/start.sh {SPEC_DIR}/{SPEC_KEY}; rc=$?; "
               f"if [ -f /kqi/tmp/result.json ]; then cat /kqi/tmp/result.json > {TERMINATION_LOG}; fi; "
               "exit $rc")
     return ["sh", "-c", script]
 
 
+def render_mounts(mounts: list[Mount], *, sub_path: Callable[[Mount], str | None], storage: dict,
+                  runtime_config_map: str, storage_name: str = "storage", prefix: str = "",
+                  runtime_mode: int | None = 0o444) -> tuple[list[dict], list[dict]]:
+    """(volumes, volumeMounts) of a /kqi mount plan (launch.kqi_mounts), for jobs and notebooks alike.
+
+    bind      a subPath of the shared storage volume `storage` (named `storage_name`):
+              `sub_path(mount)` translates the mount's source, or says None to leave it out
+    scratch   an emptyDir named <prefix><folder name> (/kqi/tmp -> tmp)
+    runtime   the ConfigMap `runtime_config_map`, read-only
+    """
+    volumes: list[dict] = []
+    volume_mounts: list[dict] = []
+    uses_storage = False
+    for m in mounts:
+        if m.kind == SCRATCH:
+            name = prefix + scratch_name(m.target)
+            volumes.append({"name": name, "emptyDir": {}})
+            volume_mounts.append({"name": name, "mountPath": m.target})
+        elif m.kind == RUNTIME:
+            name = prefix + "runtime"
+            config_map = {"name": runtime_config_map}
+            if runtime_mode is not None:
+                config_map["defaultMode"] = runtime_mode
+            volumes.append({"name": name, "configMap": config_map})
+            volume_mounts.append({"name": name, "mountPath": m.target, "readOnly": True})
+        elif m.kind == BIND:
+            sub = sub_path(m)
+            if sub is None:
+                continue
+            entry = {"name": storage_name, "mountPath": m.target}
+            if sub:  # a subPath of "" means the whole volume
+                entry["subPath"] = sub
+            if not m.writable:
+                entry["readOnly"] = True
+            volume_mounts.append(entry)
+            uses_storage = True
+        else:
+            raise ValueError(f"unknown mount kind {m.kind!r} of {m.target}")
+    if uses_storage:
+        volumes.insert(0, {"name": storage_name, **json.loads(json.dumps(storage))})
+    return volumes, volume_mounts
+
+
+def _is_kqi_path(target: str) -> bool:
+    return target == "/kqi" or target.startswith("/kqi/")
+
+
 def make_volumes(req: LaunchRequest, settings: ManifestSettings,
-                 spec_subpath: str | None = None) -> tuple[list[dict], list[dict]]:
-    """(volumes, volumeMounts) of the job's pod."""
+                 spec_subpath: str | None = None, secret_files: dict[str, str] | None = None
+                 ) -> tuple[list[dict], list[dict]]:
+    """(volumes, volumeMounts) of the job's pod: the request's mount plan, the spec, the secret
+    environment's files ({variable: Secret data key}) and /dev/shm."""
     root = settings.storage_root
-    volumes = [
-        {"name": "storage", **json.loads(json.dumps(settings.storage_volume))},
-        {"name": "runtime", "configMap": {"name": configmap_name(req.key), "defaultMode": 0o444}},
-        {"name": "tmp", "emptyDir": {}},
-        {"name": "git", "emptyDir": {}},
-        {"name": "input", "emptyDir": {}},
-        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": memory_quantity(req.memory_gib or 1)}},
-    ]
-    mounts = [
-        {"name": "runtime", "mountPath": RUNTIME_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/kqi/tmp"},
-        {"name": "git", "mountPath": "/kqi/git"},
-        {"name": "input", "mountPath": "/kqi/input"},
-        {"name": "shm", "mountPath": "/dev/shm"},
-        {"name": "storage", "mountPath": "/kqi/output", "subPath": _under(req.output_dir, root)},
-        {"name": "storage", "mountPath": "/kqi/attach", "subPath": _under(req.attach_dir, root)},
-    ]
+
+    def sub_path(m: Mount) -> str | None:
+        if m.source is None:
+            raise ValueError(f"the mount {m.target} has no host folder")
+        if _is_kqi_path(m.target):  # /kqi/output, /kqi/attach, data and parents: on the volume, or no job
+            return _under(m.source, root)
+        try:  # a host path seen at the same path (a local git repository): only when it is on the volume
+            return _under(m.source, root)
+        except ValueError:
+            return None
+
+    volumes, mounts = render_mounts(req.mounts, sub_path=sub_path, storage=settings.storage_volume,
+                                    runtime_config_map=configmap_name(req.key))
+    if not any(m["mountPath"] == "/kqi/output" for m in mounts):
+        raise ValueError(f"the launch request of {req.key} has no /kqi/output")
+    volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": memory_quantity(req.memory_gib or 1)}})
+    mounts.append({"name": "shm", "mountPath": "/dev/shm"})
     if spec_subpath is None:
         volumes.append({"name": "spec", "secret": {"secretName": secret_name(req.key), "defaultMode": 0o444,
                                                    "items": [{"key": SPEC_KEY, "path": SPEC_KEY}]}})
         mounts.append({"name": "spec", "mountPath": SPEC_DIR, "readOnly": True})
     else:
+        if not any(v["name"] == "storage" for v in volumes):
+            volumes.insert(0, {"name": "storage", **json.loads(json.dumps(settings.storage_volume))})
         mounts.append({"name": "storage", "mountPath": SPEC_DIR, "subPath": spec_subpath, "readOnly": True})
-    if req.raw_data_dir:
-        mounts.append({"name": "storage", "mountPath": "/kqi/raw/Data", "subPath": _under(req.raw_data_dir, root),
-                       "readOnly": True})
-    if len(req.parent_dirs) == 1:
-        (only,) = req.parent_dirs.values()
-        mounts.append({"name": "storage", "mountPath": "/kqi/parent", "subPath": _under(only, root),
-                       "readOnly": True})
-    else:
-        for parent_id, path in sorted(req.parent_dirs.items()):
-            mounts.append({"name": "storage", "mountPath": f"/kqi/parent/{parent_id}",
-                           "subPath": _under(path, root), "readOnly": True})
-    for inference_id, path in sorted(req.inference_dirs.items()):
-        mounts.append({"name": "storage", "mountPath": f"/kqi/inference/{inference_id}",
-                       "subPath": _under(path, root), "readOnly": True})
-    for path in req.extra_ro_paths:  # e.g. a local git repository: only when it is on the shared volume
-        try:
-            sub = _under(path, root)
-        except ValueError:
-            continue
-        mounts.append({"name": "storage", "mountPath": path, "subPath": sub, "readOnly": True})
-    for m in mounts:  # a subPath of "" means the whole volume
-        if m.get("subPath") == "":
-            del m["subPath"]
+    if secret_files:
+        items = [{"key": key, "path": secret_file_for(name)} for name, key in sorted(secret_files.items())]
+        volumes.append({"name": "secret-env", "secret": {"secretName": secret_name(req.key), "defaultMode": 0o400,
+                                                         "items": items}})
+        mounts.append({"name": "secret-env", "mountPath": SECRETS_DIR, "readOnly": True})
     return volumes, mounts
 
 
-def make_env(env: dict, secret_env: dict, key: str, gpu: int) -> list[dict]:
-    out = [{"name": name, "value": value} for name, value in env.items()]
-    out += [{"name": name, "valueFrom": {"secretKeyRef": {"name": secret_name(key), "key": secret_key_for(name)}}}
-            for name in secret_env]
+def make_env(env: dict, gpu: int, secrets: bool) -> list[dict]:
+    out = [{"name": name, "value": value} for name, value in env.items() if name != "KQI_SECRETS_DIR"]
+    if secrets:
+        out.append({"name": "KQI_SECRETS_DIR", "value": SECRETS_DIR})
     if not gpu:  # NVIDIA's runtime would otherwise expose every GPU of the node
         out = [e for e in out if e["name"] != "NVIDIA_VISIBLE_DEVICES"]
         out.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "none"})
     return out
 
 
-def make_affinity(placement: JobPlacement, settings: ManifestSettings) -> dict | None:
+def make_affinity(req: LaunchRequest, settings: ManifestSettings) -> dict | None:
     expressions = []
-    if placement.partition:
-        expressions.append({"key": settings.partition_label, "operator": "In", "values": [placement.partition]})
+    if req.partition:
+        expressions.append({"key": settings.partition_label, "operator": "In", "values": [req.partition]})
     if settings.tenant_node_label:  # KAMONOHASHI's `<tenant>=true` node label
-        expressions.append({"key": placement.tenant, "operator": "In", "values": ["true"]})
+        expressions.append({"key": req.tenant, "operator": "In", "values": ["true"]})
     if not expressions:
         return None
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": expressions}]}}}
 
 
-def make_job(req: LaunchRequest, placement: JobPlacement, settings: ManifestSettings, *,
-             secret_env_names=(), plain_env: dict | None = None, suspend: bool = True,
+def make_job(req: LaunchRequest, settings: ManifestSettings, *, suspend: bool = True,
              spec_subpath: str | None = None) -> dict:
     """The batch/v1 Job of one KQI job (pure: everything comes from the arguments)."""
-    labels = job_labels(req.key, placement)
-    if plain_env is None:
-        plain_env, secret_env = split_env(req.env)
-        secret_env_names = list(secret_env)
+    labels = job_labels(req)
+    plain_env, secret_env = split_env(req.env, req.secret_env)
     resources = {"cpu": cpu_quantity(req.cpu), "memory": memory_quantity(req.memory_gib)}
-    if placement.gpu:
-        resources[settings.gpu_resource] = str(int(placement.gpu))
-    volumes, mounts = make_volumes(req, settings, spec_subpath=spec_subpath)
+    if req.gpu:
+        resources[settings.gpu_resource] = str(int(req.gpu))
+    secret_files = {name: secret_key_for(name) for name in secret_env}
+    volumes, mounts = make_volumes(req, settings, spec_subpath=spec_subpath, secret_files=secret_files)
     container = {
         "name": CONTAINER,
-        "image": placement.image or settings.default_image,
+        "image": normalize_image(req.image, settings.default_image),
         "imagePullPolicy": settings.image_pull_policy,
-        "command": runtime_command(settings.python),
+        "command": runtime_command(),
         "workingDir": "/kqi",
-        "env": make_env(plain_env, dict.fromkeys(secret_env_names, ""), req.key, placement.gpu),
+        "env": make_env(plain_env, req.gpu, bool(secret_files)),
         "resources": {"requests": dict(resources), "limits": dict(resources)},
         "volumeMounts": mounts,
+        "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
@@ -427,19 +476,20 @@ def make_job(req: LaunchRequest, placement: JobPlacement, settings: ManifestSett
         "terminationGracePeriodSeconds": int(settings.termination_grace_seconds),
         "automountServiceAccountToken": False,  # a job needs no access to the Kubernetes API
         "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
         "containers": [container],
         "volumes": volumes,
     }
     if settings.service_account:
         pod_spec["serviceAccountName"] = settings.service_account
-    if placement.registry is not None:
+    if req.registry is not None:
         pod_spec["imagePullSecrets"] = [{"name": registry_secret_name(req.key)}]
-    affinity = make_affinity(placement, settings)
+    affinity = make_affinity(req, settings)
     if affinity:
         pod_spec["affinity"] = affinity
     if settings.node_selector:
         pod_spec["nodeSelector"] = dict(settings.node_selector)
-    if placement.gpu and settings.gpu_tolerations:
+    if req.gpu and settings.gpu_tolerations:
         pod_spec["tolerations"] = json.loads(json.dumps(settings.gpu_tolerations))
     spec = {
         "suspend": bool(suspend),
@@ -447,16 +497,17 @@ def make_job(req: LaunchRequest, placement: JobPlacement, settings: ManifestSett
         "completions": 1,
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": int(settings.ttl_seconds_after_finished),
-        "template": {"metadata": {"labels": dict(labels), "annotations": job_annotations(placement)},
+        "template": {"metadata": {"labels": dict(labels), "annotations": job_annotations(req)},
                      "spec": pod_spec},
     }
-    if settings.active_deadline_seconds:
-        spec["activeDeadlineSeconds"] = int(settings.active_deadline_seconds)
+    deadlines = [int(s) for s in (settings.active_deadline_seconds, req.timeout_seconds) if s]
+    if deadlines:
+        spec["activeDeadlineSeconds"] = min(deadlines)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": req.key, "namespace": settings.namespace, "labels": dict(labels),
-                     "annotations": job_annotations(placement)},
+                     "annotations": job_annotations(req)},
         "spec": spec,
     }
 
@@ -471,22 +522,21 @@ class Manifests:
     spec_on_volume: bool
 
 
-def make_manifests(req: LaunchRequest, placement: JobPlacement, settings: ManifestSettings,
-                   job_dir: str, files: dict[str, str] | None = None) -> Manifests:
+def make_manifests(req: LaunchRequest, settings: ManifestSettings, job_dir: str,
+                   files: dict[str, str] | None = None) -> Manifests:
     """Every object of one job (the Job suspended; the others without their ownerReference yet)."""
-    labels = job_labels(req.key, placement)
-    plain, secret = split_env(req.env)
+    labels = job_labels(req)
+    _plain, secret = split_env(req.env, req.secret_env)
     spec_json = json.dumps(req.spec, separators=(",", ":"))
     on_volume = len(spec_json.encode()) > SPEC_SECRET_LIMIT
     spec_subpath = _under(os.path.join(job_dir, "spec"), settings.storage_root) if on_volume else None
-    job = make_job(req, placement, settings, secret_env_names=list(secret), plain_env=plain,
-                   spec_subpath=spec_subpath)
+    job = make_job(req, settings, spec_subpath=spec_subpath)
     return Manifests(
         job=job,
         configmap=make_runtime_configmap(req.key, settings.namespace, labels, files),
         secret=make_env_secret(req.key, settings.namespace, labels, secret, None if on_volume else spec_json),
-        registry_secret=(make_registry_secret(req.key, settings.namespace, labels, placement.registry)
-                         if placement.registry is not None else None),
+        registry_secret=(make_registry_secret(req.key, settings.namespace, labels, req.registry)
+                         if req.registry is not None else None),
         spec_json=spec_json,
         spec_on_volume=on_volume,
     )
@@ -520,7 +570,7 @@ def parse_runtime_result(message: str | None) -> dict | None:
     return {"exitCode": None if code.group(1) == "null" else int(code.group(1)), "message": msg}
 
 
-def result_from_termination(term: dict, python: str = "python3") -> JobResult:
+def result_from_termination(term: dict) -> JobResult:
     code = term.get("exitCode")
     reason = term.get("reason") or ""
     oom = reason == "OOMKilled"
@@ -537,8 +587,8 @@ def result_from_termination(term: dict, python: str = "python3") -> JobResult:
         return JobResult(exit_code=0, message=None)
     tail = _tail(term.get("message"))
     if code == 127:
-        return JobResult(exit_code=None, message=f"the job runtime could not start: the image has no {python}"
-                         + (f" ({tail})" if tail else ""))
+        return JobResult(exit_code=None, message="the job runtime could not start: a command it needs is not in"
+                         " the image" + (f" ({tail})" if tail else ""))
     return JobResult(exit_code=None, message=f"the job's pod ended without a result (exit status {code}"
                      + (f", {reason}" if reason and reason not in ("Error", "Completed") else "") + ")"
                      + (f": {tail}" if tail else ""))
@@ -558,7 +608,7 @@ def _main_status(pod: dict) -> dict:
     return {}
 
 
-def job_state(job: dict | None, pods: list[dict], python: str = "python3") -> JobResult | None:
+def job_state(job: dict | None, pods: list[dict]) -> JobResult | None:
     """None while the job runs (or waits to be scheduled); its JobResult once it ended."""
     if job is None and not pods:
         return JobResult(None, "the job's pod ended without a result: its Kubernetes Job no longer exists")
@@ -568,7 +618,7 @@ def job_state(job: dict | None, pods: list[dict], python: str = "python3") -> Jo
         status = pod.get("status") or {}
         state = _main_status(pod).get("state") or {}
         if state.get("terminated"):
-            return result_from_termination(state["terminated"], python)
+            return result_from_termination(state["terminated"])
         if status.get("phase") in ("Succeeded", "Failed"):
             why = ": ".join(x for x in (status.get("reason"), status.get("message")) if x) or status["phase"]
             return JobResult(None, f"the job's pod ended without a result ({why})")
@@ -669,11 +719,12 @@ class KubernetesBackend(LoggingConfigurable):
     kubeconfig = Unicode("", help="Kubeconfig file. Empty: the in-cluster service account when running in a"
                          " pod, otherwise $KUBECONFIG or ~/.kube/config.").tag(config=True)
     kube_context = Unicode("", help="Context of the kubeconfig (empty: its current context).").tag(config=True)
-    default_image = Unicode("python:3.12", help="Image of jobs that name none (it needs sh, python3 and, for"
-                            " a model repository, git).").tag(config=True)
-    python = Unicode("python3", help="The Python interpreter in the job image that runs the job runtime"
-                     " (stdlib only, Python 3.8+).").tag(config=True)
-    image_pull_policy = Unicode("IfNotPresent", help="imagePullPolicy of the job container.").tag(config=True)
+    default_image = Unicode("python:3.12", help="Image of jobs that name none (it needs sh; the runtime installs"
+                            " what else it needs, python3 and git, with the image's package manager).").tag(config=True)
+    image_pull_policy = Unicode("Always", help="imagePullPolicy of the job container. Always (the default)"
+                                " checks the user's registry credential at every start, so that an image that"
+                                " another tenant's job left on a node is not run without it; layers already on"
+                                " the node are not pulled again.").tag(config=True)
     service_account = Unicode("", help="Service account of the job pods (empty: the namespace's default)."
                               " Its token is not mounted.").tag(config=True)
     partition_label = Unicode("kqi.partition", help="Node label that holds a node's partition: a job with a"
@@ -724,11 +775,13 @@ class KubernetesBackend(LoggingConfigurable):
                                " (Foreground: the Job stays visible until its pod is gone; or Background)."
                                ).tag(config=True)
 
-    def __init__(self, describe=None, **kwargs):
-        """`describe(LaunchRequest) -> JobPlacement` supplies the image, gpu, partition, tenant, user
-        and registry credential of a job (from_app reads them from the database)."""
+    #: the engine learns of ended jobs from its ticks (the shared status poll), not from a callback
+    on_exit: Callable[[str], None] | None = None
+    #: Jobs outlive the service: a restarted service reconciles them
+    jobs_end_with_service = False
+
+    def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.describe = describe
         self._loop: _Loop | None = None
         self._api = None
         self._batch_api = None
@@ -745,7 +798,6 @@ class KubernetesBackend(LoggingConfigurable):
         backend = cls(parent=app, log=app.log)
         if not backend.storage_root:
             backend.storage_root = app.data_dir
-        backend.describe = lambda req: placement_from_db(app, req)
         backend.connect()
         return backend
 
@@ -822,7 +874,7 @@ class KubernetesBackend(LoggingConfigurable):
     @property
     def settings(self) -> ManifestSettings:
         return ManifestSettings(
-            namespace=self.namespace, default_image=self.default_image, python=self.python,
+            namespace=self.namespace, default_image=self.default_image,
             image_pull_policy=self.image_pull_policy, service_account=self.service_account,
             partition_label=self.partition_label, tenant_node_label=self.tenant_node_label,
             node_selector=dict(self.node_selector), gpu_resource=self.gpu_resource,
@@ -864,17 +916,19 @@ class KubernetesBackend(LoggingConfigurable):
         return self.total_gpu if self.total_gpu >= 0 else self._nodes_capacity()[2]
 
     # ---------------------------------------------------------------- launching
+    def image_note(self) -> str | None:
+        """Nothing to say about images: the nodes pull them (with the user's registry credential)."""
+        return None
+
     def launch(self, req: LaunchRequest) -> str:
-        if self.describe is None:
-            raise RuntimeError("the Kubernetes backend has no way to describe jobs (image, gpu, partition)")
         if not self.storage_root:
             raise RuntimeError("KubernetesBackend.storage_root is not set: where the shared job storage is mounted")
-        placement = self.describe(req)
         settings = self.settings
         job_dir = self.job_dir(req.key)
-        manifests = make_manifests(req, placement, settings, job_dir)
-        for d in (req.output_dir, req.attach_dir, *req.parent_dirs.values(), *req.inference_dirs.values()):
-            os.makedirs(d, exist_ok=True)
+        manifests = make_manifests(req, settings, job_dir)
+        for m in req.mounts:  # the job's folders on the shared volume (a subPath must exist to be shared)
+            if m.kind == BIND and m.source and _is_kqi_path(m.target):
+                os.makedirs(m.source, exist_ok=True)
         if manifests.spec_on_volume:
             spec_dir = os.path.join(job_dir, "spec")
             os.makedirs(spec_dir, exist_ok=True)
@@ -928,7 +982,7 @@ class KubernetesBackend(LoggingConfigurable):
     def result(self, key: str) -> JobResult | None:
         """None while the job runs (or waits for a node); its result once it ended."""
         jobs, pods = self._observe()
-        return job_state(jobs.get(key), pods.get(key, []), self.python)
+        return job_state(jobs.get(key), pods.get(key, []))
 
     def is_running(self, key: str) -> bool:
         return self.result(key) is None
@@ -974,27 +1028,23 @@ class KubernetesBackend(LoggingConfigurable):
                 self.log.exception("Could not delete the Job %s (its TTL will)", key)
             self._invalidate()
 
+    def remove_orphans(self, active_keys: set[str]) -> None:
+        """Delete the Jobs of this backend whose job is not running any more (the service was
+        killed between a job's end and its cleanup, or the job was halted while it was down).
+        Finished Jobs stay when `delete_finished` is off (their TTL removes them)."""
+        self._invalidate()
+        jobs, _pods = self._observe()
+        for key, job in sorted(jobs.items()):
+            if key in active_keys:
+                continue
+            if not self.delete_finished and (_condition(job, "Complete") or _condition(job, "Failed")):
+                continue
+            self.log.info("Deleting the Job %s: its job is not running", key)
+            shutil.rmtree(os.path.join(self.job_dir(key), "spec"), ignore_errors=True)
+            try:
+                self._delete(self._batch.delete_namespaced_job, key, "Background")
+            except Exception:
+                self.log.exception("Could not delete the orphaned Job %s", key)
+        self._invalidate()
 
-# ------------------------------------------------------------------------------ the database side
-def placement_from_db(app, req: LaunchRequest) -> JobPlacement:
-    """The placement of a job from the database: image, gpu, partition, owner, registry credential."""
-    from ..db.models import Registry, Tenant
-    from ..db.models_jobs import Job
-    from ..domain.user_settings import registry_credential_for
 
-    with app.session_factory() as db:
-        job = db.get(Job, int(req.spec["id"]))
-        if job is None:
-            raise ValueError(f"no job {req.spec['id']} for {req.key}")
-        tenant = db.get(Tenant, job.tenant_id)
-        registry = db.get(Registry, job.registry_id) if job.registry_id else None
-        server = registry_server(registry.host, registry.port_no) if registry else None
-        image = image_reference(server, job.image, job.tag) if job.image else None
-        credential = None
-        if registry is not None and getattr(app, "secret_box", None) is not None:
-            found = registry_credential_for(db, app.secret_box, job.created_by, registry.id)
-            if found is not None:
-                credential = RegistryCredential(server=server, username=found[0], password=found[1])
-        return JobPlacement(kind=job.kind, job_id=job.id, tenant=tenant.name, user=job.created_by or "",
-                            image=image, gpu=int(job.gpu or 0), partition=job.partition or None,
-                            registry=credential)
