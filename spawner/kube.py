@@ -1,13 +1,20 @@
 """KqiKubeSpawner: a KQI notebook as a KubeSpawner pod.
 
 The pod gets the notebook's resources (requests = limits, `nvidia.com/gpu` for GPUs), the
-partition as node selector, volumes for /kqi (the tenant's store volume with sub-paths for
-the persistent /kqi/output, /kqi/raw and the mounted trainings and inferences, read-only;
-emptyDirs for input, git and tmp), and an init container that runs the KQI runtime in
-"prepare" mode with the notebook's own image: clone the model, lay the dataset out, and
-install JupyterLab when the image lacks it. That work happens before the pod's main
+partition as node selector, the /kqi of launch.kqi_mounts rendered as the job backend renders
+it (kqi_services.jobs.kubernetes.render_mounts: the tenants' store volume with sub-paths for
+the persistent /kqi/output, /kqi/raw/Data and the mounted trainings and inferences, read-only;
+emptyDirs for input, git and tmp; the runtime ConfigMap), and an init container that runs the
+KQI runtime in "prepare" mode with the notebook's own image: clone the model, lay the dataset
+out, and install JupyterLab when the image lacks it. That work happens before the pod's main
 container starts, so it does not eat the hub's HTTP timeout. The lifetime is the pod's
 activeDeadlineSeconds, which Kubernetes enforces whatever the hub or the service do.
+
+Both containers run with the job containers' securityContext (a restricted pod policy's,
+root inside the container allowed: no privilege escalation, every capability dropped but
+launch.CONTAINER_CAPABILITIES, the runtime's default seccomp profile), the pod with the
+default seccomp profile; `container_security_context` and `pod_security_context` replace
+them when configured.
 """
 from __future__ import annotations
 
@@ -16,48 +23,41 @@ import json
 from kubernetes_asyncio.client.models import V1Container, V1Volume, V1VolumeMount
 from kubespawner import KubeSpawner
 from kubespawner.utils import get_k8s_model
-from traitlets import Unicode
+from traitlets import Unicode, default
+
+from kqi_services.jobs.kubernetes import container_security_context, pod_security_context, render_mounts
+from kqi_services.jobs.launch import SCRATCH, Mount, kqi_mounts
 
 from .base import KqiSpawnerMixin
 
 RUNTIME = ["python3", "/kqi/runtime/kqi_runtime.py", "--spec-env", "KQI_NOTEBOOK_SPEC"]
 
 
+def kqi_mount_plan(plan: dict) -> list[Mount]:
+    """The /kqi of a notebook (launch.kqi_mounts) with the store's sub-paths as the bind sources;
+    without a plan (a server started from the hub alone) /kqi/output is the pod's own folder."""
+    output_sub = plan.get("outputSubPath")
+    mounts = kqi_mounts(
+        output_dir=output_sub or "",
+        raw_data_dir=plan.get("rawSubPath") or None,
+        parent_dirs={int(k): v for k, v in (plan.get("parentSubPaths") or {}).items()},
+        inference_dirs={int(k): v for k, v in (plan.get("inferenceSubPaths") or {}).items()},
+        home=False,  # a notebook's home is its persistent /kqi/output
+    )
+    if not output_sub:
+        mounts = [Mount(m.target, kind=SCRATCH, writable=True) if m.target == "/kqi/output" else m for m in mounts]
+    return mounts
+
+
 def kqi_volumes(options, claim_name: str, runtime_config_map: str) -> tuple[list, list, list]:
     """(volumes, main container mounts, init container mounts) of a notebook (pure)."""
-    plan = options.plan
-    volumes = [
-        {"name": "kqi-store", "persistentVolumeClaim": {"claimName": claim_name}},
-        {"name": "kqi-runtime", "configMap": {"name": runtime_config_map}},
-        {"name": "kqi-input", "emptyDir": {}},
-        {"name": "kqi-git", "emptyDir": {}},
-        {"name": "kqi-tmp", "emptyDir": {}},
-        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
-    ]
-    mounts = [
-        {"name": "kqi-runtime", "mountPath": "/kqi/runtime", "readOnly": True},
-        {"name": "kqi-input", "mountPath": "/kqi/input"},
-        {"name": "kqi-git", "mountPath": "/kqi/git"},
-        {"name": "kqi-tmp", "mountPath": "/kqi/tmp"},
-        {"name": "dshm", "mountPath": "/dev/shm"},
-    ]
-    output_sub = plan.get("outputSubPath")
-    if output_sub:
-        mounts.append({"name": "kqi-store", "mountPath": "/kqi/output", "subPath": output_sub})
-    else:
-        volumes.append({"name": "kqi-output", "emptyDir": {}})
-        mounts.append({"name": "kqi-output", "mountPath": "/kqi/output"})
-    if plan.get("rawSubPath"):
-        mounts.append({"name": "kqi-store", "mountPath": "/kqi/raw/Data", "subPath": plan["rawSubPath"],
-                       "readOnly": True})
-    parents = plan.get("parentSubPaths") or {}
-    for parent_id, sub in parents.items():
-        path = "/kqi/parent" if len(parents) == 1 else f"/kqi/parent/{parent_id}"
-        mounts.append({"name": "kqi-store", "mountPath": path, "subPath": sub, "readOnly": True})
-    for inference_id, sub in (plan.get("inferenceSubPaths") or {}).items():
-        mounts.append({"name": "kqi-store", "mountPath": f"/kqi/inference/{inference_id}", "subPath": sub,
-                       "readOnly": True})
-    init_mounts = [m for m in mounts if m["mountPath"] != "/dev/shm"]
+    volumes, mounts = render_mounts(
+        kqi_mount_plan(options.plan), sub_path=lambda m: m.source,
+        storage={"persistentVolumeClaim": {"claimName": claim_name}}, runtime_config_map=runtime_config_map,
+        storage_name="kqi-store", prefix="kqi-")
+    volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory"}})
+    init_mounts = list(mounts)  # preparing /kqi needs no shared memory
+    mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
     return volumes, mounts, init_mounts
 
 
@@ -71,6 +71,14 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
     ).tag(config=True)
 
     partition_label = Unicode("kqi.partition", help="Node label that names a node's partition.").tag(config=True)
+
+    @default("container_security_context")
+    def _container_security_context_default(self):
+        return container_security_context()
+
+    @default("pod_security_context")
+    def _pod_security_context_default(self):
+        return pod_security_context()
 
     def get_state(self):
         return self.kqi_state(super().get_state())
@@ -104,11 +112,14 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         self.node_selector = {**self._base_node_selector, **({self.partition_label: o.partition} if o.partition else {})}
         server = ["jupyterhub-singleuser", "--notebook-dir=/kqi/output"]
         spec = self.notebook_spec(server)
-        env = {**self.kqi_env(), "KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"}), "HOME": "/kqi/output"}
+        environment = (o.plan.get("environment") or {}).get("env") or {}  # the job environment setting's
+        env = {**environment, **self.kqi_env(), "KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"}),
+               "HOME": "/kqi/output"}
         if not o.gpu:
             env["NVIDIA_VISIBLE_DEVICES"] = "none"
         self._kqi_env = env
         self._kqi_prepare_spec = {**spec, "mode": "prepare"}
+        self._kqi_prepare_env = {**environment, "HOME": "/kqi/output"}
         self.notebook_dir = "/kqi/output"
         self.working_dir = "/kqi/output"
         self.cmd = RUNTIME
@@ -135,13 +146,13 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
             "imagePullPolicy": self.image_pull_policy,
             "command": RUNTIME,
             "workingDir": "/kqi",
-            "env": [{"name": "KQI_NOTEBOOK_SPEC", "value": json.dumps(self._kqi_prepare_spec)},
-                    {"name": "HOME", "value": "/kqi/output"}],
+            "env": [{"name": name, "value": value} for name, value in self._kqi_prepare_env.items()]
+            + [{"name": "KQI_NOTEBOOK_SPEC", "value": json.dumps(self._kqi_prepare_spec)}],
             "resources": {"requests": {"cpu": str(o.cpu), "memory": memory},
                           "limits": {"cpu": str(o.cpu), "memory": memory}},
             "volumeMounts": init_mounts,
         }
-        if notebook.security_context is not None:
+        if notebook.security_context is not None:  # the notebook container's (KubeSpawner made it)
             prepare["securityContext"] = notebook.security_context
         pod.spec.init_containers = list(pod.spec.init_containers or []) + [get_k8s_model(V1Container, prepare)]
         if remaining is not None:

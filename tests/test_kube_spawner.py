@@ -1,8 +1,9 @@
 """KqiKubeSpawner pod manifests, without a cluster (the documented way: kubespawner's load_config
 patched, `_mock=True` for the hub object; the user and its named server are real JupyterHub
 objects on an in-memory hub database). Every manifest passes kubernetes-validate in strict mode;
-the tests check the volumes (sub-paths of the tenants' store, read-only mounts), the init
-container that prepares /kqi, the resources (requests = limits, nvidia.com/gpu), the partition's
+the tests check the volumes (sub-paths of the tenants' store, read-only mounts: the mount plan
+of launch.kqi_mounts), the init container that prepares /kqi, the securityContext of both
+containers and of the pod, the resources (requests = limits, nvidia.com/gpu), the partition's
 node selector, the lifetime as activeDeadlineSeconds and the environment.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ from jupyterhub.user import User
 from kubernetes_asyncio.client import ApiClient
 from tornado import web
 
-from kqi_spawner.kube import RUNTIME, KqiKubeSpawner
+from kqi_services.jobs.launch import CONTAINER_CAPABILITIES, kqi_mounts
+from kqi_spawner.kube import RUNTIME, KqiKubeSpawner, kqi_mount_plan
 from kqi_spawner.options import plan_key, sign_plan
 
 SECRET = "the-kqi-service-secret-key"
@@ -92,6 +94,11 @@ async def pod_for(spawner: KqiKubeSpawner) -> dict:
     return doc
 
 
+RESTRICTED = {"allowPrivilegeEscalation": False, "privileged": False,
+              "capabilities": {"drop": ["ALL"], "add": list(CONTAINER_CAPABILITIES)},
+              "seccompProfile": {"type": "RuntimeDefault"}}
+
+
 def env_of(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container.get("env") or []}
 
@@ -140,6 +147,11 @@ async def test_gpu_notebook_with_dataset_and_parent_mount(hub_db):
     assert quantity_bytes(init_resources["limits"]["memory"]) == 16 * 1024**3
     assert "nvidia.com/gpu" not in init_resources["limits"]  # preparing needs no GPU
 
+    # least privilege, as a restricted pod policy would have it (root inside the container allowed)
+    assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert notebook["securityContext"] == RESTRICTED and prepare["securityContext"] == RESTRICTED
+    assert spec["automountServiceAccountToken"] is False
+
     # the partition is a node selector, beside the configured one
     assert spec["nodeSelector"] == {"kqi.example.com/pool": "notebooks", "kqi.example.com/partition": "a100"}
 
@@ -171,6 +183,11 @@ async def test_gpu_notebook_with_dataset_and_parent_mount(hub_db):
     # the writable store mount is the notebook's own folder only
     assert [m["subPath"] for m in mounts.values() if m["name"] == "kqi-store" and not m.get("readOnly")] == [
         f"{TENANT}/NotebookContainerOutputFiles/5"]
+
+    # the mount plan is launch.kqi_mounts' (the same /kqi as jobs, without /kqi/attach and /kqi/home)
+    plan_targets = {m.target for m in kqi_mounts(output_dir="o", raw_data_dir="r", parent_dirs={11: "p"},
+                                                 inference_dirs={21: "i"}, home=False)}
+    assert {p for p in mounts if p.startswith("/kqi")} == plan_targets
 
     # the init container prepares the same /kqi (no /dev/shm) with the runtime in prepare mode
     init_mounts = mounts_of(prepare)
@@ -205,6 +222,49 @@ async def test_gpu_notebook_with_dataset_and_parent_mount(hub_db):
     assert start_spec["startupCommand"] == "pip install -e /kqi/git && echo {ready}"
     assert start_spec["env"] == {"MY_VAR": "a {b} c"}
     assert start_spec["serverCommand"] == ["jupyterhub-singleuser", "--notebook-dir=/kqi/output"]
+
+
+async def test_job_environment_and_z2jh_security_settings(hub_db):
+    """The plan's job environment (a company's package index or proxy) reaches both containers;
+    z2jh's singleuser uid / fsGid join the restricted context; a configured context replaces it."""
+    spawner = make_spawner(hub_db, uid=1000, fs_gid=100)
+    options = service_options("alice", "kqi-5")
+    del options["planSignature"]
+    options["plan"]["environment"] = {"env": {"PIP_INDEX_URL": "https://pypi.example.com/simple",
+                                              "LC_ALL": "overridden"}, "network": "host"}
+    options["planSignature"] = sign_plan(plan_key(SECRET), "alice", "kqi-5", options)
+    spawner.user_options = options
+    pod = await pod_for(spawner)
+    (notebook,) = pod["spec"]["containers"]
+    (prepare,) = pod["spec"]["initContainers"]
+    for c in (notebook, prepare):
+        assert env_of(c)["PIP_INDEX_URL"] == "https://pypi.example.com/simple"
+        assert c["securityContext"] == {**RESTRICTED, "runAsUser": 1000}
+    assert env_of(notebook)["LC_ALL"] == "C.UTF-8"  # the guide's variables win
+    assert pod["spec"]["securityContext"] == {"fsGroup": 100, "seccompProfile": {"type": "RuntimeDefault"}}
+
+    custom = make_spawner(hub_db, server="kqi-8", container_security_context={"runAsNonRoot": True},
+                          pod_security_context={"runAsNonRoot": True})
+    custom.user_options = service_options("alice", "kqi-8")
+    pod = await pod_for(custom)
+    assert pod["spec"]["securityContext"] == {"runAsNonRoot": True}
+    assert pod["spec"]["initContainers"][0]["securityContext"] == {"runAsNonRoot": True,
+                                                                   "allowPrivilegeEscalation": False}
+
+
+def test_mount_plan_of_a_notebook():
+    plan = {"outputSubPath": "t/NotebookContainerOutputFiles/5", "rawSubPath": "t/Data",
+            "parentSubPaths": {"12": "t/TrainingContainerOutputFiles/12", "11": "t/TrainingContainerOutputFiles/11"},
+            "inferenceSubPaths": {}}
+    mounts = {m.target: m for m in kqi_mount_plan(plan)}
+    assert set(mounts) == {"/kqi/tmp", "/kqi/git", "/kqi/input", "/kqi/runtime", "/kqi/output", "/kqi/raw/Data",
+                           "/kqi/parent/11", "/kqi/parent/12"}
+    assert mounts["/kqi/output"].source == "t/NotebookContainerOutputFiles/5" and mounts["/kqi/output"].writable
+    assert mounts["/kqi/parent/12"].source == "t/TrainingContainerOutputFiles/12"
+    assert not mounts["/kqi/parent/12"].writable and not mounts["/kqi/raw/Data"].writable
+    scratch = {m.target: m for m in kqi_mount_plan({})}
+    assert scratch["/kqi/output"].kind == "scratch" and scratch["/kqi/output"].writable
+    assert "/kqi/raw/Data" not in scratch
 
 
 async def test_a_second_start_of_the_same_server_makes_the_same_pod(hub_db):
