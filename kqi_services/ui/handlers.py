@@ -61,8 +61,13 @@ SCREENS = [
            needs="GET /admin/nodes", nav="nav.nodes", description="home.nodes_desc"),
     Screen("users", "admin/users", "users.title", audience="system-admin",
            needs="GET /admin/users", nav="nav.users", description="home.users_desc"),
+    Screen("jobenv", "admin/job-environment", "jobenv.title", audience="system-admin",
+           needs="GET /admin/job-environment", nav="nav.jobenv", description="home.jobenv_desc"),
     Screen("members", "tenant/members", "members.title", audience="tenant-admin",
            needs="GET /tenant/users", nav="nav.members", description="home.members_desc"),
+    Screen("tenant_settings", "tenant/settings", "tenant_settings.title", audience="tenant-admin",
+           needs="GET /tenant/job-environment", nav="nav.tenant_settings",
+           description="home.tenant_settings_desc"),
 ]
 
 

@@ -415,9 +415,10 @@ JA: dict[str, str] = {
 # the screens of each area keep their messages in a module of their own
 from .i18n_data import EN as _EN_DATA, JA as _JA_DATA  # noqa: E402
 from .i18n_jobs import EN as _EN_JOBS, JA as _JA_JOBS  # noqa: E402
+from .i18n_settings import EN as _EN_SETTINGS, JA as _JA_SETTINGS  # noqa: E402
 
-EN = {**EN, **_EN_DATA, **_EN_JOBS}
-JA = {**JA, **_JA_DATA, **_JA_JOBS}
+EN = {**EN, **_EN_DATA, **_EN_JOBS, **_EN_SETTINGS}
+JA = {**JA, **_JA_DATA, **_JA_JOBS, **_JA_SETTINGS}
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
 
