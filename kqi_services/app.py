@@ -177,7 +177,8 @@ class KqiService(Application):
 
     job_backend = Unicode(
         "",
-        help="Where jobs run: 'local' (bubblewrap sandboxes on this machine) or 'kubernetes'."
+        help="Where jobs run: 'local' (podman containers of the requested image on this machine; see"
+        " c.PodmanBackend) or 'kubernetes'."
         " Empty: 'local' in the local profile, 'kubernetes' in the kubernetes profile.",
     ).tag(config=True)
 
@@ -264,7 +265,6 @@ class KqiService(Application):
     # ------------------------------------------------------------- jobs
     def make_job_engine(self):
         from .jobs.engine import JobEngine
-        from .jobs.local import LocalBackend
 
         kind = self.job_backend or ("kubernetes" if self.profile == "kubernetes" else "local")
         if kind != "local":
@@ -272,12 +272,13 @@ class KqiService(Application):
 
             backend = KubernetesBackend.from_app(self)
         else:
-            backend = LocalBackend(
-                os.path.join(self.data_dir, "jobs"),
-                hidden_dirs=[self.data_dir],
-                capacity_cpu=self.job_capacity_cpu or None,
-                capacity_memory_gib=self.job_capacity_memory_gib or None,
-                capacity_gpu=self.job_capacity_gpu,
+            from .jobs.podman import PodmanBackend, platform_tag
+
+            jobs_dir = os.path.join(self.data_dir, "jobs")
+            backend = PodmanBackend(
+                jobs_dir, platform_tag(self.data_dir), parent=self, log=self.log,
+                capacity_cpu_cores=self.job_capacity_cpu, capacity_memory=self.job_capacity_memory_gib,
+                capacity_gpus=self.job_capacity_gpu,
             )
         from .domain.preprocessing import collect_outputs
 
@@ -383,7 +384,7 @@ class KqiService(Application):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         loop.start()
-        if self.stop_jobs_on_exit and self.jobs.backend.name == "local":
+        if self.stop_jobs_on_exit:
             # local jobs are children of this machine; cluster jobs outlive a service restart
             self.jobs.stop_all()
 

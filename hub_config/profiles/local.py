@@ -12,11 +12,12 @@ DATA_DIR = os.environ["KQI_DATA_DIR"] if os.environ.get("KQI_DATA_DIR") else os.
 c.JupyterHub.spawner_class = os.environ.get("KQI_NOTEBOOK_SPAWNER") or "kqi-local"
 c.Spawner.cmd = ["jupyterhub-singleuser"]
 c.Spawner.default_url = "/lab"
-if os.geteuid() == 0:
-    c.Spawner.args = ["--allow-root"]
+if os.geteuid() == 0 and c.JupyterHub.spawner_class != "kqi-local":
+    c.Spawner.args = ["--allow-root"]  # the benchmarks' plain spawner runs the server as this user
 c.KqiLocalSpawner.notebooks_dir = os.path.join(DATA_DIR, "notebooks")
-c.KqiLocalSpawner.home_dir_template = os.path.join(DATA_DIR, "notebooks", "{username}")
 c.KqiLocalSpawner.allow_infinite_lifetime = "plan"
+# the image of a notebook whose options name none (an image with JupyterLab saves its install at start)
+c.KqiLocalSpawner.local_default_image = os.environ.get("KQI_NOTEBOOK_IMAGE", "")
 if os.environ.get("KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS"):
     # tests make an hour of lifetime a few seconds long
     c.KqiLocalSpawner.lifetime_unit_seconds = float(os.environ["KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS"])

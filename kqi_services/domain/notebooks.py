@@ -24,7 +24,9 @@ from ..db.models_jobs import Job
 from ..db.models_notebooks import Notebook
 from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
+from ..jobs.launch import image_reference, registry_server
 from .datasets import DataSetManager
+from .job_environment import effective_job_environment
 from .git_models import repository_url, resolve_commit
 from .jobs import git_token, tenant_partitions
 from .validation import ConflictError, NotFoundError, ValidationError
@@ -58,8 +60,8 @@ def user_options_from_request(body: dict, tenant: Tenant) -> dict:
     reference = None
     if image.get("image"):
         registry = next((r for r in tenant.registries if r.id == image.get("registryId")), None)
-        prefix = f"{registry.host}/" if registry and registry.service_type != 1 else ""
-        reference = f"{prefix}{image['image']}:{image.get('tag') or 'latest'}"
+        server = registry_server(registry.host, registry.port_no) if registry else None
+        reference = image_reference(server, image["image"], image.get("tag") or "latest")
     return {
         "name": body.get("name"),
         "cpu": body.get("cpu"),
@@ -161,6 +163,8 @@ class NotebookManager:
             token = git_token(self.db, self.user, server.id, self.app.secret_box)
             commit, _ = resolve_commit(url, git.get("branch"), git.get("commitId"), token)
             plan["git"] = {"url": url, "commit": commit, "token": None}
+        environment = effective_job_environment(self.db, self.tenant)  # a company's package index, proxy
+        plan["environment"] = {"env": dict(environment.env), "network": environment.network}
         return plan
 
     # ---------------------------------------------------------------- actions

@@ -20,16 +20,19 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from ..db.models import GitServer, Tenant, utcnow
+from ..db.models import GitServer, Registry, Tenant, utcnow
 from ..db.models_data import Data, DataSet
 from ..db.models_jobs import Job, JobFile
 from ..domain import job_status as st
 from ..domain.datasets import DataSetManager
 from ..domain.git_models import local_path, repository_url
+from ..domain.job_environment import effective_job_environment
 from ..domain.jobs import git_token
+from ..domain.user_settings import registry_credential_for
 from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
-from .local import JobResult, LaunchRequest
+from .launch import JobResult, LaunchRequest, RegistryCredential, image_reference, kqi_mounts,
+                     registry_server
 from .scheduler import Capacity, Quota, Request, admit
 
 OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles",
@@ -57,8 +60,7 @@ class JobEngine:
         self._lock = asyncio.Lock()
         self._task = None
         self.finish_hooks: list[Callable] = []  # (db, job) called after a job ended (e.g. preprocessing outputs)
-        if hasattr(backend, "on_exit"):  # the local backend tells when a job's process ends
-            backend.on_exit = lambda key: self.wake()
+        backend.on_exit = lambda key: self.wake()  # backends that know when a job ends say so at once
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -100,6 +102,8 @@ class JobEngine:
 
     def stop_all(self) -> None:
         """On a clean stop of the platform: end running jobs so that nothing keeps running."""
+        if not self.backend.jobs_end_with_service:
+            return
         with self.app.session_factory() as db:
             for job in db.scalars(select(Job).where(Job.status == st.RUNNING)).all():
                 self.backend.halt(job.key)
@@ -141,7 +145,7 @@ class JobEngine:
         try:
             request = self._launch_request(db, job, tenant)
             token = f"kqi-job.{job.id}.{secrets.token_urlsafe(24)}"
-            request.env["KQI_TOKEN"] = token
+            request.secret_env["KQI_TOKEN"] = token
             job.token_hash = token_hash(token)
             job.status = st.RUNNING
             job.started_at = utcnow()
@@ -183,9 +187,10 @@ class JobEngine:
             inference_dirs[inference_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
 
         spec = {"kind": job.kind, "id": job.id, "entryPoint": job.entry_point, "zip": job.zip,
-                "logName": log_name(job), "datasetId": job.dataset_id, "env": {}}
+                "logName": log_name(job), "datasetId": job.dataset_id, "env": {},
+                "tools": ["git", "zip", "pip", "kqi"]}
         extra_mounts = []
-        git_env = {}
+        git_env, secret_env = {}, {}
         if job.git_id:
             server = db.get(GitServer, job.git_id)
             url = repository_url(server, job.repository_owner, job.repository_name)
@@ -196,7 +201,7 @@ class JobEngine:
                 extra_mounts.append(path)
             git_env = {"MODEL_REPOSITORY": url, "MODEL_REPOSITORY_URL": url, "COMMIT_ID": job.commit_id or ""}
             if token:
-                git_env["MODEL_REPOSITORY_TOKEN"] = token
+                secret_env["MODEL_REPOSITORY_TOKEN"] = token
         pairs = None
         if job.dataset_id:
             pairs = DataSetManager(db, tenant).path_pairs(dataset=db.get(DataSet, job.dataset_id))
@@ -213,13 +218,32 @@ class JobEngine:
                     p["storedPath"]: store.download_url(tenant_key(tenant, p["storedPath"]), "f", "",
                                                         app.download_url_expiry_seconds)
                     for p in pairs}
-        env = self.environment(job, tenant, git_env)
+        job_environment = effective_job_environment(db, tenant)
+        env = self.environment(job, tenant, git_env, job_environment.env)
+        raw_data_dir = os.path.join(tenant_root, "Data") if local else None
+        mounts = kqi_mounts(output_dir=output_dir, attach_dir=attach_dir,
+                            raw_data_dir=raw_data_dir if raw_data_dir and os.path.isdir(raw_data_dir) else None,
+                            parent_dirs=parent_dirs, inference_dirs=inference_dirs, extra_ro_paths=extra_mounts)
+        image, registry = self.image_for(db, job)
         return LaunchRequest(
-            key=job.key, spec=spec, env=env, cpu=job.cpu, memory_gib=job.memory,
-            output_dir=output_dir, attach_dir=attach_dir,
-            raw_data_dir=os.path.join(tenant_root, "Data") if local else None,
-            parent_dirs=parent_dirs, inference_dirs=inference_dirs, extra_ro_paths=extra_mounts,
+            key=job.key, kind=job.kind, job_id=job.id, tenant=tenant.name, user=job.created_by or "",
+            image=image, spec=spec, env=env, secret_env=secret_env, cpu=job.cpu, memory_gib=job.memory,
+            gpu=int(job.gpu or 0), partition=job.partition or None, registry=registry, mounts=mounts,
+            network=job_environment.network,
         )
+
+    def image_for(self, db, job: Job) -> tuple[str | None, RegistryCredential | None]:
+        """The job's image as KAMONOHASHI names it (registry + image + tag), and the owner's credential."""
+        if not job.image:
+            return None, None
+        registry = db.get(Registry, job.registry_id) if job.registry_id else None
+        server = registry_server(registry.host, registry.port_no) if registry else None
+        credential = None
+        if registry is not None:
+            found = registry_credential_for(db, self.app.secret_box, job.created_by, registry.id)
+            if found is not None:
+                credential = RegistryCredential(server=server, username=found[0], password=found[1])
+        return image_reference(server, job.image, job.tag), credential
 
     def _output_dir_for_mount(self, store, tenant, parent: Job, job_dir: str) -> str:
         folder = f"{OUTPUT_FOLDER[parent.kind]}/{parent.id}"
@@ -236,12 +260,11 @@ class JobEngine:
         os.makedirs(target, exist_ok=True)
         return target
 
-    def environment(self, job: Job, tenant: Tenant, git_env: dict) -> dict:
+    def environment(self, job: Job, tenant: Tenant, git_env: dict, platform_env: dict) -> dict:
+        """The job's plain variables: the job environment setting's, the user's, then the guide's."""
         app = self.app
-        env = {"COLUMNS": "120"}
-        for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
-            if os.environ.get(name):
-                env[name] = os.environ[name]
+        env = {"COLUMNS": "120", "HOME": "/kqi/home"}
+        env.update(platform_env)  # a company's package index or proxy (the job environment setting)
         env.update(job.options or {})  # the user's values (reserved names were refused at submit)
         if job.kind == "preprocessing":
             env.update({"DATA_ID": str(job.extra.get("dataId", "")), "DATA_NAME": job.extra.get("dataName", ""),
@@ -342,7 +365,9 @@ class JobEngine:
 
     def reconcile(self) -> None:
         with self.app.session_factory() as db:
-            for job in db.scalars(select(Job).where(Job.status == st.RUNNING)).all():
+            running = db.scalars(select(Job).where(Job.status == st.RUNNING)).all()
+            self.backend.remove_orphans({job.key for job in running if job.backend == self.backend.name})
+            for job in running:
                 if job.backend != self.backend.name:
                     continue
                 if self.backend.is_running(job.key):

@@ -68,11 +68,94 @@ def step_output(log: Log) -> None:
     log.line("created /kqi/output")
 
 
+#: the guide's tools (学習の実行フロー 6): a Debian/Alpine/Fedora package of each, installed when missing
+PACKAGES = {
+    "git": {"apt-get": "git", "apk": "git", "dnf": "git", "microdnf": "git", "yum": "git"},
+    "zip": {"apt-get": "zip", "apk": "zip", "dnf": "zip", "microdnf": "zip", "yum": "zip"},
+    "pip": {"apt-get": "python3-pip", "apk": "py3-pip", "dnf": "python3-pip", "microdnf": "python3-pip",
+            "yum": "python3-pip"},
+}
+KQI_CLI = "kamonohashi-cli==4.0.2"
+
+
+def _has_pip() -> bool:
+    return subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True).returncode == 0
+
+
+def _install_packages(log: Log, tools: list) -> str:
+    """Install Debian/Alpine/Fedora packages for `tools`; returns what went wrong ('' on success)."""
+    for manager, update, install in (("apt-get", ["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq"]),
+                                     ("apk", None, ["apk", "add", "--no-cache"]),
+                                     ("dnf", None, ["dnf", "install", "-y", "-q"]),
+                                     ("microdnf", None, ["microdnf", "install", "-y"]),
+                                     ("yum", None, ["yum", "install", "-y", "-q"])):
+        if shutil.which(manager) is None:
+            continue
+        packages = [PACKAGES[t][manager] for t in tools]
+        log.line(f"installing {', '.join(tools)} with {manager} ({' '.join(packages)})")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        if update:
+            subprocess.run(update, env=env, capture_output=True)
+        run = subprocess.run(install + packages, env=env, capture_output=True, text=True)
+        return "" if run.returncode == 0 else (run.stderr or run.stdout).strip()[-300:]
+    return "the image has no package manager (apt-get, apk, dnf, yum)"
+
+
 def step_tools(log: Log, spec: dict) -> None:
-    missing = [t for t in ("sh",) + (("git",) if spec.get("git") else ()) if shutil.which(t) is None]
+    """The guide's step: git, zip, pip and the KAMONOHASHI CLI, each installed when the image lacks it."""
+    wanted = spec.get("tools")
+    if wanted is None:  # an older spec: check only
+        wanted = ["git"] if spec.get("git") else []
+    if shutil.which("sh") is None:
+        raise StepFailed("missing tools in the image: sh")
+    missing = [t for t in wanted if t in PACKAGES and (not _has_pip() if t == "pip" else shutil.which(t) is None)]
     if missing:
-        raise StepFailed("missing tools in the image: " + ", ".join(missing))
-    log.line("tools present: sh" + (", git" if spec.get("git") else ""))
+        problem = _install_packages(log, missing)
+        still = [t for t in missing if (not _has_pip() if t == "pip" else shutil.which(t) is None)]
+        if "git" in still and spec.get("git"):
+            raise StepFailed(f"git is missing in the image and could not be installed: {problem}")
+        if still:
+            log.line(f"warning: could not install {', '.join(still)}: {problem}")
+    if "kqi" in wanted:
+        if shutil.which("kqi") is None and _has_pip():
+            log.line(f"installing {KQI_CLI} (the image has no kqi command)")
+            args = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", KQI_CLI]
+            run = subprocess.run(args, capture_output=True, text=True)
+            if run.returncode != 0 and "externally-managed" in (run.stderr + run.stdout):
+                run = subprocess.run(args + ["--break-system-packages"], capture_output=True, text=True)
+            if run.returncode != 0:
+                log.line("warning: could not install the kqi command: " + (run.stderr or run.stdout).strip()[-300:])
+        step_kqi_config(log)
+    present = [t for t in ("sh", "git", "zip", "pip", "kqi") if
+               (_has_pip() if t == "pip" else shutil.which(t) is not None)]
+    log.line("tools present: " + ", ".join(present))
+
+
+def step_kqi_config(log: Log) -> None:
+    """~/.kqi/config.json from KQI_SERVER and KQI_TOKEN, so that `kqi ...` works in the command unchanged."""
+    server, token = os.environ.get("KQI_SERVER"), os.environ.get("KQI_TOKEN")
+    if not server or not token:
+        return
+    folder = os.path.join(os.path.expanduser("~"), ".kqi")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, "config.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"server": server, "token": token}, f)
+    log.line("kqi CLI configured for this job (~/.kqi/config.json)")
+
+
+def load_secret_files() -> None:
+    """Secret variables given as files (a Kubernetes Secret volume): one file per variable."""
+    folder = os.environ.get("KQI_SECRETS_DIR")
+    if not folder or not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.startswith(".") or not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            os.environ[name] = f.read()
 
 
 def step_git(log: Log, spec: dict) -> None:
@@ -82,7 +165,10 @@ def step_git(log: Log, spec: dict) -> None:
     if not git:
         log.line("no model repository")
         return
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
+    # the repository may belong to another host user than the container's root (a local bare
+    # repository mounted read-only): git refuses such "dubious ownership" without safe.directory
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="safe.directory",
+               GIT_CONFIG_VALUE_0="*")
     args = ["git"]
     if git.get("token"):
         # the token travels in a header for this one command, never in the URL or on disk
@@ -151,6 +237,36 @@ def step_command(log: Log, spec: dict) -> int:
     return code
 
 
+def oom_kills() -> int:
+    """How often the kernel killed a process of this container for memory (its own cgroup, v1 or v2).
+
+    The container's cgroup is at the root of /sys/fs/cgroup, or (a container on the host's network
+    in a user namespace sees the host's cgroup tree) at the path /proc/self/cgroup names.
+    """
+    candidates = []
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.strip().split(":", 2)
+                if controllers == "":
+                    candidates.append(f"/sys/fs/cgroup{path.rstrip('/')}/memory.events")
+                elif "memory" in controllers.split(","):
+                    candidates.append(f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control")
+    except (OSError, ValueError):
+        pass
+    candidates += ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]
+    for path in candidates:
+        try:
+            with open(path) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
 def step_zip(log: Log, spec: dict) -> None:
     output = os.path.join(KQI, "output")
     target = os.path.join(KQI, "attach", "output.zip")
@@ -198,8 +314,9 @@ def step_jupyterlab(log: Log, spec: dict) -> dict:
     target = os.path.join(KQI, "tmp", "jupyterlab")
     requirement = f"jupyterlab=={wanted}" if wanted else "jupyterlab"
     log.line(f"installing {requirement} (the image has no JupyterLab)")
-    run = subprocess.run([python, "-m", "pip", "install", "--quiet", "--target", target, requirement,
-                          "jupyterhub"], capture_output=True, text=True)
+    hub = f"jupyterhub=={spec['jupyterhubVersion']}" if spec.get("jupyterhubVersion") else "jupyterhub"
+    run = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target",
+                          target, requirement, hub], capture_output=True, text=True)
     if run.returncode != 0:
         raise StepFailed("installing JupyterLab failed: " + run.stderr.strip()[-500:])
     path = os.environ.get("PYTHONPATH", "")
@@ -272,6 +389,7 @@ def main(argv) -> int:
     else:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
+    load_secret_files()
     if spec.get("mode") in ("notebook", "prepare", "start"):
         return notebook_main(spec, Log(os.path.join(KQI, "tmp", spec.get("logName", "notebook.log"))))
     log = Log(os.path.join(KQI, "attach", spec["logName"]))
@@ -281,8 +399,12 @@ def main(argv) -> int:
         step_tools(log, spec)
         step_git(log, spec)
         step_dataset(log, spec)
+        kills = oom_kills()
         code = step_command(log, spec)
         result["exitCode"] = code
+        if oom_kills() > kills:
+            result["oomKilled"] = True
+            log.line("a process of the command was killed for using more memory than the job's limit")
         if code == 0 and spec.get("zip"):
             step_zip(log, spec)
     except StepFailed as e:
