@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything KQI Hub needs on a fresh Debian machine, from the project's own files:
-#   - Debian packages (apt): git, bubblewrap, nodejs/npm when node is missing, python3-venv;
-#     with --test also chromium (browser tests) and postgresql (tests on PostgreSQL)
+#   - Debian packages (apt): git, podman and runc (jobs and notebooks run as containers),
+#     nodejs/npm when node is missing, python3-venv; with --test also mmdebstrap (the tests
+#     build their container images from Debian's packages), chromium (browser tests) and
+#     postgresql (tests on PostgreSQL)
 #   - a Python virtual environment .venv with this project (pip), with --test its test extras
 #   - configurable-http-proxy (npm) into .venv, where kqi-hub and the tests find it
 # Safe to run again: each step skips what is already there.
@@ -21,12 +23,14 @@ export DEBIAN_FRONTEND=noninteractive
 
 need=()
 command -v git >/dev/null || need+=(git)
-command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v podman >/dev/null || need+=(podman)
+command -v runc >/dev/null || need+=(runc)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 fi
 if [ ${#need[@]} -gt 0 ]; then

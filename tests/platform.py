@@ -66,11 +66,21 @@ class Platform:
             try:
                 r = requests.get(f"{self.api_url}/version", timeout=2)
                 if r.status_code == 200 and self._first_tenant_ready():
+                    self._set_job_environment()
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.25)
         raise PlatformError(f"kqi-hub did not come up in {timeout}s:\n{self.log_tail()}")
+
+    def _set_job_environment(self) -> None:
+        """Jobs and notebooks get the host's package index settings (the job environment setting),
+        so that `pip install` works in them as it does on this machine."""
+        from . import images
+
+        r = self.api("PUT", "/admin/job-environment", self.admin_token(),
+                     json={"env": images.job_environment(), "networkMode": "host"})
+        assert r.status_code == 200, r.text
 
     def _first_tenant_ready(self) -> bool:
         try:
@@ -173,6 +183,9 @@ class Platform:
 
 
 def new_platform(base_dir: str, env_extra: dict | None = None) -> Platform:
+    from . import images
+
+    built = images.ensure_images()  # jobs and notebooks run in these (built once per machine)
     data_dir = os.path.join(base_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
     admin_password = "admin-" + uuid.uuid4().hex[:12]
@@ -180,6 +193,8 @@ def new_platform(base_dir: str, env_extra: dict | None = None) -> Platform:
     env.update(
         KQI_ADMIN_PASSWORD=admin_password,
         KQI_HUB_AUTH_CACHE_SECONDS="0",
+        KQI_NOTEBOOK_IMAGE=built["notebook"],
+        KQI_CONTAINER_CA_BUNDLE=images.host_ca_bundle() or "",
         PATH=VENV_BIN + os.pathsep + env.get("PATH", ""),
     )
     env.update(env_extra or {})

@@ -363,6 +363,7 @@ SAMPLES: dict[str, Sample] = {
     # account and tenants
     r"/account/tenants/([^/]+)/token": Sample(lambda w: (w.a["id"],)),
     r"/admin/tenants/([^/]+)": Sample(lambda w: (w.a["id"],), control="admin"),
+    r"/admin/tenants/([^/]+)/job-environment": Sample(lambda w: (w.a["id"],), control="admin"),
     # infrastructure (system administrators; shared by tenants)
     r"/admin/git/endpoints/([^/]+)": Sample(lambda w: (git_of_a(w)["id"],), control="admin"),
     r"/admin/registry/endpoints/([^/]+)": Sample(lambda w: (w.a_details["registryIds"][0],), of_tenant_a=False,

@@ -31,8 +31,8 @@ from ..domain.jobs import git_token
 from ..domain.user_settings import registry_credential_for
 from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
-from .launch import JobResult, LaunchRequest, RegistryCredential, image_reference, kqi_mounts,
-                     registry_server
+from .launch import (JobResult, LaunchRequest, RegistryCredential, image_reference, kqi_mounts,
+                     registry_server)
 from .scheduler import Capacity, Quota, Request, admit
 
 OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles",

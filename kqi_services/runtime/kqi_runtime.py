@@ -167,8 +167,11 @@ def step_git(log: Log, spec: dict) -> None:
         return
     # the repository may belong to another host user than the container's root (a local bare
     # repository mounted read-only): git refuses such "dubious ownership" without safe.directory
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="safe.directory",
-               GIT_CONFIG_VALUE_0="*")
+    # (git reads safe.directory only from the system or global configuration: a file of the clone's own)
+    clone_config = os.path.join(KQI, "tmp", "clone.gitconfig")
+    with open(clone_config, "w") as f:
+        f.write("[safe]\n\tdirectory = *\n")
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_GLOBAL=clone_config)
     args = ["git"]
     if git.get("token"):
         # the token travels in a header for this one command, never in the URL or on disk
