@@ -72,6 +72,12 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
 
     partition_label = Unicode("kqi.partition", help="Node label that names a node's partition.").tag(config=True)
 
+    @default("image_pull_policy")
+    def _image_pull_policy_default(self):
+        # as for jobs: the registry is asked (with the user's credential) at every start, so that a
+        # private image another tenant's pod left on a node is not run without it
+        return "Always"
+
     @default("container_security_context")
     def _container_security_context_default(self):
         return container_security_context()

@@ -9,18 +9,21 @@ kubernetes-validate in strict mode. The `jupyterhub:` section is then checked as
 against what our templates and the hub configuration need, and the hub-side glue that it
 loads (files/z2jh_kqi.py) is run the way z2jh's jupyterhub_config.py runs hub.extraConfig.
 
-When the dependency is at hand, the test_full_chart_* tests also render the whole chart
-(z2jh validates our `jupyterhub:` values against its schema), validate every document, and
-load the hub's configuration as the hub pod would: z2jh's own jupyterhub_config.py from the
-rendered ConfigMap with our hub.extraConfig, then JupyterHub.initialize() on SQLite. The
-dependency is at hand after `helm dependency update helm/kqi-hub` (charts/jupyterhub-*.tgz),
-or when KQI_Z2JH_CHART names an unpacked z2jh chart directory of the pinned version
-(`helm pull jupyterhub/jupyterhub --version <v> --untar`). Otherwise they are skipped.
+The test_full_chart_* tests also render the whole chart with its dependency (z2jh validates
+our `jupyterhub:` values against its schema), validate every document, and load the hub's
+configuration as the hub pod would: z2jh's own jupyterhub_config.py from the rendered
+ConfigMap with our hub.extraConfig, then JupyterHub.initialize() on SQLite. The dependency is
+KQI_Z2JH_CHART when set (an unpacked z2jh chart of the pinned version, `helm pull
+jupyterhub/jupyterhub --version <v> --untar`, or a folder holding it as jupyterhub/), else
+charts/jupyterhub-*.tgz after `helm dependency update helm/kqi-hub`, else the vendored copy
+beside the repository, ../shared/vendor/z2jh-<pinned version>/ (on the developers' machines
+and in CI; it is never copied into the repository). They are skipped only when none is there.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
@@ -175,6 +178,8 @@ def test_default_rendering_is_valid(own_chart):
         ("ConfigMap", "kqi-postgresql-init"),
         ("Service", "kqi-postgresql"),
         ("StatefulSet", "kqi-postgresql"),
+        ("NetworkPolicy", "kqi-jobs"),
+        ("NetworkPolicy", "kqi-postgresql"),
     ])
     for doc in docs:
         if not doc["kind"].startswith("Cluster"):
@@ -246,6 +251,34 @@ def test_values_flow_into_the_objects(own_chart):
     assert "file:///data/kqi" in text and "set publicUrl" not in text
 
 
+def test_job_network_policy(own_chart):
+    """kqi-jobs selects the pods of KubernetesBackend's Jobs: the hub pod reaches them, they
+    reach anything but the cloud metadata server."""
+    from kqi_services.jobs import kubernetes as k8s
+    from kqi_services.jobs.launch import LaunchRequest, kqi_mounts
+
+    policy = find(documents(render(own_chart)), "NetworkPolicy", "kqi-jobs")["spec"]
+    req = LaunchRequest(key="training-1", kind="training", job_id=1, tenant="t", user="u", image=None, spec={},
+                        env={}, mounts=kqi_mounts(output_dir="/srv/kqi/o"))
+    labels = k8s.make_job(req, k8s.ManifestSettings(storage_root="/srv/kqi"))["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector, labels):
+        ok = selector.get("matchLabels", {}).items() <= labels.items()
+        for e in selector.get("matchExpressions", []):
+            ok &= (labels.get(e["key"]) in e["values"]) if e["operator"] == "In" else (e["key"] in labels)
+        return ok
+
+    assert selects(policy["podSelector"], labels)
+    assert not selects(policy["podSelector"], {"component": "singleuser-server", "app": "jupyterhub"})
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"component": "hub", "release": RELEASE}}}]}]
+    assert policy["egress"][0] == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}]}
+    off = documents(render(own_chart, {"jobs": {"networkPolicy": {"enabled": False}},
+                                       "postgresql": {"enabled": False},
+                                       "database": {"hubUrl": "postgresql+psycopg://h", "kqiUrl": "postgresql+psycopg://k"}}))
+    assert not [d for d in off if d["kind"] == "NetworkPolicy"]
+
+
 def test_storage_and_secret_can_be_made_outside_the_chart(own_chart):
     docs = documents(render(own_chart, {"storage": {"create": False}, "secret": {"create": False},
                                         "jobs": {"serviceAccount": {"create": False}},
@@ -270,8 +303,30 @@ def test_generated_secrets_and_the_bundled_postgresql(own_chart):
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["POSTGRES_DB"]["value"] == "hub"
-    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "kqi-hub-secrets",
-                                                                     "key": "postgres-password"}
+    # the password as a file of the Secret (the image reads POSTGRES_PASSWORD_FILE), never as a variable
+    assert "POSTGRES_PASSWORD" not in env
+    assert env["POSTGRES_PASSWORD_FILE"]["value"] == "/run/secrets/kqi/postgres-password"
+    pod = statefulset["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/run/secrets/kqi"]["readOnly"] is True
+    assert volumes[mounts["/run/secrets/kqi"]["name"]]["secret"] == {
+        "secretName": "kqi-hub-secrets", "defaultMode": 0o440,
+        "items": [{"key": "postgres-password", "path": "postgres-password"}]}
+    # the postgres user (999), a read-only root filesystem with its socket and /tmp folders apart
+    assert pod["securityContext"] == {"runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True, "fsGroup": 999,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "privileged": False,
+                                            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    assert {"/var/run/postgresql", "/tmp", "/var/lib/postgresql/data"} <= set(mounts)
+    assert pod["automountServiceAccountToken"] is False
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    # only the hub pod reaches it
+    policy = find(docs, "NetworkPolicy", "kqi-postgresql")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= statefulset["spec"]["template"]["metadata"][
+        "labels"].items()
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"component": "hub", "release": RELEASE}}}],
+                                  "ports": [{"port": 5432, "protocol": "TCP"}]}]
     assert "CREATE DATABASE kqi;" in find(docs, "ConfigMap", "kqi-postgresql-init")["data"]["10-kqi.sql"]
     service = find(docs, "Service", "kqi-postgresql")
     assert service["spec"]["selector"].items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
@@ -384,6 +439,7 @@ def test_jupyterhub_values_agree_with_the_chart(own_chart):
     assert hub["db"]["type"] == "postgres" and hub["allowNamedServers"] is True
     assert z2jh["singleuser"]["storage"]["type"] == "none"  # /kqi/output is the home; KubeSpawner.volumes stays {}
     assert z2jh["cull"]["enabled"] is False  # notebooks end with their lifetime
+    assert z2jh["singleuser"]["cloudMetadata"]["blockWithIptables"] is False  # no privileged init container
     assert z2jh["fullnameOverride"] == ""  # the hub Service is `hub`, its service account `hub`
     assert hub["image"]["name"] and hub["image"]["tag"]
 
@@ -580,30 +636,48 @@ def test_service_config_follows_the_values(own_chart, tmp_path):
 
 
 # ------------------------------------------------------------------------------ with the z2jh chart
+def _unpacked_chart(folder: Path) -> Path:
+    """An unpacked chart: the folder itself, or its jupyterhub/ (as the vendored copy lays it out)."""
+    return folder if (folder / "Chart.yaml").exists() or not (folder / "jupyterhub" / "Chart.yaml").exists() \
+        else folder / "jupyterhub"
+
+
 def z2jh_chart() -> Path | None:
-    """The z2jh dependency: KQI_Z2JH_CHART (unpacked chart) or charts/jupyterhub-*.tgz of the chart."""
+    """The z2jh dependency: KQI_Z2JH_CHART, charts/jupyterhub-*.tgz of the chart, or the vendored
+    copy in ../shared/vendor/z2jh-<pinned version> beside the repository."""
     if os.environ.get("KQI_Z2JH_CHART"):
-        return Path(os.environ["KQI_Z2JH_CHART"])
+        return _unpacked_chart(Path(os.environ["KQI_Z2JH_CHART"]))
     found = sorted((CHART / "charts").glob("jupyterhub-*.tgz")) if (CHART / "charts").exists() else []
-    return found[-1] if found else None
+    if found:
+        return found[-1]
+    vendored = ROOT.parent / "shared" / "vendor" / f"z2jh-{chart_yaml()['dependencies'][0]['version']}"
+    return _unpacked_chart(vendored) if vendored.is_dir() else None
 
 
-@pytest.fixture(scope="module")
-def full_chart(tmp_path_factory) -> Path:
-    source = z2jh_chart()
-    if source is None:
-        pytest.skip("the Zero to JupyterHub chart is not here: run `helm dependency update helm/kqi-hub`"
-                    " or set KQI_Z2JH_CHART to an unpacked z2jh chart")
-    chart = copy_chart(tmp_path_factory.mktemp("full") / "kqi-hub", with_dependency=True)
+def render_full_chart(dest: Path, source: Path) -> Path:
+    """A copy of the chart with the z2jh dependency `source` in its charts/."""
+    chart = copy_chart(dest, with_dependency=True)
     (chart / "charts").mkdir()
     if source.is_dir():
-        shutil.copytree(source, chart / "charts" / "jupyterhub")
+        # (the vendored copy has no write bits: the copy gets them, so that pytest can remove it)
+        shutil.copytree(source, chart / "charts" / "jupyterhub", copy_function=shutil.copyfile)
+        for folder, _dirs, _files in os.walk(chart / "charts"):
+            os.chmod(folder, 0o755)
         version = chart_yaml(source)["version"]
     else:
         shutil.copy(source, chart / "charts" / source.name)
         version = source.name[len("jupyterhub-"):-len(".tgz")]
     assert version == chart_yaml()["dependencies"][0]["version"], f"z2jh {version} is not the pinned version"
     return chart
+
+
+@pytest.fixture(scope="module")
+def full_chart(tmp_path_factory) -> Path:
+    source = z2jh_chart()
+    if source is None:
+        pytest.skip("the Zero to JupyterHub chart is not here: run `helm dependency update helm/kqi-hub`,"
+                    " set KQI_Z2JH_CHART to an unpacked z2jh chart, or lay shared/vendor/ beside the repository")
+    return render_full_chart(tmp_path_factory.mktemp("full") / "kqi-hub", source)
 
 
 def test_full_chart_renders_valid_objects(full_chart):
@@ -626,14 +700,20 @@ def test_full_chart_renders_valid_objects(full_chart):
     egress = find(docs, "NetworkPolicy", "proxy")["spec"]["egress"]
     assert any(p.get("port") == 10101 for rule in egress for p in rule.get("ports", []))
     assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim" and d["metadata"]["name"] == "hub-db-dir"]
+    # resources of the hub (hub and kqi service) and the proxy; the proxy has no API token
+    assert container["resources"]["limits"] and container["resources"]["requests"]
+    proxy = find(docs, "Deployment", "proxy")["spec"]["template"]["spec"]
+    assert proxy["automountServiceAccountToken"] is False
+    assert proxy["containers"][0]["resources"]["limits"] and proxy["containers"][0]["resources"]["requests"]
 
 
-def test_full_chart_hub_configuration_starts_jupyterhub(full_chart, tmp_path):
-    """z2jh's jupyterhub_config.py from the rendered ConfigMap, with the rendered values in the hub
-    Secret and our hub.extraConfig, then JupyterHub.initialize() on SQLite."""
+@contextlib.contextmanager
+def z2jh_hub_configuration(docs: list[dict], tmp_path: Path):
+    """The hub's configuration as the hub pod of a full rendering loads it: z2jh's
+    jupyterhub_config.py from the rendered ConfigMap, with the rendered values in the hub Secret
+    and our hub.extraConfig. Yields (config, HubPod, environment) with the pod's environment set."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    docs = documents(render(full_chart))
     pod = HubPod(tmp_path, docs)
     etc = tmp_path / "etc"
     for sub in ("secret", "config"):
@@ -659,9 +739,22 @@ def test_full_chart_hub_configuration_starts_jupyterhub(full_chart, tmp_path):
                 mock.patch("tornado.httpclient.AsyncHTTPClient.configure"):  # pycurl is in the hub image only
             sys.modules.pop("z2jh", None)
             cfg = PyFileConfigLoader("jupyterhub_config.py", path=str(etc)).load_config()
+        yield cfg, pod, env
+    finally:
+        patch.stop()
+
+
+def test_full_chart_hub_configuration_starts_jupyterhub(full_chart, tmp_path):
+    """z2jh's jupyterhub_config.py from the rendered ConfigMap, with the rendered values in the hub
+    Secret and our hub.extraConfig, then JupyterHub.initialize() on SQLite."""
+    docs = documents(render(full_chart))
+    with z2jh_hub_configuration(docs, tmp_path) as (cfg, pod, env):
         kqi = check_hub_config(cfg, pod)
         assert cfg.KubeSpawner.volumes == {} and cfg.KubeSpawner.image == "quay.io/jupyter/base-notebook:latest"
         assert [s["name"] for s in cfg.JupyterHub.services] == ["kqi"]  # cull is off
+        # no privileged iptables init container in notebook pods (the NetworkPolicy blocks the
+        # cloud metadata server instead)
+        assert not cfg.KubeSpawner.get("init_containers")
 
         from jupyterhub.app import JupyterHub
 
@@ -684,6 +777,4 @@ def test_full_chart_hub_configuration_starts_jupyterhub(full_chart, tmp_path):
                 app.db.close()
 
         asyncio.run(initialize())
-    finally:
-        patch.stop()
     check_service_config(kqi, json.loads((pod.kqi_etc / "settings.json").read_text()))

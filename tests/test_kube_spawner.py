@@ -130,6 +130,7 @@ async def test_gpu_notebook_with_dataset_and_parent_mount(hub_db):
 
     # the notebook's image, the runtime as command (it execs the single-user server)
     assert notebook["image"] == prepare["image"] == "registry.example.com/team/torch:2.3"
+    assert notebook["imagePullPolicy"] == prepare["imagePullPolicy"] == "Always"
     assert notebook["args"][:4] == RUNTIME  # (the runtime passes any server arguments on)
     assert notebook["ports"] == [{"containerPort": 8888, "name": "notebook-port"}]
     assert notebook["workingDir"] == "/kqi/output"

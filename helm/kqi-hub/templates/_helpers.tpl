@@ -62,3 +62,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- end -}}
 {{- end }}
+
+{{- /* Labels that select z2jh's hub pod (its legacy labels: component and release). */}}
+{{- define "kqi-hub.hubPodLabels" -}}
+component: hub
+release: {{ .Release.Name | quote }}
+{{- end }}
