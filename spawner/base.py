@@ -20,8 +20,9 @@ from .options import NotebookOptions, OptionsError, parse_options, plan_key, ver
 
 class KqiSpawnerMixin(LoggingConfigurable):
     default_image = Unicode(
-        "quay.io/jupyter/base-notebook:latest",
-        help="Container image of a notebook whose options name none (Kubernetes).",
+        "docker.io/kamonohashi/jupyterlab:tensorflow-2.2.0",
+        help="Container image of a notebook whose options name none (the guide's default:"
+        " kamonohashi/jupyterlab:tensorflow-2.2.0 from Docker Hub).",
     ).tag(config=True)
 
     default_jupyterlab_version = Unicode(

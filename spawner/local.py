@@ -47,11 +47,6 @@ class KqiLocalSpawner(KqiSpawnerMixin, Spawner):
         help="Folder of the notebooks' own folders (<dir>/<user>/<server>/...). Default: <KQI_DATA_DIR>/notebooks.",
     ).tag(config=True)
 
-    local_default_image = Unicode(
-        "",
-        help="Image of a local notebook whose options name none. Empty: `default_image`.",
-    ).tag(config=True)
-
     key: str | None = None
 
     @default("env_keep")
@@ -121,7 +116,7 @@ class KqiLocalSpawner(KqiSpawnerMixin, Spawner):
         spec["jupyterhubVersion"] = version("jupyterhub")  # the singleuser server speaks to this hub
         return LaunchRequest(
             key=self.container_key(), kind="notebook", job_id=o.notebook_id or 0, tenant="", user=self.user.name,
-            image=o.image or self.local_default_image or self.default_image, spec=spec, env=env,
+            image=o.image or self.default_image, spec=spec, env=env,
             secret_env=secret_env, cpu=o.cpu, memory_gib=o.memory, gpu=o.gpu, mounts=mounts,
             network=environment.get("network") or "host",
             timeout_seconds=int(remaining) + 1 if remaining is not None else None,

@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 SUITE = "bookworm"
-BASE_PACKAGES = ["python3", "python3-pip", "python3-venv", "python3-pil", "git", "zip", "ca-certificates", "procps"]
+BASE_PACKAGES = ["python3", "python-is-python3", "python3-pip", "python3-venv", "python3-pil", "git", "zip", "ca-certificates", "procps"]
 BARE_PACKAGES = ["python3", "ca-certificates"]
 KQI_CLI = "kamonohashi-cli==4.0.2"
 
@@ -106,9 +106,11 @@ def build_pip_layer(base: str, ref: str, requirements: list[str]) -> None:
     args, env = host_package_env()
     env_args = [a for k, v in env.items() for a in ("--env", f"{k}={v}")]
     podman("rm", "--force", "--ignore", name, check=False)
-    run = podman("run", "--name", name, *podman_base_args(), *args, *env_args, base,
-                 "python3", "-m", "pip", "install", "--quiet", "--break-system-packages", "--no-warn-script-location",
-                 *requirements, check=False)
+    # like the python images of Docker Hub, the system Python is pip's to manage (no PEP 668 marker)
+    script = ("rm -f /usr/lib/python3*/EXTERNALLY-MANAGED && python3 -m pip install --quiet"
+              " --no-warn-script-location " + " ".join(f"'{r}'" for r in requirements))
+    run = podman("run", "--name", name, *podman_base_args(), *args, *env_args, base, "sh", "-c", script,
+                 check=False)
     try:
         if run.returncode != 0:
             raise RuntimeError(f"pip install {' '.join(requirements)} in {base} failed: {run.stderr[-2000:]}")
@@ -119,7 +121,7 @@ def build_pip_layer(base: str, ref: str, requirements: list[str]) -> None:
 
 BASE = f"localhost/kqi-test/base:{_tag(SUITE, *BASE_PACKAGES)}"
 BARE = f"localhost/kqi-test/bare:{_tag(SUITE, *BARE_PACKAGES)}"
-PYTHON = f"localhost/kqi-test/python:{_tag(BASE, KQI_CLI)}"
+PYTHON = f"localhost/kqi-test/python:{_tag(BASE, KQI_CLI, 'no-pep668')}"
 
 
 def notebook_ref() -> str:
@@ -131,26 +133,40 @@ PYTHON_ALIAS = "docker.io/library/python:3.11"
 
 
 def ensure_images() -> dict[str, str]:
-    """Build what is missing; returns the references. Needs root, podman and mmdebstrap."""
+    """Build what is missing; returns the references. Needs root, podman and mmdebstrap.
+
+    Test processes running side by side build each image once: they take turns (a file lock).
+    """
+    import fcntl
+
     if shutil.which("podman") is None or shutil.which("mmdebstrap") is None:
         raise RuntimeError("podman and mmdebstrap are needed: run `bash setup.sh --test`")
-    build_rootfs_image(BASE, BASE_PACKAGES)
-    build_rootfs_image(BARE, BARE_PACKAGES)
-    build_pip_layer(BASE, PYTHON, [KQI_CLI])
-    notebook = notebook_ref()
-    build_pip_layer(PYTHON, notebook, [f"jupyterlab=={_jupyterlab_version()}", f"jupyterhub=={_hub_version()}"])
-    # `python:3.11` resolves to the test image, unless a real one is already here
-    current = podman("image", "inspect", "--format", "{{.Id}}", PYTHON_ALIAS, check=False)
-    ours = podman("image", "inspect", "--format", "{{.Id}}", PYTHON, check=True).stdout.strip()
-    if current.returncode != 0 or current.stdout.strip() != ours:
-        if current.returncode != 0 or _is_test_image(PYTHON_ALIAS):
+    with open(os.path.join(tempfile.gettempdir(), "kqi-test-images.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_rootfs_image(BASE, BASE_PACKAGES)
+        build_rootfs_image(BARE, BARE_PACKAGES)
+        build_pip_layer(BASE, PYTHON, [KQI_CLI])
+        notebook = notebook_ref()
+        build_pip_layer(PYTHON, notebook, [f"jupyterlab=={_jupyterlab_version()}", f"jupyterhub=={_hub_version()}"])
+        remove_stale({BASE, BARE, PYTHON, notebook})
+        # `python:3.11` resolves to the test image, unless a real one (not made here) is already there
+        if not exists(PYTHON_ALIAS) or _is_test_image(PYTHON_ALIAS):
             podman("tag", PYTHON, PYTHON_ALIAS)
     return {"base": BASE, "bare": BARE, "python": PYTHON, "notebook": notebook, "alias": PYTHON_ALIAS}
 
 
+def remove_stale(current: set[str]) -> None:
+    """Images of earlier recipes (they would only fill the disk)."""
+    listed = podman("images", "--filter", "reference=localhost/kqi-test/*", "--format", "{{.Repository}}:{{.Tag}}",
+                    check=False).stdout.split()
+    for ref in listed:
+        if ref not in current:
+            podman("rmi", "--force", ref, check=False)
+
+
 def _is_test_image(ref: str) -> bool:
-    names = podman("image", "inspect", "--format", "{{json .RepoTags}}", ref, check=False).stdout
-    return "localhost/kqi-test/" in names
+    labels = podman("image", "inspect", "--format", "{{json .RepoTags}}", ref, check=False).stdout
+    return "localhost/kqi-test/" in labels
 
 
 if __name__ == "__main__":

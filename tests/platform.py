@@ -431,6 +431,18 @@ def wait_job(user: TenantUser, job_id: int, statuses, timeout: float = 60, kind:
         time.sleep(0.1)
 
 
+def containers(platform: Platform, key: str, running_only: bool = True) -> list[str]:
+    """Names of the platform's podman containers for a job key (training-12) or a notebook's server."""
+    from kqi_services.jobs.podman import platform_tag
+
+    args = ["podman", "ps", "--filter", f"label=kqi.platform={platform_tag(platform.data_dir)}",
+            "--filter", f"label=kqi.key={key}", "--format", "{{.Names}}"]
+    if not running_only:
+        args.insert(2, "--all")
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [line for line in out.split() if line]
+
+
 def service_pids(platform: Platform) -> list[int]:
     """Pids of the platform's kqi service process (cmdline kqi_services.app, its data dir in the environment)."""
     found = []

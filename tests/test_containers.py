@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from kqi_services.jobs.launch import (CONTAINER_CAPABILITIES, SCRATCH, LaunchRequest, Mount, image_reference,
+from kqi_services.jobs.launch import (CONTAINER_CAPABILITIES, LaunchRequest, Mount, image_reference,
                                       kqi_mounts, normalize_image)
 from kqi_services.jobs.podman import PodmanBackend, PodmanSettings, podman_run_args
 

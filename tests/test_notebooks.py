@@ -1,4 +1,4 @@
-"""Notebooks on a real KQI Hub (local profile: KqiLocalSpawner, a bubblewrap sandbox per notebook).
+"""Notebooks on a real KQI Hub (local profile: KqiLocalSpawner, a podman container per notebook).
 
 POST /notebook/run starts the owner's hub named server `kqi-<id>`; the test then talks to
 that Jupyter server through the hub's proxy (contents API) and checks what the guide says:
@@ -19,8 +19,8 @@ import uuid
 import pytest
 import requests
 
-from .platform import (JupyterServer, ModelRepo, create_data, hub_servers, local_store_dir, new_platform,
-                       processes_with, remove_tree, service_pids, tenant_user, user_hub_token, wait_job,
+from .platform import (JupyterServer, ModelRepo, containers, create_data, hub_servers, local_store_dir, new_platform,
+                       remove_tree, service_pids, tenant_user, user_hub_token, wait_job,
                        wait_notebook)
 
 STARTUP = ("echo started > /kqi/output/startup.txt && pwd > /kqi/output/startup-cwd.txt"
@@ -33,9 +33,9 @@ def notebook_body(**fields) -> dict:
     return body
 
 
-def server_processes(user: str, server: str) -> list[int]:
-    """Live processes of a notebook server (the sandbox's command line carries its prefix)."""
-    return processes_with(f"/user/{user}/{server}/")
+def server_processes(platform, user: str, server: str) -> list[str]:
+    """Running containers of a notebook server."""
+    return containers(platform, server)
 
 
 def output_dir(platform, tenant: dict, notebook_id: int) -> str:
@@ -159,14 +159,14 @@ def test_notebook_sees_kqi_folders_keeps_output_and_picks_up_dataset_changes(env
     assert r.status_code == 200, r.text
 
     # halt: the server and its processes are gone
-    assert server_processes(user.name, server)
+    assert server_processes(platform, user.name, server)
     r = user.api("POST", f"/notebook/{nb_id}/halt")
     assert r.status_code == 200 and r.json()["status"] == "Killed", r.text
     assert server not in hub_servers(platform, user.name)
     deadline = time.monotonic() + 15
-    while server_processes(user.name, server) and time.monotonic() < deadline:
+    while server_processes(platform, user.name, server) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert server_processes(user.name, server) == []
+    assert server_processes(platform, user.name, server) == []
     assert jupyter.contents().status_code != 200
     r = user.api("GET", f"/notebook/{nb_id}/endpoint")
     assert r.status_code == 404, r.text
@@ -242,7 +242,7 @@ def test_bad_user_options_through_the_hub_fail_the_spawn(env, options, message):
     assert r.status_code == 400, (r.status_code, r.text)
     assert message in r.json()["message"], r.text
     assert name not in hub_servers(platform, user.name)
-    assert server_processes(user.name, name) == []
+    assert server_processes(platform, user.name, name) == []
 
 
 # ------------------------------------------------------------------------------ lifetimes
@@ -305,21 +305,21 @@ def test_lifetime_ends_the_notebook_also_across_a_service_restart(lifetime_platf
     # kqi service was killed and started again by the hub
     short, short_began = run("short", life)
     wait_notebook(platform, user.token, short, "Running", timeout=life)
-    assert server_processes(user.name, f"kqi-{short}")
+    assert server_processes(platform, user.name, f"kqi-{short}")
     again, again_began = run("again", life + 10)
     killed = wait_notebook(platform, user.token, short, ("Killed", "Stopped"), timeout=life + 30)
     lived = time.monotonic() - short_began
     assert killed["status"] == "Killed" and "lifetime" in killed["conditionNote"], killed
     assert lived >= life - 1, (lived, life)
     assert f"kqi-{short}" not in hub_servers(platform, user.name)
-    assert server_processes(user.name, f"kqi-{short}") == []
+    assert server_processes(platform, user.name, f"kqi-{short}") == []
 
     wait_notebook(platform, user.token, again, "Running", timeout=max(1.0, again_began + life + 10 - time.monotonic()))
     kill_service_and_wait_for_restart(platform)
     killed = wait_notebook(platform, user.token, again, ("Killed", "Stopped"), timeout=life + 60)
     assert killed["status"] == "Killed" and "lifetime" in killed["conditionNote"], killed
     assert time.monotonic() - again_began >= life + 10 - 1
-    assert server_processes(user.name, f"kqi-{again}") == []
+    assert server_processes(platform, user.name, f"kqi-{again}") == []
     assert f"kqi-{again}" not in hub_servers(platform, user.name)
 
     nb = wait_notebook(platform, user.token, endless, "Running", timeout=1)

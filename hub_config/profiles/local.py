@@ -17,7 +17,8 @@ if os.geteuid() == 0 and c.JupyterHub.spawner_class != "kqi-local":
 c.KqiLocalSpawner.notebooks_dir = os.path.join(DATA_DIR, "notebooks")
 c.KqiLocalSpawner.allow_infinite_lifetime = "plan"
 # the image of a notebook whose options name none (an image with JupyterLab saves its install at start)
-c.KqiLocalSpawner.local_default_image = os.environ.get("KQI_NOTEBOOK_IMAGE", "")
+if os.environ.get("KQI_NOTEBOOK_IMAGE"):
+    c.KqiLocalSpawner.default_image = os.environ["KQI_NOTEBOOK_IMAGE"]
 if os.environ.get("KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS"):
     # tests make an hour of lifetime a few seconds long
     c.KqiLocalSpawner.lifetime_unit_seconds = float(os.environ["KQI_NOTEBOOK_LIFETIME_UNIT_SECONDS"])
