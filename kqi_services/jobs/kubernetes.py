@@ -83,9 +83,6 @@ from ..runtime import kqi_runtime
 from .launch import (BIND, CONTAINER_CAPABILITIES, RUNTIME, RUNTIME_DIR, SCRATCH, JobResult, LaunchRequest, Mount,
                      RegistryCredential, normalize_image, scratch_name)
 
-__all__ = ["KubernetesBackend", "ManifestSettings", "Manifests", "RegistryCredential", "make_job", "make_manifests",
-           "make_volumes", "render_mounts", "container_security_context", "pod_security_context", "job_state"]
-
 # ------------------------------------------------------------------------------ constants
 APP_LABEL = "app"
 APP = "kqi"
