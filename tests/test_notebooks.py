@@ -326,3 +326,29 @@ def test_lifetime_ends_the_notebook_also_across_a_service_restart(lifetime_platf
     assert nb["remainingTime"] is None and nb["expiresAt"] is None
     r = user.api("POST", f"/notebook/{endless}/halt")
     assert r.status_code == 200, r.text
+
+
+def test_an_image_without_jupyterlab_gets_it_installed_and_lab_opens(env):
+    """The image (python:3.11 of the tests: Python, pip, git, no JupyterLab) gets JupyterLab at start,
+    in the container, with the host's package index from the job environment: the platform's own
+    virtual environment plays no part, so this holds for an install without the test extras."""
+    platform, user = env.platform, env.user
+    r = env.run(name="nb-install", dataSetId=env.dataset_id, containerImage={"image": "python", "tag": "3.11"},
+                jupyterLabVersion="4.2.5")
+    assert r.status_code == 201, r.text
+    nb_id = r.json()["id"]
+    try:
+        nb = wait_notebook(platform, user.token, nb_id, ("Running", "Failed", "Error", "Killed"), timeout=400)
+        assert nb["status"] == "Running", nb
+        jupyter = env.jupyter(nb_id)
+        lab = jupyter.request("GET", "/lab")
+        assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[:300])
+        assert {"input", "git"} <= set(jupyter.listing())
+        assert set(jupyter.listing("input")) == {"training"}
+        version = jupyter.request("GET", "/api/status")
+        assert version.status_code == 200
+        log = open(os.path.join(env.platform.data_dir, "notebooks", user.name, f"kqi-{nb_id}", "tmp",
+                                "notebook.log")).read()
+        assert "installing jupyterlab==4.2.5 (the image has no JupyterLab)" in log
+    finally:
+        user.api("POST", f"/notebook/{nb_id}/halt")

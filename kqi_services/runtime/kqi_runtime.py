@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The KQI job runtime: what runs inside every training, inference and preprocessing job.
 
-Both backends run this one file (stdlib only, Python 3.8+) in the job's sandbox or pod,
+Both backends run this one file (stdlib only, Python 3.8+) in the job's container or pod,
 where the job's own folder is /kqi. It performs the guide's flow, step by step:
 
   1. create /kqi/output
@@ -322,13 +322,24 @@ def step_jupyterlab(log: Log, spec: dict) -> dict:
                           target, requirement, hub], capture_output=True, text=True)
     if run.returncode != 0:
         raise StepFailed("installing JupyterLab failed: " + run.stderr.strip()[-500:])
+    return jupyterlab_env(target)
+
+
+def jupyterlab_env(target: str) -> dict:
+    """The variables that make a JupyterLab installed with `pip --target` work: its modules and
+    scripts, and its data files (the server extension's config enables /lab; the app's assets)."""
     path = os.environ.get("PYTHONPATH", "")
+    config = os.environ.get("JUPYTER_CONFIG_PATH", "")
+    data = os.environ.get("JUPYTER_PATH", "")
     return {"PYTHONPATH": target + (os.pathsep + path if path else ""),
-            "PATH": os.path.join(target, "bin") + os.pathsep + os.environ.get("PATH", "")}
+            "PATH": os.path.join(target, "bin") + os.pathsep + os.environ.get("PATH", ""),
+            "JUPYTER_CONFIG_PATH": os.path.join(target, "etc", "jupyter") + (os.pathsep + config if config else ""),
+            "JUPYTER_PATH": os.path.join(target, "share", "jupyter") + (os.pathsep + data if data else ""),
+            "JUPYTERLAB_DIR": os.path.join(target, "share", "jupyter", "lab")}
 
 
 def step_links(log: Log) -> None:
-    """/input, /git, /parent, /inference (made by the sandbox or here) and the same in the home."""
+    """/input, /git, /parent, /inference (made here, or by the container engine) and the same in the home."""
     home = os.path.join(KQI, "output")
     for name in ("input", "git", "parent", "inference"):
         target = os.path.join(KQI, name)
@@ -339,7 +350,7 @@ def step_links(log: Log) -> None:
                 if not os.path.lexists(link):
                     os.symlink(target, link)
             except OSError:
-                pass  # a read-only root: the sandbox made /<name> already
+                pass  # a read-only root file system
     log.line("links /input /git /parent /inference ready")
 
 
@@ -351,8 +362,7 @@ def notebook_main(spec: dict, log: Log) -> int:
             extra_env = {}
             target = os.path.join(KQI, "tmp", "jupyterlab")
             if os.path.isdir(target):
-                extra_env = {"PYTHONPATH": target, "PATH": os.path.join(target, "bin") + os.pathsep +
-                             os.environ.get("PATH", "")}
+                extra_env = jupyterlab_env(target)
         else:
             step_output(log)
             step_tools(log, spec)

@@ -25,8 +25,9 @@ if [ -z "$python" ]; then
 fi
 if [ -z "$python" ]; then
   echo "[kqi] failed: the image has no Python 3 and no package manager could install one" >&2
-  mkdir -p /kqi/tmp
-  printf '{"exitCode": null, "failedStep": true, "message": "the image has no Python 3 and none could be installed"}' > /kqi/tmp/result.json
+  kqi="${KQI_ROOT:-/kqi}"
+  mkdir -p "$kqi/tmp"
+  printf '{"exitCode": null, "failedStep": true, "message": "the image has no Python 3 and none could be installed"}' > "$kqi/tmp/result.json"
   exit 125
 fi
 exec "$python" -S "$here/kqi_runtime.py" "$@"
