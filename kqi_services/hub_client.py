@@ -5,7 +5,9 @@ hub's status code, so the service can turn them into its own clear messages.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from urllib.parse import quote
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
@@ -23,6 +25,8 @@ class HubClient:
         self.api_url = api_url.rstrip("/")
         self._token = token
         self.timeout = timeout
+        # name -> (when asked, the pending or done answer of get_user), see get_user_cached
+        self._user_cache: dict[str, tuple[float, asyncio.Future]] = {}
 
     async def _request(self, method: str, path: str, body=None, *, token: str | None = None, auth=True):
         headers = {"Content-Type": "application/json"}
@@ -57,6 +61,29 @@ class HubClient:
         except HubError as e:
             if e.status == 404:
                 return None
+            raise
+
+    async def get_user_cached(self, name: str, max_age: float) -> dict | None:
+        """get_user, answered from a cache for up to `max_age` seconds (0: ask every time).
+
+        Concurrent callers share one hub call, so a job calling the API in a loop does not
+        ask the hub on every request. A failed call is not cached. The answer is shared:
+        do not change it.
+        """
+        if max_age <= 0:
+            return await self.get_user(name)
+        now = time.monotonic()
+        hit = self._user_cache.get(name)
+        if hit is None or now - hit[0] >= max_age:
+            for stale in [k for k, (at, _) in self._user_cache.items() if now - at >= max_age]:
+                del self._user_cache[stale]
+            hit = (now, asyncio.ensure_future(self.get_user(name)))
+            self._user_cache[name] = hit
+        try:
+            return await asyncio.shield(hit[1])
+        except Exception:
+            if self._user_cache.get(name) is hit:
+                del self._user_cache[name]
             raise
 
     async def list_users(self) -> list[dict]:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 SCOPE_USER = "custom:kqi:user"
 SCOPE_TENANT_ADMIN = "custom:kqi:tenant-admin"
 SCOPE_SYSTEM_ADMIN = "custom:kqi:system-admin"
+#: hub roles (see hubext/tenant_roles.py and the hub config) as the hub's user model names them
+ROLE_TENANT_ADMIN_PREFIX = "kqi-tenant-admin."
+ROLE_SYSTEM_ADMIN = "kqi-system-admin"
 
 
 class Access(enum.Enum):
@@ -73,11 +76,40 @@ def tenant_token_scopes(identity_roles: set[str], tenant: str | None, service_na
     scopes = [f"access:services!service={service_name}"]
     if tenant is not None:
         scopes.append(f"{SCOPE_USER}!group={tenant}")
-        if f"kqi-tenant-admin.{tenant}" in identity_roles:
+        if ROLE_TENANT_ADMIN_PREFIX + tenant in identity_roles:
             scopes.append(f"{SCOPE_TENANT_ADMIN}!group={tenant}")
-    if "kqi-system-admin" in identity_roles:
+    if ROLE_SYSTEM_ADMIN in identity_roles:
         scopes.append(SCOPE_SYSTEM_ADMIN)
     return scopes
+
+
+def job_identity(owner_model: dict | None, tenant: str) -> Identity | None:
+    """The Identity a running job's token (KQI_TOKEN) acts as, from the hub's model of the
+    job's owner (groups and roles, as HubClient.get_user returns it).
+
+    The owner, in the job's tenant only (never another of the owner's tenants), a tenant
+    administrator there only while the owner is one, never a system administrator. None when
+    the owner no longer exists or no longer belongs to the tenant (its hub group).
+    """
+    if owner_model is None or tenant not in (owner_model.get("groups") or []):
+        return None
+    admin = ROLE_TENANT_ADMIN_PREFIX + tenant in (owner_model.get("roles") or [])
+    return Identity(name=owner_model.get("name", ""), kind="job", tenants={tenant: admin})
+
+
+def job_token_refusal(access: Access, method: str) -> str | None:
+    """Why a job token may not call a route needing `access` with `method`, or None.
+
+    A job token carries its owner's rights in the job's tenant for the job's life, never
+    more: no system administration, and nothing that acts on the owner's account beyond the
+    tenant (switching tenants and getting other tokens, password, settings)."""
+    if access is Access.SYSTEM_ADMIN:
+        return ("A job token cannot use system administration routes, even when the job's owner"
+                " is a system administrator.")
+    if access is Access.AUTHENTICATED and method.upper() not in ("GET", "HEAD"):
+        return ("A job token acts in its job's tenant only: it cannot change its owner's account,"
+                " switch tenants or get other tokens.")
+    return None
 
 
 def allowed(access: Access, identity: Identity | None, tenant: str | None) -> bool:

@@ -21,7 +21,7 @@ from ..db.models import Tenant, UserSetting
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
 from ..storage.base import StoreError
-from ..permissions import Access, Identity, allowed, identity_from_model
+from ..permissions import Access, Identity, allowed, identity_from_model, job_identity, job_token_refusal
 
 TENANT_HEADER = "X-KQI-Tenant"
 TENANT_COOKIE = "kqi-tenant"
@@ -52,10 +52,6 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     identity: Identity | None = None
     tenant: Tenant | None = None
-    #: set when the caller is a running job (KQI_TOKEN): the id of that job
-    job_scope: int | None = None
-    #: whether a job token may call the non-GET methods of this handler (for its own job)
-    job_token_ok = False
 
     # ----------------------------------------------------------------- set-up
     @property
@@ -85,8 +81,27 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         access = self.access_for(self.request.method)
         if access is None:
             raise ApiError(405, f"{self.request.method} is not allowed here")
-        if await self._job_token_identity(access):
+        job_token = self._job_token()
+        if job_token is not None:
+            if access is Access.ANONYMOUS:
+                return
+            await self._job_identity(job_token, access)
+        else:
+            await self._hub_identity(access)
+        if access is Access.ANONYMOUS:
             return
+        if self.identity is None:
+            raise ApiError(401, "Sign in first: send a valid token (Authorization: Bearer <token>).")
+        if self.tenant is None:
+            self.tenant = self.resolve_tenant()
+        tenant_name = self.tenant.name if self.tenant is not None else None
+        if not allowed(access, self.identity, tenant_name):
+            if access in (Access.TENANT_USER, Access.TENANT_ADMIN) and tenant_name is None:
+                raise ApiError(403, "You belong to no tenant: ask an administrator to add you to one.")
+            raise ApiError(403, f"This needs the {access.value} permission, which you do not have here.")
+
+    async def _hub_identity(self, access: Access) -> None:
+        """A hub token or the browser's OAuth cookie: the identity from its scopes."""
         model = None
         try:
             model = await self.hub_auth.get_user(self, sync=False)
@@ -98,34 +113,32 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
                 self.identity = identity_from_model(model)
             elif access is not Access.ANONYMOUS:
                 raise ApiError(403, "This token does not give access to the kqi service.")
-        if access is Access.ANONYMOUS:
-            return
-        if self.identity is None:
-            raise ApiError(401, "Sign in first: send a valid token (Authorization: Bearer <token>).")
-        self.tenant = self.resolve_tenant()
-        tenant_name = self.tenant.name if self.tenant is not None else None
-        if not allowed(access, self.identity, tenant_name):
-            if access in (Access.TENANT_USER, Access.TENANT_ADMIN) and tenant_name is None:
-                raise ApiError(403, "You belong to no tenant: ask an administrator to add you to one.")
-            raise ApiError(403, f"This needs the {access.value} permission, which you do not have here.")
 
-    async def _job_token_identity(self, access: Access) -> bool:
-        """A running job's own token (KQI_TOKEN): acts as the job's owner, in its tenant only,
-        read-only except for the handlers that accept it (its own files, halt, complete)."""
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() not in ("bearer", "token") or not token.startswith("kqi-job."):
-            return False
-        job = self.kqi.jobs.job_for_token(self.db, token.strip())
-        if job is None:
+    def _job_token(self) -> str | None:
+        """The running job's token (KQI_TOKEN, kqi-job.<id>.<secret>) the caller sent, if any."""
+        scheme, _, token = self.request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() in ("bearer", "token") and token.startswith("kqi-job."):
+            return token
+        return None
+
+    async def _job_identity(self, token: str, access: Access) -> None:
+        """A running job's token acts as the job's owner in the job's tenant, with the rights the
+        owner has there now (read from the hub, cached for hub_auth_cache_seconds), while the job
+        runs; no header or cookie switches its tenant (see permissions.job_identity)."""
+        job = self.kqi.jobs.job_for_token(self.db, token)
+        tenant = self.db.get(Tenant, job.tenant_id) if job is not None else None
+        if tenant is None:
             raise ApiError(401, "This job token is not valid: its job has ended or it never existed.")
-        self.tenant = self.db.get(Tenant, job.tenant_id)
-        self.identity = Identity(name=job.created_by, kind="job", tenants={self.tenant.name: False})
-        self.job_scope = job.id
-        if access in (Access.SYSTEM_ADMIN, Access.TENANT_ADMIN) or (
-                self.request.method not in ("GET", "HEAD") and not self.job_token_ok):
-            raise ApiError(403, "A job token cannot do this.")
-        return True
+        refusal = job_token_refusal(access, self.request.method)
+        if refusal is not None:
+            raise ApiError(403, refusal)
+        owner = await self.kqi.hub.get_user_cached(job.created_by, self.kqi.hub_auth_cache_seconds)
+        identity = job_identity(owner, tenant.name)
+        if identity is None:
+            raise ApiError(403, f"This job token no longer works: the job's owner {job.created_by} is no longer"
+                                f" a member of the tenant {tenant.name}.")
+        self.identity, self.tenant = identity, tenant
 
     def on_finish(self):
         db = getattr(self, "db", None)

@@ -33,10 +33,7 @@ class JobHandlerBase(BaseAPIHandler):
         return JobQueries(self.db, self.tenant, self.kind)
 
     def job(self, job_id) -> Job:
-        job = self.queries().get(self.int_path(job_id))
-        if self.job_scope is not None and self.job_scope != job.id:
-            raise NotFoundError(f"No {self.kind} has the id {job.id} for this job token.")
-        return job
+        return self.queries().get(self.int_path(job_id))
 
     def details(self, job: Job) -> dict:
         out = job_details(self.db, job, self.kqi.jobs.queue_info.get(job.id))
@@ -63,8 +60,6 @@ class JobListHandler(JobHandlerBase):
 
 class JobRunHandler(JobHandlerBase):
     """POST /<kind>/run: validate, resolve the commit, store as Queued; the engine admits it."""
-
-    job_token_ok = False
 
     def read_submission(self, body: dict) -> dict:
         return JobSubmission(self.db, self.tenant, self.identity.name, self.kind, self.kqi.secret_box).read(body)
@@ -110,7 +105,6 @@ class JobHandler(JobHandlerBase):
 class JobHaltHandler(JobHandlerBase):
     """POST /<kind>/{id}/halt: the user stops it; it ends Killed."""
 
-    job_token_ok = True
     end_status = st.KILLED
     reason = "halted by the user"
 
@@ -133,8 +127,6 @@ class JobCompleteHandler(JobHaltHandler):
 
 class JobFilesHandler(JobHandlerBase):
     """GET /<kind>/{id}/files (log, output.zip, attached files), POST to attach an uploaded file."""
-
-    job_token_ok = True
 
     def get(self, job_id):
         job = self.job(job_id)
@@ -191,8 +183,6 @@ def clean_path(path: str) -> str:
 
 class JobContainerFilesHandler(JobHandlerBase):
     """GET /<kind>/{id}/container-files?path=/&withUrl= : browse /kqi/output, also while it runs."""
-
-    job_token_ok = True
 
     async def get(self, job_id):
         job = self.job(job_id)

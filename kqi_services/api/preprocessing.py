@@ -108,8 +108,6 @@ class HistoryHandler(PreprocessingHandlerBase):
 class HistoryDataHandler(PreprocessingHandlerBase):
     """POST /preprocessings/{id}/histories/{dataId}/data {name, memo, tags, files}: a result data."""
 
-    job_token_ok = True
-
     def post(self, preprocess_id, data_id):
         manager = self.manager()
         p = self.definition(preprocess_id)
@@ -120,7 +118,6 @@ class HistoryDataHandler(PreprocessingHandlerBase):
 
 class HistoryEndHandler(PreprocessingHandlerBase):
     end_status = st.KILLED
-    job_token_ok = True
 
     async def post(self, preprocess_id, data_id):
         manager = self.manager()
