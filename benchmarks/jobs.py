@@ -5,11 +5,13 @@
      (bulk: one call admits all; steady: capacity frees one job at a time, one call per
      admission), against a plain FIFO sort of the same records.        target >= 500 /s
   2. submit-to-running latency of a no-op training on the local backend (a real KQI Hub),
-     from just before POST /training/run until the command runs in the sandbox, p50/p99
-     over 100 jobs, against a plain subprocess start of the same no-op.    target p99 < 1 s
+     from just before POST /training/run until the command runs in its container, p50/p99
+     over 100 jobs, against a plain `podman run` of the same no-op in the same image.
+                                                                           target p99 < 1 s
   3. the whole cost of a 30-second training with a 1,000-file dataset and a git clone
      (submit until Completed is visible in the API) against running the same script by
-     hand (git clone + the script on a local copy of the files).        target <= 1.1x
+     hand in the same image (`podman run`: git clone + the script on a copy of the files).
+                                                                           target <= 1.1x
 
 Usage: .venv/bin/python benchmarks/jobs.py [--jobs 100] [--queued 10000] [--tenants 50]
                                            [--seconds 30] [--files 1000] [--only scheduler|latency|whole]
@@ -205,12 +207,22 @@ def bench_latency(ctx, n_jobs: int) -> None:
         for i in range(n_jobs):
             path = os.path.join(tmp, f"started-{i}")
             t0 = time.time()
-            subprocess.Popen(["sh", "-c", f"date +%s.%N > {path}"]).wait()
+            by_hand(["sh", "-c", f"date +%s.%N > /out/started-{i}"], {tmp: "/out"})
             base.append(float(wait_file(path)) - t0)
     p50, p99 = pct(latencies, 50), pct(latencies, 99)
     b50, b99 = pct(base, 50), pct(base, 99)
     report("submit to running, p50 / p99", f"{p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms (max {max(latencies) * 1000:.0f})",
-           f"subprocess start {b50 * 1000:.1f} ms / {b99 * 1000:.1f} ms", "p99 < 1 s", p99 < 1.0)
+           f"`podman run` by hand {b50 * 1000:.0f} ms / {b99 * 1000:.0f} ms", "p99 < 1 s", p99 < 1.0)
+
+
+def by_hand(command: list[str], volumes: dict[str, str]) -> None:
+    """The same command in the same image with a plain `podman run` (what a user would type)."""
+    from tests import images
+
+    args = ["podman", "run", "--rm", "--network", "host", *images.podman_base_args()]
+    for source, target in volumes.items():
+        args += ["--volume", f"{source}:{target}"]
+    subprocess.run(args + [images.PYTHON_ALIAS] + command, check=True, capture_output=True)
 
 
 # ----------------------------------------------------------------------- 3. whole cost
@@ -263,10 +275,10 @@ def bench_whole(ctx, seconds: float, n_files: int) -> None:
             with open(os.path.join(data, name), "wb") as f:
                 f.write(content)
         t0 = time.monotonic()
-        subprocess.run(["git", "clone", "--quiet", repo.bare, os.path.join(tmp, "git")], check=True)
-        subprocess.run(["git", "-C", os.path.join(tmp, "git"), "checkout", "--quiet", "--detach", commit], check=True)
-        subprocess.run([sys.executable, "train.py", os.path.join(tmp, "input"), os.path.join(tmp, "output"),
-                        str(seconds)], cwd=os.path.join(tmp, "git"), check=True, capture_output=True)
+        script = (f"git clone --quiet /repo /work/git && git -C /work/git checkout --quiet --detach {commit}"
+                  f" && cd /work/git && python3 train.py /work/input /work/output {seconds}")
+        by_hand(["sh", "-c", "git config --global --add safe.directory '*' && " + script],
+                {tmp: "/work", repo.bare: "/repo"})
         hand_seconds = time.monotonic() - t0
         with open(os.path.join(tmp, "output", "result.txt")) as f:
             by_hand = f.read()

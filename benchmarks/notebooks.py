@@ -8,7 +8,7 @@ KQI_NOTEBOOK_SPAWNER=simple). Runs alternate between the two so both see the sam
 
   KQI:       from just before POST /notebook/run (a 1,000-file dataset, a git repository, a
              lifetime) until GET /user/<u>/kqi-<id>/api/status answers 200 through the proxy;
-             it includes the service's checks and plan, the sandbox, the clone, laying out
+             it includes the service's checks and plan, the container, the clone, laying out
              the dataset, the JupyterLab check and the server's start.
   baseline:  from just before POST /hub/api/users/<u>/servers/<name> (no options) until the
              same URL of that server answers 200 through the proxy.
@@ -109,7 +109,7 @@ def wait_gone(user: str, server: str, timeout: float = 30) -> None:
 
 class Kqi:
     listening: float | None = None
-    label = "KqiLocalSpawner (service + sandbox + 1,000-file dataset + git)"
+    label = "KqiLocalSpawner (service + podman container + 1,000-file dataset + git)"
 
     def __init__(self, plat, n_files: int):
         self.plat = plat
