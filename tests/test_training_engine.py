@@ -8,9 +8,9 @@ object store, bound into the sandbox), so that the test decides when each one en
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from datetime import datetime
@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 import requests
 
-from .platform import (ModelRepo, create_data, job_output_dir, new_platform, remove_tree, service_pids, tenant_user,
+from .platform import (ModelRepo, containers, create_data, job_output_dir, new_platform, remove_tree, service_pids, tenant_user,
                        wait_job)
 
 CAPACITY_CPU = 3
@@ -304,17 +304,15 @@ def test_states_reasons_and_times(plat):
     assert oom_done["status"] == "Failed", oom_done["conditionNote"]
     assert "OOMKilled" in oom_done["conditionNote"], oom_done["conditionNote"]
 
-    # a platform fault: the job's processes vanish without a result -> Error, with the reason
+    # a platform fault: the job's container is killed from outside, without a result -> Error, with the reason
     t.wait(lost, "Running")
-    state = os.path.join(plat.data_dir, "jobs", f"training-{lost}", "state.json")
     deadline = time.monotonic() + 30
-    while not os.path.exists(state):
+    while not containers(plat, f"training-{lost}"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    with open(state) as f:
-        pid = json.load(f)["pid"]
     time.sleep(0.5)
-    os.killpg(pid, signal.SIGKILL)
+    (name,) = containers(plat, f"training-{lost}")
+    subprocess.run(["podman", "kill", "--signal", "KILL", name], check=True, capture_output=True)
     error = t.wait(lost, ENDED, timeout=30)
     assert error["status"] == "Error" and error["statusType"] == "Error"
     assert error["conditionNote"].startswith("the job's process ended without a result"), error["conditionNote"]

@@ -18,7 +18,7 @@ import secrets
 import shutil
 from typing import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..db.models import GitServer, Registry, Tenant, utcnow
 from ..db.models_data import Data, DataSet
@@ -146,12 +146,17 @@ class JobEngine:
             request = self._launch_request(db, job, tenant)
             token = f"kqi-job.{job.id}.{secrets.token_urlsafe(24)}"
             request.secret_env["KQI_TOKEN"] = token
-            job.token_hash = token_hash(token)
-            job.status = st.RUNNING
-            job.started_at = utcnow()
-            job.backend = self.backend.name
-            job.node = os.uname().nodename
+            # claimed only while still queued: a halt that came in meanwhile wins, nothing starts
+            claimed = db.execute(
+                update(Job).where(Job.id == job.id, Job.status == st.QUEUED)
+                .values(status=st.RUNNING, token_hash=token_hash(token), started_at=utcnow(),
+                        backend=self.backend.name, node=os.uname().nodename)
+                .execution_options(synchronize_session=False)).rowcount
             db.commit()
+            if not claimed:
+                db.refresh(job)
+                return
+            db.refresh(job)
             job.backend_ref = self.backend.launch(request)
             db.commit()
             self.log.info("Started %s for %s in tenant %s", job.key, job.created_by, tenant.name)

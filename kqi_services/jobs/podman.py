@@ -270,9 +270,16 @@ class PodmanBackend(PodmanSettings):
         self.on_exit: Callable[[str], None] | None = None
         self._pending: dict[str, threading.Thread] = {}  # pulls under way
         self._failed: dict[str, JobResult] = {}  # launches that failed before a container ran
+        self._halted: set[str] = set()  # halted while being launched
         self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
         if shutil.which(self.podman) is None:
             raise RuntimeError("podman is not installed: run `bash setup.sh`")
+
+    def _key_lock(self, key: str) -> threading.Lock:
+        """Serializes starting and halting one job's container."""
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
 
     # ------------------------------------------------------------- capacity
     @property
@@ -345,9 +352,11 @@ class PodmanBackend(PodmanSettings):
             except FileNotFoundError:
                 pass
         self._failed.pop(req.key, None)
+        self._halted.discard(req.key)
         image = normalize_image(req.image, self.default_image)
         if self.podman_cli.image_exists(image):
-            self._start(req, folder, image)
+            with self._key_lock(req.key):
+                self._start(req, folder, image)
         else:
             # pull in the background: the job shows as running, its log tells the pull
             self._log(req, f"pulling the image {image}")
@@ -373,7 +382,11 @@ class PodmanBackend(PodmanSettings):
         try:
             self.podman_cli.pull(image, req.registry, workdir=folder)
             self._log(req, f"pulled the image {image}")
-            self._start(req, folder, image)
+            with self._key_lock(req.key):
+                if req.key in self._halted:  # halted while the image came in: nothing starts
+                    self._failed[req.key] = JobResult(exit_code=None, message="halted before it started")
+                else:
+                    self._start(req, folder, image)
         except Exception as e:  # a failed pull ends the job Failed with the registry's message
             message = f"pulling the image {image} failed: {e}"
             self._log(req, message)
@@ -492,8 +505,11 @@ class PodmanBackend(PodmanSettings):
         return JobResult(exit_code=data.get("exitCode"), message=data.get("message"), oom_killed=oom)
 
     def halt(self, key: str) -> None:
-        state = self._state(key) or {}
-        self.podman_cli.run("kill", "--signal", "KILL", state.get("name") or self.container_name(key), check=False)
+        self._halted.add(key)
+        with self._key_lock(key):  # a container being started is killed once it exists, not missed
+            state = self._state(key) or {}
+            self.podman_cli.run("kill", "--signal", "KILL", state.get("name") or self.container_name(key),
+                                check=False)
         deadline = time.monotonic() + 10
         while self.is_running(key) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -502,6 +518,9 @@ class PodmanBackend(PodmanSettings):
         """Remove the container (and with it its environment, the job's secrets) once its result is taken."""
         self.podman_cli.remove((self._state(key) or {}).get("name") or self.container_name(key))
         self._failed.pop(key, None)
+        self._halted.discard(key)
+        with self._lock:
+            self._key_locks.pop(key, None)
 
     def remove_orphans(self, active_keys: set[str]) -> None:
         """Containers of this platform whose job is not running any more (after a kill -9 of the service)."""
