@@ -153,3 +153,40 @@ def test_requested_image_missing_and_not_pullable_fails_with_the_registrys_messa
     details = wait_job(user, r.json()["id"], ("Completed", "Failed", "Error"), timeout=180)
     assert details["status"] == "Failed"
     assert "pulling the image docker.io/kqi-test/no-such-image:0 failed" in details["conditionNote"]
+
+
+def test_a_training_cannot_reach_the_platforms_files(world, platform, tmp_path):
+    """The real files of this platform, by their host paths: the service's secret key, the hub's
+    database and cookie secret, another tenant's stored data, another job's folder."""
+    import os
+
+    user, repo, commit = world
+    other = tenant_user(platform)
+    theirs = create_data(other, "theirs", {"secret.txt": b"tenant B only"})
+    store = os.path.join(platform.data_dir, "store", *other.tenant["storagePath"].split("/"), "Data")
+    their_files = [os.path.join(dirpath, name) for dirpath, _, names in os.walk(store) for name in names]
+    assert their_files, store
+    targets = [os.path.join(platform.data_dir, "kqi", "secret_key"),
+               os.path.join(platform.data_dir, "hub", "jupyterhub.sqlite"),
+               os.path.join(platform.data_dir, "hub", "jupyterhub_cookie_secret"),
+               their_files[0], os.path.join(platform.data_dir, "jobs")]
+    assert all(os.path.exists(t) for t in targets[:2]), targets
+    # (the marker is assembled when it runs: the log also shows the command itself)
+    probe = "; ".join(f"if cat {t} || ls {t}; then printf 'REA%s {t}\\n' CHED; fi" for t in targets)
+    data = create_data(user, "probe-data", {"p.txt": b"p"})
+    dataset = user.api("POST", "/datasets", json={"name": "probe-ds", "entries": {
+        "training": [{"id": data["id"]}], "testing": [], "validation": []}}).json()
+    r = user.api("POST", "/training/run", json={
+        "name": "probe", "dataSetId": dataset["id"], "containerImage": {"image": "python", "tag": "3.11"},
+        "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit},
+        "entryPoint": probe + "; echo PROBED", "cpu": 0.5, "memory": 0.5, "gpu": 0})
+    assert r.status_code in (200, 201), r.text
+    details = wait_job(user, r.json()["id"], ("Completed", "Failed", "Error"), timeout=120)
+    files = tmp_path / "probe"
+    files.mkdir()
+    user.cli("training", "download-files", str(r.json()["id"]), "-d", str(files))
+    log = next(files.glob("*stdout_stderr*")).read_text()
+    assert "PROBED" in log and details["status"] == "Completed", log
+    assert "REACHED" not in log, log
+    assert log.count("No such file or directory") >= 2 * len(targets), log
+    assert theirs["id"] not in [d["id"] for d in user.api("GET", "/data", params={"perPage": 1000}).json()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 import uuid
 
@@ -350,5 +351,19 @@ def test_an_image_without_jupyterlab_gets_it_installed_and_lab_opens(env):
         log = open(os.path.join(env.platform.data_dir, "notebooks", user.name, f"kqi-{nb_id}", "tmp",
                                 "notebook.log")).read()
         assert "installing jupyterlab==4.2.5 (the image has no JupyterLab)" in log
+        # the server's hub token is in its container's environment, on no command line of this host
+        (name,) = containers(platform, f"kqi-{nb_id}")
+        token = subprocess.run(["podman", "exec", name, "printenv", "JUPYTERHUB_API_TOKEN"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        assert len(token) > 20
+        seen = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if token.encode() in f.read():
+                        seen.append(pid)
+            except OSError:
+                pass
+        assert seen == []
     finally:
         user.api("POST", f"/notebook/{nb_id}/halt")
