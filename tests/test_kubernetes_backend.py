@@ -970,10 +970,10 @@ def test_from_app_reads_config(fake, tmp_path):
                      "capacity_gpu"):
             assert hasattr(backend, name), name
         for name in ("job_dir", "launch", "is_running", "result", "halt", "cleanup", "remove_orphans",
-                     "image_note"):
+                     "status_note"):
             assert callable(getattr(backend, name)), name
             assert name in JobBackend.__dict__, name
-        assert backend.on_exit is None and backend.jobs_end_with_service is False and backend.image_note() is None
+        assert backend.on_exit is None and backend.jobs_end_with_service is False and backend.status_note("training-1") is None
         assert backend.namespace == "kqi-test" and backend.ttl_seconds_after_finished == 120
         assert backend.storage_root == app.data_dir
         assert backend.job_dir("training-1") == os.path.join(app.data_dir, "jobs", "training-1")

@@ -117,6 +117,9 @@ class JobEngine:
                 result = self.backend.result(job.key)
                 if result is not None:
                     self._finish(db, job, result)
+                elif self.backend.status_note(job.key) != job.status_reason:
+                    job.status_reason = self.backend.status_note(job.key)
+                    db.commit()
             self._admit(db)
 
     def _admit(self, db) -> None:

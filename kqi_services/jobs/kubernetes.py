@@ -913,8 +913,8 @@ class KubernetesBackend(LoggingConfigurable):
         return self.total_gpu if self.total_gpu >= 0 else self._nodes_capacity()[2]
 
     # ---------------------------------------------------------------- launching
-    def image_note(self) -> str | None:
-        """Nothing to say about images: the nodes pull them (with the user's registry credential)."""
+    def status_note(self, key: str) -> str | None:
+        """Nothing to add while a job runs: the nodes pull images (with the user's registry credential)."""
         return None
 
     def launch(self, req: LaunchRequest) -> str:

@@ -309,8 +309,13 @@ class PodmanBackend(PodmanSettings):
             self._found_devices = found
         return self._found_devices
 
-    def image_note(self) -> str | None:
-        return None
+    def status_note(self, key: str) -> str | None:
+        """'pulling the image …' while the job's image comes in."""
+        with self._lock:
+            pulling = key in self._pending
+        if not pulling:
+            return None
+        return f"pulling the image {(self._state(key) or {}).get('image', '')}".rstrip()
 
     # ------------------------------------------------------------- names
     def job_dir(self, key: str) -> str:
