@@ -21,6 +21,7 @@ from kqi_services.jobs.launch import (CONTAINER_CAPABILITIES, LaunchRequest, Mou
 from kqi_services.jobs.podman import PodmanBackend, PodmanSettings, podman_run_args
 
 from . import images
+from .platform import processes_with
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("podman") is None,
                                 reason="podman as root is needed (bash setup.sh --test installs it)")
@@ -220,14 +221,7 @@ def test_host_ps_shows_no_secret(backend, tmp_path):
         while not (out / "t").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert (out / "t").read_text().strip() == token  # the job has its token ...
-        seen = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if token.encode() in f.read():
-                        seen.append(pid)
-            except OSError:
-                pass
+        seen = processes_with(token)
         assert not seen, f"the token is on the command line of processes {seen}"  # ... no command line shows it
         assert token not in subprocess.run(["ps", "auxww"], capture_output=True, text=True).stdout
     finally:

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from .platform import (JupyterServer, ModelRepo, containers, create_data, hub_servers, local_store_dir, new_platform,
-                       remove_tree, service_pids, tenant_user, user_hub_token, wait_job,
+                       processes_with, remove_tree, service_pids, tenant_user, user_hub_token, wait_job,
                        wait_notebook)
 
 STARTUP = ("echo started > /kqi/output/startup.txt && pwd > /kqi/output/startup-cwd.txt"
@@ -356,14 +356,6 @@ def test_an_image_without_jupyterlab_gets_it_installed_and_lab_opens(env):
         token = subprocess.run(["podman", "exec", name, "printenv", "JUPYTERHUB_API_TOKEN"], capture_output=True,
                                text=True, check=True).stdout.strip()
         assert len(token) > 20
-        seen = []
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if token.encode() in f.read():
-                        seen.append(pid)
-            except OSError:
-                pass
-        assert seen == []
+        assert processes_with(token) == []
     finally:
         user.api("POST", f"/notebook/{nb_id}/halt")
