@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import threading
 from typing import Callable
 
 from sqlalchemy import select, update
@@ -58,6 +59,7 @@ class JobEngine:
         self.queue_info: dict[int, dict] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._launching = threading.Lock()  # starting a job and halting one never interleave
         self._task = None
         self.finish_hooks: list[Callable] = []  # (db, job) called after a job ended (e.g. preprocessing outputs)
         backend.on_exit = lambda key: self.wake()  # backends that know when a job ends say so at once
@@ -145,6 +147,10 @@ class JobEngine:
 
     # ---------------------------------------------------------------- launching
     def _launch(self, db, job: Job, tenant: Tenant) -> None:
+        with self._launching:  # a halt waits until the job is either still queued or really started
+            self._launch_one(db, job, tenant)
+
+    def _launch_one(self, db, job: Job, tenant: Tenant) -> None:
         try:
             request = self._launch_request(db, job, tenant)
             token = f"kqi-job.{job.id}.{secrets.token_urlsafe(24)}"
@@ -362,6 +368,12 @@ class JobEngine:
 
     # ---------------------------------------------------------------- user actions
     def halt(self, db, job: Job, status: str = st.KILLED, reason: str = "halted by the user") -> None:
+        with self._launching:
+            db.refresh(job)  # it may have been started meanwhile
+            self._halt(db, job, status, reason)
+        self.wake()
+
+    def _halt(self, db, job: Job, status: str, reason: str) -> None:
         if job.status == st.QUEUED:
             job.status, job.status_reason, job.completed_at = status, reason, utcnow()
             db.commit()
@@ -369,7 +381,6 @@ class JobEngine:
             self.backend.halt(job.key)
             result = self.backend.result(job.key) or JobResult(exit_code=None, message=None)
             self._finish(db, job, result, forced=status, reason=reason)
-        self.wake()
 
     def reconcile(self) -> None:
         with self.app.session_factory() as db:
