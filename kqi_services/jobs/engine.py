@@ -327,19 +327,29 @@ class JobEngine:
             self.log.exception("Storing the outputs of %s failed", job.key)
             if status == st.COMPLETED:
                 status, reason = st.ERROR, f"the outputs could not be stored: {e}"
-        job.status = status
-        job.status_reason = reason
-        job.exit_code = result.exit_code
-        job.completed_at = utcnow()
-        job.token_hash = None
-        db.commit()
-        self.backend.cleanup(job.key)
-        self.log.info("%s ended: %s%s", job.key, status, f" ({reason})" if reason else "")
+        completed_at = utcnow()
+
+        def end_state():
+            job.status, job.status_reason, job.exit_code = status, reason, result.exit_code
+            job.completed_at, job.token_hash = completed_at, None
+
+        end_state()
+        # the hooks (a preprocessing's outputs becoming data) commit with the end state: no one sees
+        # the job ended before what it made exists
         for hook in self.finish_hooks:
             try:
                 hook(db, job)
             except Exception:
                 self.log.exception("A finish hook failed for %s", job.key)
+                db.rollback()
+                try:  # the job's own files again (they are in the store: registering is idempotent)
+                    self._store_outputs(db, job, tenant)
+                except Exception:
+                    self.log.exception("Registering the files of %s failed", job.key)
+                end_state()
+        db.commit()
+        self.backend.cleanup(job.key)
+        self.log.info("%s ended: %s%s", job.key, job.status, f" ({job.status_reason})" if job.status_reason else "")
         self.app.notify_job_end(job, tenant)
 
     def _store_outputs(self, db, job: Job, tenant: Tenant) -> None:
