@@ -207,7 +207,7 @@ def bench_latency(ctx, n_jobs: int) -> None:
         for i in range(n_jobs):
             path = os.path.join(tmp, f"started-{i}")
             t0 = time.time()
-            by_hand(["sh", "-c", f"date +%s.%N > /out/started-{i}"], {tmp: "/out"})
+            run_by_hand(["sh", "-c", f"date +%s.%N > /out/started-{i}"], {tmp: "/out"})
             base.append(float(wait_file(path)) - t0)
     p50, p99 = pct(latencies, 50), pct(latencies, 99)
     b50, b99 = pct(base, 50), pct(base, 99)
@@ -215,7 +215,7 @@ def bench_latency(ctx, n_jobs: int) -> None:
            f"`podman run` by hand {b50 * 1000:.0f} ms / {b99 * 1000:.0f} ms", "p99 < 1 s", p99 < 1.0)
 
 
-def by_hand(command: list[str], volumes: dict[str, str]) -> None:
+def run_by_hand(command: list[str], volumes: dict[str, str]) -> None:
     """The same command in the same image with a plain `podman run` (what a user would type)."""
     from tests import images
 
@@ -277,7 +277,7 @@ def bench_whole(ctx, seconds: float, n_files: int) -> None:
         t0 = time.monotonic()
         script = (f"git clone --quiet /repo /work/git && git -C /work/git checkout --quiet --detach {commit}"
                   f" && cd /work/git && python3 train.py /work/input /work/output {seconds}")
-        by_hand(["sh", "-c", "git config --global --add safe.directory '*' && " + script],
+        run_by_hand(["sh", "-c", "git config --global --add safe.directory '*' && " + script],
                 {tmp: "/work", repo.bare: "/repo"})
         hand_seconds = time.monotonic() - t0
         with open(os.path.join(tmp, "output", "result.txt")) as f:

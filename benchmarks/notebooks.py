@@ -37,7 +37,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from tests.platform import (ModelRepo, hub_servers, new_platform, processes_with, remove_tree,  # noqa: E402
+from tests.platform import (ModelRepo, containers, hub_servers, new_platform, processes_with, remove_tree,  # noqa: E402
                             tenant_user, user_hub_token)
 
 TARGET = 1.5
@@ -83,7 +83,7 @@ def wait_ready(url: str, token: str, timeout: float = 300) -> float:
     raise AssertionError(f"{url} was not ready after {timeout}s")
 
 
-RUNNING_AT = re.compile(r"^\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] Jupyter Server \S+ is running at:")
+RUNNING_AT = re.compile(r"\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] Jupyter Server \S+ is running at:")
 
 
 def listening_after(log_path: str, prefix: str, t0: float) -> float | None:
@@ -95,7 +95,7 @@ def listening_after(log_path: str, prefix: str, t0: float) -> float | None:
     except OSError:
         return None
     for line, following in zip(lines, lines[1:]):
-        match = RUNNING_AT.match(line)
+        match = RUNNING_AT.search(line)  # (a container's log has podman's time stamp before it)
         if match and prefix in following:
             return datetime.datetime.fromisoformat(match.group(1)).timestamp() - t0
     return None
@@ -143,7 +143,7 @@ class Kqi:
         base = f"{self.plat.url}/user/{self.user.name}/{nb['serverName']}"
         spent = wait_ready(base, self.token) - t0
         self.listening = listening_after(os.path.join(self.plat.data_dir, "notebooks", self.user.name,
-                                                      nb["serverName"], "server.log"),
+                                                      nb["serverName"], "container.log"),
                                          f"/user/{self.user.name}/{nb['serverName']}/", wall)
         if not self.checked:  # once: the notebook has what was measured
             headers = {"Authorization": f"token {self.token}"}
@@ -155,7 +155,9 @@ class Kqi:
             self.checked = True
         r = self.user.api("POST", f"/notebook/{nb['id']}/halt")
         assert r.status_code == 200, r.text
-        wait_gone(self.user.name, nb["serverName"])
+        deadline = time.monotonic() + 30
+        while containers(self.plat, nb["serverName"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
         return spent
 
 
