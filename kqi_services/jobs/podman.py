@@ -414,8 +414,10 @@ class PodmanBackend(PodmanSettings):
         for keep in ("XDG_RUNTIME_DIR", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "TMPDIR"):
             if os.environ.get(keep):
                 env[keep] = os.environ[keep]
+        # (conmon leaves an empty file "oom" in its working directory when the kernel kills for memory
+        # on cgroups v1: the job's folder, not wherever the service was started)
         result = subprocess.run(args, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                                timeout=120)
+                                timeout=120, cwd=folder)
         if result.returncode != 0:
             self.podman_cli.remove(name)
             raise PodmanError(f"the container did not start: {result.stderr.strip()[-1000:]}")
