@@ -302,3 +302,24 @@ def test_orphans_are_removed_after_a_restart(backend, tmp_path):
     while again.is_running(key) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not again.is_running(key)
+
+
+def test_the_runtime_appends_to_a_log_the_platform_began(backend, tmp_path):
+    """A pull writes the first lines of a job's log (as host root): the job's root, another uid on the
+    host, must still append to it."""
+    key = f"training-{uuid.uuid4().hex[:6]}"
+    out, attach = tmp_path / key / "out", tmp_path / key / "attach"
+    out.mkdir(parents=True)
+    attach.mkdir()
+    req = LaunchRequest(key=key, kind="training", job_id=1, tenant="t", user="u", image=None,
+                        spec={"kind": "training", "id": 1, "entryPoint": "echo from-the-job", "zip": False,
+                              "logName": "job.log", "env": {}, "tools": []},
+                        env={}, mounts=kqi_mounts(output_dir=str(out), attach_dir=str(attach)))
+    backend._log(req, "pulled the image (as a pull would say)")
+    backend.launch(req)
+    deadline = time.monotonic() + 60
+    while backend.is_running(key) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = (attach / "job.log").read_text()
+    assert backend.result(key).exit_code == 0, log
+    assert log.index("pulled the image") < log.index("from-the-job")

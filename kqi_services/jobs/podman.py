@@ -380,8 +380,11 @@ class PodmanBackend(PodmanSettings):
         if not log_name or not attach:
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-        with open(os.path.join(attach, log_name), "a") as f:
+        path = os.path.join(attach, log_name)
+        with open(path, "a") as f:
             f.write(f"[kqi {stamp}] {text}\n")
+        if self.user_namespace:  # the runtime (container root) appends to the same file
+            os.chown(path, self.uid_base, self.uid_base)
 
     def _pull_then_start(self, req: LaunchRequest, folder: str, image: str) -> None:
         try:
