@@ -78,8 +78,7 @@ from typing import Callable
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..domain import layout as layout_module
-from ..runtime import kqi_runtime
+from ..runtime import RUNTIME_FILES
 from .launch import (BIND, CONTAINER_CAPABILITIES, RUNTIME, RUNTIME_DIR, SCRATCH, JobResult, LaunchRequest, Mount,
                      RegistryCredential, normalize_image, scratch_name)
 
@@ -267,8 +266,6 @@ def registry_secret_name(key: str) -> str:
     return f"{key}-registry"
 
 
-RUNTIME_FILES = {"start.sh": os.path.join(os.path.dirname(kqi_runtime.__file__), "start.sh"),
-                 "kqi_runtime.py": kqi_runtime.__file__, "layout.py": layout_module.__file__}
 
 
 def runtime_files() -> dict[str, str]:
@@ -781,6 +778,7 @@ class KubernetesBackend(LoggingConfigurable):
         super().__init__(**kwargs)
         self._loop: _Loop | None = None
         self._api = None
+        self._configuration = None
         self._batch_api = None
         self._core_api = None
         self._connect_lock = threading.Lock()
@@ -834,6 +832,7 @@ class KubernetesBackend(LoggingConfigurable):
         else:
             await config.load_kube_config(config_file=self.kubeconfig or None, context=self.kube_context or None,
                                           client_configuration=configuration, persist_config=False)
+        self._configuration = configuration
         return client.ApiClient(configuration=configuration)
 
     def close(self) -> None:
@@ -1009,6 +1008,17 @@ class KubernetesBackend(LoggingConfigurable):
             if e.status in (400, 404):  # not started yet, or gone
                 return ""
             raise
+
+    async def open_shell(self, key: str, rows: int = 24, cols: int = 80):
+        """The pods/exec API (tty, stdin) of the job's pod, on the caller's loop with its own client."""
+        from .shell import KubeExecShell, kube_exec_call
+
+        loop = asyncio.get_running_loop()
+        pod = await loop.run_in_executor(None, self.pod_name, key)
+        if pod is None:
+            raise RuntimeError(f"the job {key} has no pod")
+        return await KubeExecShell(self._configuration, kube_exec_call(pod, self.namespace, CONTAINER),
+                                   rows, cols).start()
 
     # ---------------------------------------------------------------- ending
     def halt(self, key: str) -> None:

@@ -33,13 +33,10 @@ from typing import Callable
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..domain import layout as layout_module
-from ..runtime import kqi_runtime
+from ..runtime import RUNTIME_FILES
 from .launch import (BIND, CONTAINER_CAPABILITIES, RUNTIME, RUNTIME_DIR, SCRATCH, JobResult, LaunchRequest,
                      normalize_image, scratch_name)
 
-RUNTIME_FILES = {"kqi_runtime.py": kqi_runtime.__file__, "layout.py": layout_module.__file__,
-                 "start.sh": os.path.join(os.path.dirname(kqi_runtime.__file__), "start.sh")}
 LABEL = "kqi.platform"
 NOTEBOOK_NAME = "notebook-"  # notebooks' containers: kqi-<platform>-notebook-<user>-<server>
 
@@ -538,6 +535,17 @@ class PodmanBackend(PodmanSettings):
             key = name[len(self.name_prefix):] if name.startswith(self.name_prefix) else None
             if key and key not in active_keys and not key.startswith(NOTEBOOK_NAME):
                 self.podman_cli.remove(name)
+
+    async def open_shell(self, key: str, rows: int = 24, cols: int = 80):
+        """`podman exec -it <container> sh` (bash when the image has it) under a pseudo-terminal."""
+        from .shell import PtyShell, podman_exec_args
+
+        name = (self._state(key) or {}).get("name") or self.container_name(key)
+        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "TERM": "xterm-256color"}
+        for keep in ("XDG_RUNTIME_DIR", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "TMPDIR", "HOME"):
+            if os.environ.get(keep):
+                env[keep] = os.environ[keep]
+        return PtyShell(podman_exec_args(self.podman, name), env, rows, cols)
 
     def log_path(self, attach_dir: str, log_name: str) -> str:
         return os.path.join(attach_dir, log_name)
