@@ -237,6 +237,9 @@ class KqiService(Application):
         routes = [(api_base + pattern + "/?", handler, *rest) for pattern, handler, *rest in api_routes()]
         routes.append((url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler))
         routes.extend(storage_handlers.make_handlers(self.service_prefix))
+        from . import proxy
+
+        routes.extend(proxy.make_handlers(self.service_prefix))
         ui = importlib.import_module("kqi_services.ui.handlers")
         routes.extend(ui.make_handlers(self.service_prefix))
         return routes

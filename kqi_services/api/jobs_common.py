@@ -19,6 +19,7 @@ from ..jobs.engine import ATTACH_FOLDER, OUTPUT_FOLDER, log_name
 from ..permissions import Access
 from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
+from ..proxy import node_ports
 from .base import BaseAPIHandler
 
 MAX_DIR_ENTRIES = 10000
@@ -37,6 +38,7 @@ class JobHandlerBase(BaseAPIHandler):
 
     def details(self, job: Job) -> dict:
         out = job_details(self.db, job, self.kqi.jobs.queue_info.get(job.id))
+        out["nodePorts"] = node_ports(self.kqi.service_prefix, job)
         if job.kind == "inference":
             out["inferenceIds"] = (job.extra or {}).get("inferenceIds", [])
             out["containerName"] = job.key

@@ -243,7 +243,7 @@ class JobEngine:
             key=job.key, kind=job.kind, job_id=job.id, tenant=tenant.name, user=job.created_by or "",
             image=image, spec=spec, env=env, secret_env=secret_env, cpu=job.cpu, memory_gib=job.memory,
             gpu=int(job.gpu or 0), partition=job.partition or None, registry=registry, mounts=mounts,
-            network=job_environment.network,
+            network=job_environment.network, ports=list(job.ports or []),
         )
 
     def image_for(self, db, job: Job) -> tuple[str | None, RegistryCredential | None]:

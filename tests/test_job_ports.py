@@ -1,0 +1,146 @@
+"""A job's own ports through the authenticated reverse proxy (/services/kqi/proxy/...), on a real
+KQI Hub: a training serves its output folder with `python3 -m http.server`, the page is read
+through the proxy with the user's token; another tenant's user, an anonymous caller, a job
+token, an undeclared port and a cross-site WebSocket upgrade are all refused.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+
+import pytest
+import requests
+
+from .platform import ModelRepo, create_data, tenant_user, wait_job
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_entry(port: int, marker: str) -> str:
+    """A training command that writes its token and a page, then serves /kqi/output on `port`."""
+    return (f"cd /kqi/output && printf '%s' \"$KQI_TOKEN\" > token.txt && echo '{marker}' > index.html"
+            f" && mkdir -p sub && echo 'in sub' > sub/page.txt"
+            f" && exec python3 -m http.server {port} --bind 127.0.0.1")
+
+
+class World:
+    def __init__(self, platform, tmp):
+        self.platform = platform
+        self.user = tenant_user(platform)
+        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"ports-{uuid.uuid4().hex[:8]}")
+        self.commit = self.repo.commit({"README.md": "ports\n"}, "a model")
+        data = create_data(self.user, "ports-data", {"a.txt": b"alpha"})["id"]
+        r = self.user.api("POST", "/datasets", json={"name": "ports-set", "entries": {"training": [{"id": data}]}})
+        assert r.status_code == 201, r.text
+        self.dataset = r.json()["id"]
+
+    def run(self, name: str, entry: str, ports: list[int]) -> int:
+        body = {"name": name, "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": self.dataset,
+                "gitModel": {"owner": self.repo.owner, "repository": self.repo.name, "commitId": self.commit},
+                "entryPoint": entry, "cpu": 0.2, "memory": 0.2, "gpu": 0, "ports": ports}
+        r = self.user.api("POST", "/training/run", json=body)
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def proxy_url(self, job_id: int, port: int, path: str = "") -> str:
+        return f"{self.platform.service_url}/proxy/training/{job_id}/{port}/{path}"
+
+    def get(self, url: str, token: str | None = None, **kwargs) -> requests.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return requests.get(url, headers=headers, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def world(platform, tmp_path_factory):
+    return World(platform, str(tmp_path_factory.mktemp("ports")))
+
+
+def wait_served(world: World, job_id: int, port: int, timeout: float = 60) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = world.get(world.proxy_url(job_id, port), world.user.token)
+        if r.status_code == 200:
+            return r
+        assert time.monotonic() < deadline, f"{r.status_code} {r.text}"
+        time.sleep(0.3)
+
+
+def job_token(world: World, job_id: int) -> str:
+    deadline = time.monotonic() + 30
+    while True:
+        listing = world.user.api("GET", f"/training/{job_id}/container-files", params={"withUrl": "true"}).json()
+        found = [f for f in listing["files"] if f["fileName"] == "token.txt" and f["size"]]
+        if found:
+            return requests.get(found[0]["url"], timeout=10).text.strip()
+        assert time.monotonic() < deadline, listing
+        time.sleep(0.3)
+
+
+def test_a_training_port_is_served_to_its_tenant_only(world, platform):
+    port, undeclared = free_port(), free_port()
+    marker = f"served-{uuid.uuid4().hex[:8]}"
+    job_id = world.run("serve", serve_entry(port, marker), [port])
+    try:
+        wait_job(world.user, job_id, "Running", timeout=120)
+        r = wait_served(world, job_id, port)
+        assert marker in r.text
+        # the details show the port and its address while the job runs
+        details = world.user.api("GET", f"/training/{job_id}").json()
+        url = f"/services/kqi/proxy/training/{job_id}/{port}/"
+        assert details["ports"] == [port]
+        assert details["nodePorts"] == [{"key": str(port), "value": port, "url": url}]
+        # paths below the prefix reach the same folder; the bare prefix gets its slash
+        r = world.get(world.proxy_url(job_id, port, "sub/page.txt"), world.user.token)
+        assert r.status_code == 200 and r.text == "in sub\n", r.text
+        r = world.get(world.proxy_url(job_id, port).rstrip("/") + "?x=1", world.user.token, allow_redirects=False)
+        assert r.status_code == 302 and r.headers["Location"].endswith(f"{url}?x=1"), r.headers
+        # the target's own redirect (a folder without its slash) stays under the prefix
+        r = world.get(world.proxy_url(job_id, port, "sub"), world.user.token, allow_redirects=False)
+        assert r.status_code == 301 and r.headers["Location"] == f"{url}sub/", r.headers
+
+        # anonymous: 401; another tenant's user: 404; a job token: 403
+        assert world.get(world.proxy_url(job_id, port)).status_code == 401
+        other = tenant_user(platform)
+        r = world.get(world.proxy_url(job_id, port), other.token)
+        assert r.status_code == 404 and marker not in r.text, r.text
+        token = job_token(world, job_id)
+        assert token.startswith("kqi-job."), token
+        r = world.get(world.proxy_url(job_id, port), token)
+        assert r.status_code == 403 and marker not in r.text, r.text
+        # a port the job did not declare: 404 (even though something may listen there)
+        r = world.get(world.proxy_url(job_id, undeclared), world.user.token)
+        assert r.status_code == 404, r.text
+        # an id that does not exist, a kind that is not one
+        assert world.get(world.proxy_url(999999, port), world.user.token).status_code == 404
+        r = world.get(f"{platform.service_url}/proxy/preprocessing/{job_id}/{port}/", world.user.token)
+        assert r.status_code == 404
+
+        # a WebSocket upgrade from another site is refused before anything is forwarded
+        ws_headers = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                      "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        r = world.get(world.proxy_url(job_id, port), world.user.token,
+                      headers={**ws_headers, "Origin": "http://evil.example"})
+        assert r.status_code == 403, r.text
+        # as is a state-changing request from another site
+        r = requests.post(world.proxy_url(job_id, port), data=b"x", timeout=30,
+                          headers={"Authorization": f"Bearer {world.user.token}", "Origin": "http://evil.example"})
+        assert r.status_code == 403, r.text
+        # from this site, the upgrade reaches the target (http.server speaks no WebSocket: 502)
+        host = platform.url.split("://", 1)[1]
+        r = world.get(world.proxy_url(job_id, port), world.user.token,
+                      headers={**ws_headers, "Origin": f"http://{host}"})
+        assert r.status_code == 502, r.text
+    finally:
+        world.user.api("POST", f"/training/{job_id}/halt")
+    wait_job(world.user, job_id, ("Killed", "Completed", "Failed", "Error"), timeout=60)
+    # ended: no address, nothing served
+    assert world.user.api("GET", f"/training/{job_id}").json()["nodePorts"] == []
+    assert world.get(world.proxy_url(job_id, port), world.user.token).status_code == 404
