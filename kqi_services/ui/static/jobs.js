@@ -889,6 +889,10 @@
         ? el("span", { class: "font-monospace kqi-output-value", text: orNone(job.outputValue) }) : undefined],
       ["jobs.queue_position", job.status === "Queued" ? orNone(job.queuePosition) : undefined],
       ["jobs.wait_reason", job.status === "Queued" ? job.waitReason : undefined],
+      ["jobs.open_ports", job.status === "Running" && (job.nodePorts || []).length
+        ? (job.nodePorts || []).map((p) => el("a", { class: "kqi-port-link me-3", href: p.url, target: "_blank",
+          rel: "noopener", dataset: { port: p.key }, text: t("jobs.open_port", { port: p.key }) }))
+        : undefined],
       ["jobs.condition", job.conditionNote],
       ["jobs.exit_code", job.exitCode === null || job.exitCode === undefined ? null : String(job.exitCode)],
       ["jobs.queued_at", formatDate(job.queuedAt)],
