@@ -153,7 +153,9 @@ class ProxyHandler(BaseAPIHandler, websocket.WebSocketHandler):
                 if not value:
                     continue
             headers.add(name, value)
-        headers["Host"] = f"{self.target.host}:{self.target.port}"
+        # the Host the caller used (so that the target's own Origin check, which compares the
+        # two, passes for the same-site requests we let through)
+        headers["Host"] = self.request.host
         headers["X-Forwarded-Prefix"] = self.target.prefix.rstrip("/")
         headers["X-Forwarded-Host"] = self.request.host
         headers["X-Forwarded-Proto"] = self.request.protocol
@@ -162,7 +164,8 @@ class ProxyHandler(BaseAPIHandler, websocket.WebSocketHandler):
 
     def _rewrite_location(self, value: str) -> str:
         t = self.target
-        for base in (f"http://{t.host}:{t.port}", f"http://localhost:{t.port}"):
+        for base in (f"http://{t.host}:{t.port}", f"http://localhost:{t.port}",
+                     f"{self.request.protocol}://{self.request.host}"):
             if value.startswith(base):
                 value = value[len(base):] or "/"
                 break
