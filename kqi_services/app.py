@@ -33,7 +33,7 @@ API_PREFIX = "api/v2"
 #: modules under kqi_services.api whose `default_handlers` make up the REST API
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version", "openapi_doc",
                "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks",
-               "job_environment")
+               "job_environment", "shell")
 
 
 class KqiHubOAuth(HubOAuth):

@@ -435,6 +435,13 @@ SAMPLES.update({
     r"/preprocessings/([0-9]+)/histories/([0-9]+)/log": Sample(_prep_history),
 })
 
+# the web shell (WebSocket upgrades; kqi_services/api/shell.py): tenant B gets 404 before any upgrade
+SAMPLES.update({
+    r"/training/([0-9]+)/shell": Sample(lambda w: (job_of_a(w, "training")["id"],)),
+    r"/inferences/([0-9]+)/shell": Sample(lambda w: (job_of_a(w, "inference")["id"],)),
+    r"/preprocessings/([0-9]+)/histories/([0-9]+)/shell": Sample(_prep_history),
+})
+
 #: objects of tenant A that the list checks look for, made when the routes that show them exist
 LIST_SEEDS: dict[str, Callable[[World], object]] = {
     r"/data": lambda w: (data_of_a(w), data_of_b(w)),

@@ -82,3 +82,29 @@ def test_pty_shell_carries_input_output_and_resize():
         await shell.close()
 
     asyncio.run(run())
+
+
+def test_end_command_ends_the_marked_processes_only():
+    import os
+    import subprocess
+    import time
+
+    from kqi_services.jobs.shell import end_command, new_marker, shell_command
+
+    marker, other = new_marker(), new_marker()
+    mine = subprocess.Popen(shell_command(marker)[:2] + [f"{shell_command(marker)[2].split(';')[0]}; export"
+                                                          f" KQI_SHELL_SESSION; sleep 60 & sleep 60"])
+    theirs = subprocess.Popen(["/bin/sh", "-c", f"KQI_SHELL_SESSION={other}; export KQI_SHELL_SESSION; sleep 60"])
+    try:
+        time.sleep(0.3)
+        subprocess.run(end_command(marker), check=True, timeout=10)
+        assert mine.wait(5) is not None
+        assert theirs.poll() is None
+    finally:
+        theirs.kill()
+        mine.kill()
+    import pytest
+
+    with pytest.raises(ValueError):
+        end_command("x; rm -rf /")
+    assert os.path.exists("/proc/self/environ")

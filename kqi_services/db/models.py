@@ -204,3 +204,4 @@ from . import models_jobs  # noqa: E402,F401
 from . import models_preprocessing  # noqa: E402,F401
 from . import models_notebooks  # noqa: E402,F401
 from . import models_job_environment  # noqa: E402,F401
+from . import models_shell  # noqa: E402,F401

@@ -1011,14 +1011,17 @@ class KubernetesBackend(LoggingConfigurable):
 
     async def open_shell(self, key: str, rows: int = 24, cols: int = 80):
         """The pods/exec API (tty, stdin) of the job's pod, on the caller's loop with its own client."""
-        from .shell import KubeExecShell, kube_exec_call
+        from .shell import KubeExecShell, end_command, kube_exec_call, new_marker, shell_command
 
         loop = asyncio.get_running_loop()
         pod = await loop.run_in_executor(None, self.pod_name, key)
         if pod is None:
             raise RuntimeError(f"the job {key} has no pod")
-        return await KubeExecShell(self._configuration, kube_exec_call(pod, self.namespace, CONTAINER),
-                                   rows, cols).start()
+        marker = new_marker()
+        return await KubeExecShell(self._configuration,
+                                   kube_exec_call(pod, self.namespace, CONTAINER, shell_command(marker)), rows, cols,
+                                   end_call=kube_exec_call(pod, self.namespace, CONTAINER, end_command(marker),
+                                                           interactive=False)).start()
 
     # ---------------------------------------------------------------- ending
     def halt(self, key: str) -> None:

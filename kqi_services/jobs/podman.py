@@ -538,14 +538,20 @@ class PodmanBackend(PodmanSettings):
 
     async def open_shell(self, key: str, rows: int = 24, cols: int = 80):
         """`podman exec -it <container> sh` (bash when the image has it) under a pseudo-terminal."""
-        from .shell import PtyShell, podman_exec_args
+        from .shell import PtyShell, end_command, new_marker, podman_exec_args, shell_command
 
         name = (self._state(key) or {}).get("name") or self.container_name(key)
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "TERM": "xterm-256color"}
         for keep in ("XDG_RUNTIME_DIR", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "TMPDIR", "HOME"):
             if os.environ.get(keep):
                 env[keep] = os.environ[keep]
-        return PtyShell(podman_exec_args(self.podman, name), env, rows, cols)
+        marker = new_marker()
+
+        def end():  # the exec session outlives its client: end the shell's processes in the container
+            subprocess.run(podman_exec_args(self.podman, name, end_command(marker)), env=env, capture_output=True,
+                           stdin=subprocess.DEVNULL, timeout=30)
+
+        return PtyShell(podman_exec_args(self.podman, name, shell_command(marker)), env, rows, cols, on_close=end)
 
     def log_path(self, attach_dir: str, log_name: str) -> str:
         return os.path.join(attach_dir, log_name)

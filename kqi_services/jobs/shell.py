@@ -20,6 +20,36 @@ from typing import Protocol
 #: what runs in the container: bash when the image has it, else sh
 SHELL_COMMAND = ["/bin/sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi"]
 TERM = "xterm-256color"
+#: the variable that marks the processes of one shell session in the container
+MARKER_VARIABLE = "KQI_SHELL_SESSION"
+
+
+def new_marker() -> str:
+    import uuid
+
+    return uuid.uuid4().hex
+
+
+def shell_command(marker: str) -> list[str]:
+    """The shell, its processes marked by `KQI_SHELL_SESSION=<marker>` in their environment.
+
+    Neither podman nor every container runtime ends an exec'd process when its client goes
+    away (the exec session keeps its terminal): `end_command` finds the marked processes
+    and ends them when the socket closes.
+    """
+    if not marker.isalnum():
+        raise ValueError("a marker is letters and digits")
+    return ["/bin/sh", "-c", f"{MARKER_VARIABLE}={marker}; export {MARKER_VARIABLE}; {SHELL_COMMAND[2]}"]
+
+
+def end_command(marker: str) -> list[str]:
+    """A command run in the container that hangs up, then kills, every process of a shell session."""
+    if not marker.isalnum():
+        raise ValueError("a marker is letters and digits")
+    script = ("for sig in HUP KILL; do for p in /proc/[0-9]*; do"
+              f' case "$(cat $p/environ 2>/dev/null)" in *{MARKER_VARIABLE}={marker}*) kill -$sig "${{p#/proc/}}"'
+              " 2>/dev/null;; esac; done; sleep 0.3; done")
+    return ["/bin/sh", "-c", script]
 
 # the Kubernetes exec WebSocket's channels (v4.channel.k8s.io)
 STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
@@ -51,8 +81,10 @@ def podman_exec_args(podman: str, container: str, command: list[str] = SHELL_COM
 class PtyShell:
     """A local program (podman exec) under a pseudo-terminal, read on the event loop."""
 
-    def __init__(self, argv: list[str], env: dict, rows: int = 24, cols: int = 80):
+    def __init__(self, argv: list[str], env: dict, rows: int = 24, cols: int = 80, on_close=None):
         from ptyprocess import PtyProcess
+
+        self.on_close = on_close  # a blocking function run (in a thread) once the shell closes
 
         self.loop = asyncio.get_running_loop()
         self.proc = PtyProcess.spawn(argv, env=env, dimensions=clamp_size(rows, cols))
@@ -101,18 +133,27 @@ class PtyShell:
 
     async def close(self) -> None:
         self._ended()
+        loop = asyncio.get_running_loop()
         if self.proc.isalive():
-            await asyncio.get_running_loop().run_in_executor(None, self.proc.terminate, True)
+            await loop.run_in_executor(None, self.proc.terminate, True)
         try:
             self.proc.close(force=True)
         except Exception:
             pass
+        if self.on_close is not None:
+            on_close, self.on_close = self.on_close, None
+            await loop.run_in_executor(None, on_close)
 
 
 # ----------------------------------------------------------------------------- kubernetes
-def kube_exec_call(pod: str, namespace: str, container: str, command: list[str] = SHELL_COMMAND) -> dict:
-    """Keyword arguments of CoreV1Api.connect_get_namespaced_pod_exec for an interactive shell
-    (a tty, stdin and stdout; with a tty Kubernetes merges stderr into stdout) (pure)."""
+def kube_exec_call(pod: str, namespace: str, container: str, command: list[str] = SHELL_COMMAND,
+                   interactive: bool = True) -> dict:
+    """Keyword arguments of CoreV1Api.connect_get_namespaced_pod_exec (pure): an interactive
+    shell (a tty, stdin and stdout; with a tty Kubernetes merges stderr into stdout), or a
+    command whose output is read whole (interactive=False)."""
+    if not interactive:
+        return {"name": pod, "namespace": namespace, "container": container, "command": list(command),
+                "stdin": False, "stdout": True, "stderr": True, "tty": False}
     return {"name": pod, "namespace": namespace, "container": container, "command": list(command),
             "stdin": True, "stdout": True, "stderr": False, "tty": True, "_preload_content": False}
 
@@ -126,8 +167,8 @@ def resize_message(rows: int, cols: int) -> bytes:
 class KubeExecShell:
     """The pods/exec WebSocket of a pod, on the caller's event loop (its own WsApiClient)."""
 
-    def __init__(self, configuration, call: dict, rows: int = 24, cols: int = 80):
-        self.configuration, self.call = configuration, call
+    def __init__(self, configuration, call: dict, rows: int = 24, cols: int = 80, end_call: dict | None = None):
+        self.configuration, self.call, self.end_call = configuration, call, end_call
         self.size = clamp_size(rows, cols)
         self.ws = None
         self.api_client = None
@@ -169,10 +210,16 @@ class KubeExecShell:
             asyncio.ensure_future(self.ws.send_bytes(resize_message(rows, cols)))
 
     async def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         try:
             if self.ws is not None:
                 await self.ws.close()
+            if self.end_call is not None and self.api_client is not None:
+                from kubernetes_asyncio import client
+
+                await client.CoreV1Api(api_client=self.api_client).connect_get_namespaced_pod_exec(**self.end_call)
         finally:
             if self.api_client is not None:
                 await self.api_client.close()
