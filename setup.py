@@ -42,6 +42,7 @@ setup(
         "traitlets>=5.9",
         "cryptography>=42",
         "psycopg[binary]>=3.1",
+        "ptyprocess>=0.7",  # the web shell: podman exec under a pseudo-terminal
     ],
     extras_require={
         "test": [

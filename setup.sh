@@ -6,6 +6,7 @@
 #     postgresql (tests on PostgreSQL)
 #   - a Python virtual environment .venv with this project (pip), with --test its test extras
 #   - configurable-http-proxy (npm) into .venv, where kqi-hub and the tests find it
+#   - xterm.js and its fit add-on (npm, the web shell's terminal) into .venv/node
 # Safe to run again: each step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -57,4 +58,14 @@ if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then
     || npm install --no-audit --no-fund --prefix .venv/node "configurable-http-proxy@${CHP_VERSION}"
 fi
 ln -sf ../node/node_modules/.bin/configurable-http-proxy .venv/bin/configurable-http-proxy
+
+# xterm.js and its fit add-on (the web shell's terminal), served by the kqi service from
+# .venv/node/node_modules (KqiService.xterm_dir)
+XTERM_VERSION=5.5.0
+XTERM_FIT_VERSION=0.10.0
+if [ ! -f .venv/node/node_modules/@xterm/xterm/lib/xterm.js ] || [ ! -f .venv/node/node_modules/@xterm/addon-fit/lib/addon-fit.js ]; then
+  mkdir -p .venv/node
+  npm install --silent --no-audit --no-fund --prefix .venv/node "@xterm/xterm@${XTERM_VERSION}" "@xterm/addon-fit@${XTERM_FIT_VERSION}" >/dev/null 2>&1 \
+    || npm install --no-audit --no-fund --prefix .venv/node "@xterm/xterm@${XTERM_VERSION}" "@xterm/addon-fit@${XTERM_FIT_VERSION}"
+fi
 echo "setup: ready ($mode)"

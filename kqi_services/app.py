@@ -202,6 +202,16 @@ class KqiService(Application):
         " everything). When False, jobs keep running and the next start reconciles them.",
     ).tag(config=True)
 
+    xterm_dir = Unicode(
+        help="The node_modules folder that holds the npm packages @xterm/xterm and @xterm/addon-fit, the web"
+        " shell's terminal; served at <service prefix>/static/xterm/. Default: <the Python environment>/node/"
+        "node_modules, where setup.sh installs them.",
+    ).tag(config=True)
+
+    @default("xterm_dir")
+    def _xterm_dir_default(self):
+        return os.path.join(sys.prefix, "node", "node_modules")
+
     first_tenant_name = Unicode("sandbox", help="Name of the tenant made on the first start.").tag(config=True)
     first_tenant_display_name = Unicode("Sandbox", help="Display name of the first tenant.").tag(config=True)
     admin_user = Unicode("admin", help="The system administrator put into the first tenant.").tag(config=True)
@@ -241,6 +251,9 @@ class KqiService(Application):
 
         routes.extend(proxy.make_handlers(self.service_prefix))
         ui = importlib.import_module("kqi_services.ui.handlers")
+        # the web shell's terminal: the npm packages @xterm/xterm and @xterm/addon-fit, as installed
+        routes.append((url_path_join(self.service_prefix, "static/xterm/") + "(.*)", ui.UIStaticHandler,
+                       {"path": os.path.join(self.xterm_dir, "@xterm")}))
         routes.extend(ui.make_handlers(self.service_prefix))
         return routes
 

@@ -416,9 +416,11 @@ JA: dict[str, str] = {
 from .i18n_data import EN as _EN_DATA, JA as _JA_DATA  # noqa: E402
 from .i18n_jobs import EN as _EN_JOBS, JA as _JA_JOBS  # noqa: E402
 from .i18n_settings import EN as _EN_SETTINGS, JA as _JA_SETTINGS  # noqa: E402
+from .i18n_shell import EN as _EN_SHELL, JA as _JA_SHELL  # noqa: E402
 
 EN = {**EN, **_EN_DATA, **_EN_JOBS, **_EN_SETTINGS}
 JA = {**JA, **_JA_DATA, **_JA_JOBS, **_JA_SETTINGS}
+EN, JA = {**EN, **_EN_SHELL}, {**JA, **_JA_SHELL}
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
 

@@ -1632,6 +1632,10 @@
         KQI.$("#log-updated").textContent = t("prep.updated_at", { time: new Date().toLocaleTimeString(KQI.data.lang === "ja" ? "ja-JP" : "en-GB") });
         const active = ACTIVE.indexOf(h.status) >= 0;
         KQI.$("#log-halt").classList.toggle("d-none", !active);
+        if (window.KQIShell && h.jobId) {  // the web shell (shell.js)
+          window.KQIShell.show({ slot: KQI.$("#log-halt").parentNode, after: KQI.$("#log-info"), base: base,
+            jobId: h.jobId, kind: "preprocessing", running: h.status === "Running" });
+        }
         KQI.$("#log-delete").classList.toggle("d-none", active);
         document.body.setAttribute("data-kqi-log-status", h.status);
         viewReady("prep-log");

@@ -848,6 +848,10 @@
     KQI.append(KQI.clear(KQI.$("#job-status")), statusBadge(job.status));
     const active = JOB_ACTIVE.includes(job.status);
     KQI.$("#job-halt").classList.toggle("d-none", !active);
+    if (window.KQIShell) {  // the web shell (shell.js): its button while it runs, its sessions for tenant admins
+      window.KQIShell.show({ slot: KQI.$("#job-halt").parentNode, after: KQI.$("#job-detail-messages"),
+        base: kind.base + "/" + job.id, jobId: job.id, kind: kind.name, running: job.status === "Running" });
+    }
     KQI.$("#job-delete").classList.toggle("d-none", active);
     const infer = KQI.$("#job-infer");
     if (infer) infer.classList.toggle("d-none", job.status === "Queued" || !KQI.has("POST /inferences/run"));
