@@ -188,3 +188,65 @@ def test_shell_refuses_strangers_and_wrong_states(world, running, platform):
     finally:
         for job_id in jobs_to_halt:
             world.user.api("POST", f"/training/{job_id}/halt")
+
+
+def test_shell_closes_when_the_job_ends(world):
+    job_id = world.run("shell-ends", "sleep 600")
+    wait_job(world.user, job_id, ("Running",), timeout=120)
+
+    async def session():
+        term = await open_terminal(world, job_id)
+        await term.send("stdin", "echo up-$((2+3))\r")
+        await term.until("up-5")
+        r = world.user.api("POST", f"/training/{job_id}/halt")
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while True:  # the server says so and closes the socket
+            left = deadline - time.monotonic()
+            assert left > 0, term.out[-500:]
+            raw = await asyncio.wait_for(term.ws.read_message(), left)
+            if raw is None:
+                break
+            msg = json.loads(raw)
+            if msg[0] == "stdout":
+                term.out += msg[1]
+        return term.out
+
+    out = asyncio.run(session())
+    assert "[the " in out  # "[the shell ended]" or "[the job ended]", whichever the server saw first
+    rows = world.platform.api("GET", "/tenant/shell-sessions", world.admin_token, params={"jobId": job_id}).json()
+    assert rows and rows[0]["closedAt"] and rows[0]["closeReason"] in ("the shell ended", "the job ended")
+
+
+def test_shell_of_a_running_inference(world):
+    body = {"name": "shell-infer", "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": world.dataset,
+            "gitModel": {"owner": world.repo.owner, "repository": world.repo.name, "commitId": world.commit},
+            "entryPoint": "sleep 600", "cpu": 0.2, "memory": 0.2, "gpu": 0}
+    r = world.user.api("POST", "/inferences/run", json=body)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    try:
+        wait_job(world.user, job_id, ("Running",), timeout=120, kind="inferences")
+
+        async def session():
+            url = f"{world.platform.api_url}/inferences/{job_id}/shell".replace("http://", "ws://", 1)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    term = Terminal(await connect(url, world.user.token))
+                    break
+                except HTTPClientError as e:
+                    assert e.code == 409 and time.monotonic() < deadline, e
+                    await asyncio.sleep(0.5)
+            await term.send("stdin", "echo inf-$((6*7)) $HOSTNAME\r")
+            await term.until("inf-42 inference")
+            term.ws.close()
+            # the training route does not open an inference
+            assert await refused(world.shell_url(job_id), world.user.token) == 404
+
+        asyncio.run(session())
+        rows = world.platform.api("GET", "/tenant/shell-sessions", world.admin_token,
+                                  params={"kind": "inference"}).json()
+        assert [r["jobId"] for r in rows] == [job_id]
+    finally:
+        world.user.api("POST", f"/inferences/{job_id}/halt")
