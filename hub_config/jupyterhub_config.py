@@ -97,7 +97,7 @@ service_env = {
     "KQI_PUBLIC_URL": os.environ.get("KQI_PUBLIC_URL", f"http://{BIND_IP}:{PUBLIC_PORT}"),
 }
 for name in ("KQI_DB_URL", "KQI_SERVICE_CONFIG", "KQI_SECRET_KEY", "KQI_HUB_AUTH_CACHE_SECONDS",
-             "KQI_JOB_IMAGE", "KQI_CONTAINER_CA_BUNDLE"):
+             "KQI_JOB_IMAGE", "KQI_TENSORBOARD_IMAGE", "KQI_CONTAINER_CA_BUNDLE"):
     if os.environ.get(name):
         service_env[name] = os.environ[name]
 c.JupyterHub.services = [

@@ -240,6 +240,9 @@ class KqiService(Application):
         self.stores = StoreFactory(self.secret_box, self.secret_key, url_path_join(self.service_prefix, "storage"))
         self.version = _version()
         self.jobs = self.make_job_engine()
+        from .tensorboard import TensorBoards
+
+        self.tensorboards = TensorBoards(self)
         self.tornado_app = self.make_app()
 
     def handlers(self) -> list:
@@ -397,12 +400,22 @@ class KqiService(Application):
         loop.add_callback(self.seed)
         loop.add_callback(self._clean_uploads_forever)
         loop.add_callback(self._start_jobs)
+        loop.add_callback(self._reconcile_tensorboards_forever)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         loop.start()
         if self.stop_jobs_on_exit:
             # local jobs are children of this machine; cluster jobs outlive a service restart
             self.jobs.stop_all()
+
+    async def _reconcile_tensorboards_forever(self):
+        """TensorBoards whose time ran out or that ended (also while the service was down)."""
+        while True:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self.io_executor, self.tensorboards.reconcile)
+            except Exception:
+                self.log.exception("Reconciling TensorBoards failed")
+            await asyncio.sleep(self.tensorboards.reconcile_seconds)
 
     async def _start_jobs(self):
         self._loop = asyncio.get_running_loop()

@@ -300,8 +300,29 @@ class JobPortProxyHandler(ProxyHandler):
         return ProxyTarget(job_port_host(self.kqi, job, port), port, prefix, path)
 
 
+class TensorBoardProxyHandler(ProxyHandler):
+    """`proxy/tensorboard/<trainingId>/<path>`: the training's TensorBoard while it runs. TensorBoard
+    serves under its own --path_prefix (this prefix), so the path is forwarded whole."""
+
+    def resolve(self, training_id, path=None):
+        from .tensorboard import proxy_prefix
+
+        job = self.db.get(Job, int(training_id))
+        what = f"training {training_id}"
+        if job is None or job.kind != "training":
+            raise ApiError(404, f"No {what} in your tenants.")
+        self.tenant_of(job.tenant_id, what)
+        state = self.kqi.tensorboards.state(job)
+        if not state:
+            raise ApiError(404, f"No TensorBoard runs for training {job.id}.")
+        prefix = proxy_prefix(self.kqi.service_prefix, job.id)
+        full = None if path is None else prefix + path
+        return ProxyTarget(self.kqi.tensorboards.host(job.id), state["port"], prefix, full)
+
+
 def make_handlers(service_prefix: str) -> list:
     base = f"{service_prefix.rstrip('/')}/{PROXY_PREFIX}"
     return [
         (rf"{base}/(training|inference)/([0-9]{{1,15}})/([0-9]{{1,5}})(?:/(.*))?", JobPortProxyHandler),
+        (rf"{base}/tensorboard/([0-9]{{1,15}})(?:/(.*))?", TensorBoardProxyHandler),
     ]

@@ -9,6 +9,7 @@ so it is built once and reused by later runs on the same machine.
     BASE      Debian bookworm with python3, pip, venv, git, zip and PIL
     PYTHON    BASE + kamonohashi-cli 4.0.2: what `-rim python -rt 3.11` runs in the tests
     NOTEBOOK  PYTHON + JupyterLab and the hub's jupyterhub (for the singleuser server)
+    TENSORBOARD PYTHON + tensorboard (no TensorFlow): TensorBoards, and trainings that write event files
     BARE      Debian with python3 only (no git, zip, pip or kqi): the runtime installs them
 
 Run `python -m tests.images` to build them all ahead of the tests.
@@ -26,6 +27,7 @@ SUITE = "bookworm"
 BASE_PACKAGES = ["python3", "python-is-python3", "python3-pip", "python3-venv", "python3-pil", "git", "zip", "ca-certificates", "procps"]
 BARE_PACKAGES = ["python3", "ca-certificates"]
 KQI_CLI = "kamonohashi-cli==4.0.2"
+TENSORBOARD_PACKAGES = ["tensorboard==2.18.0"]
 
 
 def _hub_version() -> str:
@@ -128,6 +130,8 @@ def notebook_ref() -> str:
     return f"localhost/kqi-test/notebook:{_tag(PYTHON, _jupyterlab_version(), _hub_version())}"
 
 
+TENSORBOARD = f"localhost/kqi-test/tensorboard:{_tag(PYTHON, *TENSORBOARD_PACKAGES)}"
+
 #: the name the tests' jobs ask for (`-rim python -rt 3.11`)
 PYTHON_ALIAS = "docker.io/library/python:3.11"
 
@@ -148,19 +152,23 @@ def ensure_images() -> dict[str, str]:
         build_pip_layer(BASE, PYTHON, [KQI_CLI])
         notebook = notebook_ref()
         build_pip_layer(PYTHON, notebook, [f"jupyterlab=={_jupyterlab_version()}", f"jupyterhub=={_hub_version()}"])
-        remove_stale({BASE, BARE, PYTHON, notebook})
+        build_pip_layer(PYTHON, TENSORBOARD, TENSORBOARD_PACKAGES)
+        remove_stale({BASE, BARE, PYTHON, notebook, TENSORBOARD})
         # `python:3.11` resolves to the test image, unless a real one (not made here) is already there
         if not exists(PYTHON_ALIAS) or _is_test_image(PYTHON_ALIAS):
             podman("tag", PYTHON, PYTHON_ALIAS)
-    return {"base": BASE, "bare": BARE, "python": PYTHON, "notebook": notebook, "alias": PYTHON_ALIAS}
+    return {"base": BASE, "bare": BARE, "python": PYTHON, "notebook": notebook, "alias": PYTHON_ALIAS,
+            "tensorboard": TENSORBOARD}
 
 
 def remove_stale(current: set[str]) -> None:
-    """Images of earlier recipes (they would only fill the disk)."""
+    """Images of earlier recipes (they would only fill the disk). Only older tags of the images named
+    in `current`: an image a newer recipe adds is not this one's to remove."""
     listed = podman("images", "--filter", "reference=localhost/kqi-test/*", "--format", "{{.Repository}}:{{.Tag}}",
                     check=False).stdout.split()
+    names = {ref.rsplit(":", 1)[0] for ref in current}
     for ref in listed:
-        if ref not in current:
+        if ref not in current and ref.rsplit(":", 1)[0] in names:
             podman("rmi", "--force", ref, check=False)
 
 

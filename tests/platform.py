@@ -194,6 +194,7 @@ def new_platform(base_dir: str, env_extra: dict | None = None) -> Platform:
         KQI_ADMIN_PASSWORD=admin_password,
         KQI_HUB_AUTH_CACHE_SECONDS="0",
         KQI_NOTEBOOK_IMAGE=built["notebook"],
+        KQI_TENSORBOARD_IMAGE=built["tensorboard"],
         KQI_CONTAINER_CA_BUNDLE=images.host_ca_bundle() or "",
         PATH=VENV_BIN + os.pathsep + env.get("PATH", ""),
     )

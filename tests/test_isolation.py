@@ -411,7 +411,8 @@ for _kind, _base in JOB_BASES.items():
         rf"{_base}/([0-9]+)/container-files": Sample(_job, control="a_user"),
         rf"{_base}/([0-9]+)/log": Sample(_job, control="a_user"),
     })
-SAMPLES[r"/training/([0-9]+)/tensorboard"] = Sample(lambda w: (job_of_a(w, "training")["id"],))
+SAMPLES[r"/training/([0-9]+)/tensorboard"] = Sample(lambda w: (job_of_a(w, "training")["id"],), control="a_user")
+SAMPLES[r"/admin/tensorboards/([0-9]+)"] = Sample(lambda w: (job_of_a(w, "training")["id"],))
 
 _notebook = lambda w: (notebook_of_a(w),)  # noqa: E731
 SAMPLES.update({

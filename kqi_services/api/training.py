@@ -1,22 +1,73 @@
-"""Training: the guide's 学習管理 over the job engine (/training/...)."""
+"""Training: the guide's 学習管理 over the job engine (/training/...), and its TensorBoard."""
 from __future__ import annotations
 
+from ..db.models import Tenant
+from ..db.models_jobs import Job
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
-from .jobs_common import job_routes, kind_classes
+from .jobs_common import JobHandlerBase, job_routes, kind_classes
 
 
-class TensorBoardHandler(BaseAPIHandler):
-    """DELETE /training/{id}/tensorboard: stop a training's TensorBoard (none run on this platform yet)."""
+class TensorBoardHandler(JobHandlerBase):
+    """GET, PUT (start: expiresIn seconds, selectedHistoryIds) and DELETE (stop) a training's TensorBoard."""
 
-    access = {"DELETE": Access.TENANT_USER}
+    kind = "training"
+    access = {"GET": Access.TENANT_USER, "PUT": Access.TENANT_USER, "DELETE": Access.TENANT_USER}
 
-    def delete(self, training_id):
-        raise ApiError(404, f"No TensorBoard runs for training {self.int_path(training_id)}.")
+    @property
+    def boards(self):
+        return self.kqi.tensorboards
+
+    def get(self, training_id):
+        self.write_json(self.boards.view(self.job(training_id)))
+
+    async def put(self, training_id):
+        job = self.job(training_id)
+        body = self.json_body(required=False)
+        expires, ids = self.boards.check_request(self.db, self.tenant, job, body)
+        await self.in_thread(self.boards.start, self.db, self.tenant, job, expires, ids, self.identity.name)
+        self.write_json(self.boards.view(job))
+
+    async def delete(self, training_id):
+        job = self.job(training_id)
+        if not self.boards.state(job):
+            raise ApiError(404, f"No TensorBoard runs for training {job.id}.")
+        await self.in_thread(self.boards.stop, self.db, job)
+        self.no_content()
+
+
+class AdminTensorBoardListHandler(BaseAPIHandler):
+    """GET /admin/tensorboards: every running TensorBoard of every tenant."""
+
+    access = {"GET": Access.SYSTEM_ADMIN}
+
+    def get(self):
+        out = []
+        for job in self.kqi.tensorboards.all_jobs(self.db):
+            tenant = self.db.get(Tenant, job.tenant_id)
+            view = self.kqi.tensorboards.view(job)
+            out.append({"trainingId": job.id, "trainingName": job.name, "tenantId": job.tenant_id,
+                        "tenantName": tenant.name if tenant else None, **view})
+        self.write_json(self.paginate(out))
+
+
+class AdminTensorBoardHandler(BaseAPIHandler):
+    """DELETE /admin/tensorboards/{trainingId}: stop any tenant's TensorBoard."""
+
+    access = {"DELETE": Access.SYSTEM_ADMIN}
+
+    async def delete(self, training_id):
+        job = self.db.get(Job, self.int_path(training_id))
+        if job is None or job.kind != "training" or not self.kqi.tensorboards.state(job):
+            raise ApiError(404, f"No TensorBoard runs for training {training_id}.")
+        await self.in_thread(self.kqi.tensorboards.stop, self.db, job, "stopped by a system administrator")
+        self.no_content()
 
 
 CLASSES = kind_classes("training")
 
 default_handlers = job_routes("training", CLASSES) + [
     (r"/training/([0-9]+)/tensorboard", TensorBoardHandler),
+    (r"/admin/tensorboards", AdminTensorBoardListHandler),
+    (r"/admin/tensorboards/([0-9]+)", AdminTensorBoardHandler),
 ]

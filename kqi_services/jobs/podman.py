@@ -533,7 +533,8 @@ class PodmanBackend(PodmanSettings):
         """Containers of this platform whose job is not running any more (after a kill -9 of the service)."""
         for name in self.podman_cli.names(self.platform_tag):
             key = name[len(self.name_prefix):] if name.startswith(self.name_prefix) else None
-            if key and key not in active_keys and not key.startswith(NOTEBOOK_NAME):
+            # (notebooks belong to the hub's spawner, TensorBoards to kqi_services.tensorboard)
+            if key and key not in active_keys and not key.startswith((NOTEBOOK_NAME, "tensorboard-")):
                 self.podman_cli.remove(name)
 
     async def open_shell(self, key: str, rows: int = 24, cols: int = 80):

@@ -403,6 +403,9 @@ def main(argv) -> int:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     load_secret_files()
+    if spec.get("mode") == "serve":  # a TensorBoard: its server only, over folders mounted read-only
+        command = spec["serverCommand"]
+        os.execvp(command[0], command)
     if spec.get("mode") in ("notebook", "prepare", "start"):
         return notebook_main(spec, Log(os.path.join(KQI, "tmp", spec.get("logName", "notebook.log"))))
     log = Log(os.path.join(KQI, "attach", spec["logName"]))
