@@ -250,3 +250,49 @@ def test_shell_of_a_running_inference(world):
         assert [r["jobId"] for r in rows] == [job_id]
     finally:
         world.user.api("POST", f"/inferences/{job_id}/halt")
+
+
+def test_shell_of_a_running_preprocessing(world):
+    user = world.user
+    prep = user.api("POST", "/preprocessings", json={
+        "name": f"shell-prep-{uuid.uuid4().hex[:6]}", "entryPoint": "sleep 600",
+        "containerImage": {"image": "python", "tag": "3.11"},
+        "gitModel": {"owner": world.repo.owner, "repository": world.repo.name, "commitId": world.commit},
+        "cpu": 0.2, "memory": 0.2, "gpu": 0})
+    assert prep.status_code == 201, prep.text
+    prep_id = prep.json()["id"]
+    data = create_data(user, "shell-prep-input", {"b.txt": b"beta"})["id"]
+    offline = create_data(user, "shell-prep-offline", {"c.txt": b"gamma"})["id"]
+    r = user.api("POST", f"/preprocessings/{prep_id}/run", json={"dataId": data, "cpu": 0.2, "memory": 0.2, "gpu": 0})
+    assert r.status_code == 201, r.text
+    base = f"/preprocessings/{prep_id}/histories/{data}"
+    url = f"{world.platform.api_url}{base}/shell".replace("http://", "ws://", 1)
+    try:
+        deadline = time.monotonic() + 120
+        while user.api("GET", base).json()["status"] != "Running":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+        async def session():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    term = Terminal(await connect(url, world.user.token))
+                    break
+                except HTTPClientError as e:
+                    assert e.code == 409 and time.monotonic() < deadline, e
+                    await asyncio.sleep(0.5)
+            await term.send("stdin", "echo prep-$((7*6)) $DATA_ID\r")
+            await term.until(f"prep-42 {data}")
+            term.ws.close()
+            # a history opened by hand has no container
+            assert user.api("POST", f"/preprocessings/{prep_id}/histories/{offline}").status_code == 201
+            offline_url = f"{world.platform.api_url}/preprocessings/{prep_id}/histories/{offline}/shell"
+            assert await refused(offline_url.replace("http://", "ws://", 1), world.user.token) == 409
+
+        asyncio.run(session())
+        rows = world.platform.api("GET", "/tenant/shell-sessions", world.admin_token,
+                                  params={"kind": "preprocessing"}).json()
+        assert len(rows) == 1 and rows[0]["userName"] == user.name
+    finally:
+        user.api("POST", f"{base}/halt")
