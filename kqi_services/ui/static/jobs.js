@@ -745,6 +745,9 @@
     const state = { job: null, timer: null, logStarted: false, editFilled: false, ticks: 0 };
 
     KQI.$("#job-copy").href = screenUrl(kind.screen, { copy: id });
+    if (kind.name === "training" && KQI.$("#tb-card") && KQI.has("GET /training/{}/tensorboard")) {
+      tensorBoard(base, id);
+    }
     const infer = KQI.$("#job-infer");
     if (infer) infer.href = screenUrl("inference", { training: id });
 
@@ -840,6 +843,97 @@
       if (active) state.timer = setTimeout(refresh, 1500);
     }
     await refresh();
+  }
+
+  /** The TensorBoard card of a training: its state, time left, open and stop, the start form. */
+  function tensorBoard(base, id) {
+    const card = KQI.$("#tb-card");
+    const path = base + "/tensorboard";
+    const state = { board: null, timer: null, tick: null, listed: false };
+    card.classList.remove("d-none");
+
+    async function listTrainings(chosen) {
+      const items = await optional("GET /training/simple", "/training/simple", []);
+      checkList(KQI.$("#tb-trainings"), items.filter((i) => Number(i.id) !== Number(id)), chosen);
+    }
+
+    function render(before) {
+      const board = state.board;
+      if (before && before.status !== "Running" && board.status === "Running") KQI.clear(KQI.$("#tb-messages"));
+      const on = board.status !== "None";
+      const label = t("tensorboard.state_" + board.status);
+      KQI.append(KQI.clear(KQI.$("#tb-state")), describe([
+        ["tensorboard.state", el("span", { class: "kqi-tb-status", dataset: { status: board.status },
+          text: label.startsWith("tensorboard.") ? board.status : label })],
+        ["tensorboard.remaining", on ? el("span", { class: "kqi-tb-remaining",
+          text: formatSeconds(board.remainingTime) }) : undefined],
+        ["tensorboard.mounted", on ? (board.mountedTrainingHistoryIds || []).map((i, n) => [n ? ", " : null,
+          el("a", { href: screenUrl("training", { id: i }), text: String(i) })]) : undefined],
+      ]));
+      const open = KQI.$("#tb-open");
+      open.classList.toggle("d-none", board.status !== "Running");
+      if (board.url) open.href = board.url;
+      KQI.$("#tb-stop").classList.toggle("d-none", !on);
+      KQI.$("#tb-start").textContent = t(on ? "tensorboard.restart" : "tensorboard.start");
+    }
+
+    async function refresh() {
+      clearTimeout(state.timer);
+      const before = state.board;
+      try {
+        state.board = await KQI.api("GET", path);
+      } catch (err) {
+        KQI.showError("tb-messages", err);
+        state.timer = setTimeout(refresh, 10000);
+        return;
+      }
+      if (!state.listed) {
+        state.listed = true;
+        await listTrainings(state.board.mountedTrainingHistoryIds || []);
+      }
+      render(before);
+      state.timer = setTimeout(refresh, state.board.status === "Running" || state.board.status === "None" ? 10000 : 1500);
+    }
+
+    // the time left counts down between refreshes
+    state.tick = setInterval(() => {
+      const board = state.board;
+      if (!board || board.status === "None" || board.remainingTime === null) return;
+      board.remainingTime = Math.max(0, board.remainingTime - 1);
+      const shown = KQI.$(".kqi-tb-remaining", card);
+      if (shown) shown.textContent = formatSeconds(board.remainingTime);
+      if (board.remainingTime === 0) refresh();
+    }, 1000);
+
+    KQI.$("#tb-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      await KQI.busy(KQI.$("#tb-start"), null, async () => {
+        try {
+          state.board = await KQI.api("PUT", path, {
+            expiresIn: Number(KQI.$("#tb-expires").value),
+            selectedHistoryIds: checkedIds(KQI.$("#tb-trainings")),
+          });
+          KQI.show("tb-messages", "success", t("tensorboard.started"));
+          render();
+          state.timer = setTimeout(refresh, 1000);
+        } catch (err) {
+          KQI.showError("tb-messages", err);
+        }
+      });
+    });
+    KQI.$("#tb-stop").addEventListener("click", async () => {
+      if (!window.confirm(t("tensorboard.confirm_stop"))) return;
+      await KQI.busy(KQI.$("#tb-stop"), null, async () => {
+        try {
+          await KQI.api("DELETE", path);
+          KQI.show("tb-messages", "success", t("tensorboard.stopped"));
+          await refresh();
+        } catch (err) {
+          KQI.showError("tb-messages", err);
+        }
+      });
+    });
+    refresh();
   }
 
   function renderJob(kind, job) {
