@@ -95,9 +95,6 @@ class JobShellHandler(BaseAPIHandler, websocket.WebSocketHandler):
     def check_origin(self, origin):
         return same_origin(origin, self.request.host)
 
-    def check_xsrf_cookie(self):  # a GET upgrade; the Origin check above stands in for XSRF
-        return None
-
     # ------------------------------------------------------------ the terminal
     async def open(self, *args):
         rows = self.get_query_argument("rows", "24")
