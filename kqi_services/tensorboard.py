@@ -41,11 +41,28 @@ def proxy_prefix(service_prefix: str, training_id: int) -> str:
     return f"{service_prefix.rstrip('/')}/proxy/tensorboard/{training_id}/"
 
 
-def tensorboard_command(training_ids: list[int], port: int, path_prefix: str) -> list[str]:
-    """The TensorBoard server's command line (pure)."""
+def tensorboard_command(training_ids: list[int], port: int, path_prefix: str, host: str = "127.0.0.1") -> list[str]:
+    """The TensorBoard server's command line (pure). Locally it listens on the loopback only (no
+    --bind_all); in a Kubernetes pod on the pod's address, behind its ClusterIP Service."""
     spec = ",".join(f"{i}:{LOG_ROOT}/{i}" for i in training_ids)
-    return ["tensorboard", "--logdir_spec", spec, "--host", "127.0.0.1", "--port", str(port),
+    return ["tensorboard", "--logdir_spec", spec, "--host", host, "--port", str(port),
             "--path_prefix", path_prefix.rstrip("/"), "--reload_interval", "5"]
+
+
+def tensorboard_request(*, training_id: int, tenant: str, user: str, image: str, log_dirs: dict[int, str],
+                        port: int, expires: int, path_prefix: str, host: str = "127.0.0.1", cpu: float = 1.0,
+                        memory_gib: float = 2.0) -> LaunchRequest:
+    """The launch request of a TensorBoard (pure): the runtime's serve mode runs the server; the
+    first of `log_dirs` is the training's own output; the container ends after `expires` seconds."""
+    ids = list(log_dirs)
+    return LaunchRequest(
+        key=tensorboard_key(training_id), kind="tensorboard", job_id=training_id, tenant=tenant, user=user,
+        image=image, spec={"mode": "serve", "kind": "tensorboard", "id": training_id,
+                           "serverCommand": tensorboard_command(ids, port, path_prefix, host)},
+        env={"HOME": "/kqi/tmp", "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"},
+        cpu=cpu, memory_gib=memory_gib, mounts=tensorboard_mounts(log_dirs),
+        network="host", ports=[port], timeout_seconds=int(expires),
+    )
 
 
 def tensorboard_mounts(log_dirs: dict[int, str]) -> list[Mount]:
@@ -181,15 +198,12 @@ class TensorBoards(LoggingConfigurable):
         taken = {s["port"] for s in self.all_states(db).values()}
         port = free_port(taken)
         key = tensorboard_key(job.id)
-        prefix = proxy_prefix(self.app.service_prefix, job.id)
-        command = tensorboard_command(training_ids, port, prefix)
-        request = LaunchRequest(
-            key=key, kind="tensorboard", job_id=job.id, tenant=tenant.name, user=user, image=self.image,
-            spec={"mode": "serve", "serverCommand": command, "kind": "tensorboard", "id": job.id},
-            env={"HOME": "/kqi/tmp", "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"},
-            cpu=self.cpu, memory_gib=self.memory_gib, mounts=tensorboard_mounts(self.log_dirs(db, tenant, training_ids)),
-            network="host", ports=[port], timeout_seconds=expires,
-        )
+        log_dirs = self.log_dirs(db, tenant, training_ids)
+        request = tensorboard_request(
+            training_id=job.id, tenant=tenant.name, user=user, image=self.image,
+            log_dirs={i: log_dirs[i] for i in training_ids}, port=port, expires=expires,
+            path_prefix=proxy_prefix(self.app.service_prefix, job.id),
+            host=getattr(self.backend, "listen_host", "127.0.0.1"), cpu=self.cpu, memory_gib=self.memory_gib)
         now = time.time()
         state = {"key": key, "port": port, "trainingIds": training_ids, "startedAt": now, "expiresAt": now + expires,
                  "expiresIn": expires, "startedBy": user, "image": self.image}

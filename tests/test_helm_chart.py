@@ -342,6 +342,7 @@ _RESOURCES = {  # kubernetes_asyncio method suffix -> (API group, resource, name
     "pod_log": ("", "pods/log", True),
     "config_map": ("", "configmaps", True),
     "secret": ("", "secrets", True),
+    "service": ("", "services", True),
     "node": ("", "nodes", False),
 }
 _VERBS = {"create": "create", "read": "get", "list": "list", "watch": "watch", "patch": "patch",

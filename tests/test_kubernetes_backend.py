@@ -67,11 +67,11 @@ def _now() -> str:
 
 
 KINDS = {"jobs": ("batch/v1", "Job"), "pods": ("v1", "Pod"), "secrets": ("v1", "Secret"),
-         "configmaps": ("v1", "ConfigMap")}
+         "configmaps": ("v1", "ConfigMap"), "services": ("v1", "Service")}
 ROUTES = [
     (re.compile(r"^/api/v1/nodes$"), "nodes"),
     (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/log$"), "log"),
-    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>pods|secrets|configmaps)(?:/(?P<name>[^/]+))?$"), "obj"),
+    (re.compile(r"^/api/v1/namespaces/(?P<ns>[^/]+)/(?P<res>pods|secrets|configmaps|services)(?:/(?P<name>[^/]+))?$"), "obj"),
     (re.compile(r"^/apis/batch/v1/namespaces/(?P<ns>[^/]+)/(?P<res>jobs)(?:/(?P<name>[^/]+))?$"), "obj"),
 ]
 

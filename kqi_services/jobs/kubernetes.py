@@ -400,7 +400,7 @@ def make_volumes(req: LaunchRequest, settings: ManifestSettings,
 
     volumes, mounts = render_mounts(req.mounts, sub_path=sub_path, storage=settings.storage_volume,
                                     runtime_config_map=configmap_name(req.key))
-    if not any(m["mountPath"] == "/kqi/output" for m in mounts):
+    if req.kind != "tensorboard" and not any(m["mountPath"] == "/kqi/output" for m in mounts):
         raise ValueError(f"the launch request of {req.key} has no /kqi/output")
     volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": memory_quantity(req.memory_gib or 1)}})
     mounts.append({"name": "shm", "mountPath": "/dev/shm"})
@@ -465,6 +465,8 @@ def make_job(req: LaunchRequest, settings: ManifestSettings, *, suspend: bool = 
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if req.ports:  # a job's declared ports, a TensorBoard's server: reached through make_service's Service
+        container["ports"] = [{"containerPort": int(p), "protocol": "TCP"} for p in req.ports]
     pod_spec = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": int(settings.termination_grace_seconds),
@@ -534,6 +536,36 @@ def make_manifests(req: LaunchRequest, settings: ManifestSettings, job_dir: str,
         spec_json=spec_json,
         spec_on_volume=on_volume,
     )
+
+
+def service_name(key: str) -> str:
+    """The Service of a job's ports (a DNS label: at most 63 characters, a letter first)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", key.lower()).strip("-")[:63].rstrip("-")
+    return name if name[:1].isalpha() else ("p-" + name)[:63].rstrip("-")
+
+
+def make_service(req: LaunchRequest, settings: ManifestSettings, *, node_port: bool = False) -> dict:
+    """The Service in front of a job's ports or a TensorBoard (pure): ClusterIP, reached only from
+    inside the cluster by the kqi service's authenticated proxy; NodePort only when an administrator
+    opts in (then anyone who reaches a node reaches the port, without the hub's sign-in)."""
+    labels = job_labels(req)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": service_name(req.key), "namespace": settings.namespace, "labels": dict(labels),
+                     "annotations": job_annotations(req)},
+        "spec": {
+            "type": "NodePort" if node_port else "ClusterIP",
+            "selector": {APP_LABEL: APP, LABEL_JOB: labels[LABEL_JOB]},
+            "ports": [{"name": f"port-{int(p)}", "port": int(p), "targetPort": int(p), "protocol": "TCP"}
+                      for p in req.ports],
+        },
+    }
+
+
+def service_host(key: str, namespace: str) -> str:
+    """Where the kqi service reaches a job's Service."""
+    return f"{service_name(key)}.{namespace}.svc"
 
 
 # ------------------------------------------------------------------------------ status → result
@@ -765,6 +797,9 @@ class KubernetesBackend(LoggingConfigurable):
     request_timeout = Float(30.0, help="Timeout (seconds) of one call to the Kubernetes API.").tag(config=True)
     delete_finished = Bool(True, help="Delete a job's Job (with its pod, Secrets and ConfigMap) as soon as the"
                            " service has taken its result; otherwise ttlSecondsAfterFinished does.").tag(config=True)
+    expose_node_ports = Bool(False, help="Also open the Services of jobs' ports and TensorBoards as NodePorts"
+                             " (reachable by anyone who reaches a node, without the hub's sign-in). Off: ClusterIP"
+                             " only, reached through the kqi service's authenticated proxy.").tag(config=True)
     halt_propagation = Unicode("Foreground", help="propagationPolicy of the deletion that halts a job"
                                " (Foreground: the Job stays visible until its pod is gone; or Background)."
                                ).tag(config=True)
@@ -941,6 +976,9 @@ class KubernetesBackend(LoggingConfigurable):
                 self._call(self._core.create_namespaced_secret, self.namespace,
                            owned_by(manifests.registry_secret, job))
             self._call(self._core.create_namespaced_config_map, self.namespace, owned_by(manifests.configmap, job))
+            if req.ports:  # owned by the Job: deleted with it
+                self._call(self._core.create_namespaced_service, self.namespace,
+                           owned_by(make_service(req, settings, node_port=self.expose_node_ports), job))
             self._call(self._batch.patch_namespaced_job, req.key, self.namespace, {"spec": {"suspend": False}})
         except BaseException:
             try:  # the owner references take the Secrets and the ConfigMap with it
@@ -1024,6 +1062,13 @@ class KubernetesBackend(LoggingConfigurable):
                                                            interactive=False)).start()
 
     # ---------------------------------------------------------------- ending
+    #: where a TensorBoard listens in its pod (the Service forwards to the pod's address)
+    listen_host = "0.0.0.0"
+
+    def port_host(self, key: str) -> str:
+        """The host a job's or a TensorBoard's port is reached at from the service: its Service."""
+        return service_host(key, self.namespace)
+
     def halt(self, key: str) -> None:
         self._delete(self._batch.delete_namespaced_job, key, self.halt_propagation)
         self._invalidate()
@@ -1045,7 +1090,7 @@ class KubernetesBackend(LoggingConfigurable):
         self._invalidate()
         jobs, _pods = self._observe()
         for key, job in sorted(jobs.items()):
-            if key in active_keys:
+            if key in active_keys or key.startswith("tensorboard-"):  # (TensorBoards: kqi_services.tensorboard)
                 continue
             if not self.delete_finished and (_condition(job, "Complete") or _condition(job, "Failed")):
                 continue
