@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlencode, urlparse, parse_qsl
 
-from tornado import httpclient, websocket
+from tornado import httpclient, httputil, ioloop, websocket
 from tornado.httputil import HTTPHeaders
 
 from .api.base import ApiError, BaseAPIHandler
@@ -39,6 +39,18 @@ CREDENTIAL_HEADERS = {"authorization", "x-kqi-tenant"}
 RESERVED_COOKIE_PREFIXES = ("jupyterhub", "kqi", "_xsrf")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 REQUEST_TIMEOUT = 300.0
+MAX_BODY = 64 * 1024**3  # the largest answer or upload forwarded (streamed, never held whole)
+_clients: dict = {}
+
+
+def proxy_client() -> httpclient.AsyncHTTPClient:
+    """The proxy's own HTTP client of this event loop (streaming, large bodies, many at once)."""
+    loop = ioloop.IOLoop.current()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = httpclient.AsyncHTTPClient(force_instance=True, max_body_size=MAX_BODY,
+                                                             max_clients=64)
+    return client
 
 
 class ProxyTarget:
@@ -173,23 +185,10 @@ class ProxyHandler(BaseAPIHandler, websocket.WebSocketHandler):
             value = t.prefix.rstrip("/") + value
         return value
 
-    async def _forward_http(self):
-        method = self.request.method.upper()
-        body = self.request.body if self.request.body or method in ("POST", "PUT", "PATCH") else None
-        request = httpclient.HTTPRequest(
-            self.upstream_url(), method=method, headers=self.upstream_headers(), body=body,
-            follow_redirects=False, decompress_response=False, allow_nonstandard_methods=True,
-            request_timeout=REQUEST_TIMEOUT, connect_timeout=10.0,
-        )
-        try:
-            response = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
-        except (OSError, httpclient.HTTPClientError) as e:
-            raise ApiError(502, f"The target does not answer: {e}")
-        if response.code == 599:
-            raise ApiError(502, f"The target does not answer: {response.error}")
-        self.set_status(response.code, response.reason)
+    def _start_response(self, code: int, reason: str | None, headers: HTTPHeaders) -> None:
+        self.set_status(code, reason)
         self._headers = HTTPHeaders()  # none of ours: the target's own
-        for name, value in response.headers.get_all():
+        for name, value in headers.get_all():
             lower = name.lower()
             if lower in HOP_BY_HOP:
                 continue
@@ -198,9 +197,44 @@ class ProxyHandler(BaseAPIHandler, websocket.WebSocketHandler):
             if lower == "location":
                 value = self._rewrite_location(value)
             self.add_header(name, value)
-        if response.code not in (204, 304) and method != "HEAD":
-            self.write(response.body or b"")
-        self.finish()
+
+    async def _forward_http(self):
+        """Forward the request; the answer is streamed back as it comes (any size)."""
+        method = self.request.method.upper()
+        body = self.request.body if self.request.body or method in ("POST", "PUT", "PATCH") else None
+        progress = {"first": None, "headers": HTTPHeaders(), "started": False}
+
+        def on_header(line: str) -> None:
+            if line.startswith("HTTP/"):
+                progress["first"], progress["headers"] = line.strip(), HTTPHeaders()
+            elif line.strip():
+                progress["headers"].parse_line(line)
+            elif progress["first"]:
+                start = httputil.parse_response_start_line(progress["first"])
+                if start.code != 100:
+                    progress["started"] = True
+                    self._start_response(start.code, start.reason, progress["headers"])
+
+        def on_chunk(chunk: bytes) -> None:
+            if method != "HEAD" and self.get_status() not in (204, 304) and not self._finished:
+                self.write(chunk)
+                self.flush()
+
+        request = httpclient.HTTPRequest(
+            self.upstream_url(), method=method, headers=self.upstream_headers(), body=body,
+            follow_redirects=False, decompress_response=False, allow_nonstandard_methods=True,
+            request_timeout=REQUEST_TIMEOUT, connect_timeout=10.0,
+            header_callback=on_header, streaming_callback=on_chunk,
+        )
+        try:
+            response = await proxy_client().fetch(request, raise_error=False)
+            error = response.error if response.code == 599 else None
+        except (OSError, httpclient.HTTPClientError) as e:
+            error = e
+        if error is not None and not progress["started"]:
+            raise ApiError(502, f"The target does not answer: {error}")
+        if not self._finished:
+            self.finish()
 
     async def get(self, *args):
         if self.is_websocket():

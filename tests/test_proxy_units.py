@@ -30,7 +30,18 @@ class Echo(websocket.WebSocketHandler):
 
 
 class Show(web.RequestHandler):
-    def get(self, path):
+    def head(self, path):
+        self.set_header("X-Seen", path)
+
+    async def get(self, path):
+        if path == "big":  # more than tornado's default 100 MB body limit, in pieces
+            for _ in range(110):
+                self.write(b"x" * (1024 * 1024))
+                await self.flush()
+            return
+        if path == "empty":
+            self.set_status(204)
+            return
         if path == "go":
             self.redirect("/elsewhere")
             return
@@ -117,6 +128,22 @@ def test_http_forwarded_without_credentials():
             assert r.code == 302 and r.headers["Location"] == "/p/elsewhere"
             r = await client.fetch(f"http://127.0.0.1:{port}/p/a", raise_error=False)
             assert r.code == 401
+            r = await client.fetch(f"http://127.0.0.1:{port}/p/empty", headers={"Authorization": "Bearer good"},
+                                   raise_error=False)
+            assert r.code == 204 and not r.body
+            r = await client.fetch(f"http://127.0.0.1:{port}/p/a", method="HEAD",
+                                   headers={"Authorization": "Bearer good"})
+            assert r.code == 200 and not r.body and r.headers["X-Seen"] == "a"
+            size = 0
+
+            def count(chunk):
+                nonlocal size
+                size += len(chunk)
+
+            r = await httpclient.AsyncHTTPClient(force_instance=True, max_body_size=2**31).fetch(
+                f"http://127.0.0.1:{port}/p/big", headers={"Authorization": "Bearer good"},
+                streaming_callback=count, request_timeout=120)
+            assert r.code == 200 and size == 110 * 1024 * 1024
         finally:
             target.stop()
             proxy.stop()
