@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from datetime import datetime, timezone
 
@@ -118,6 +119,14 @@ class TensorBoards(LoggingConfigurable):
     def __init__(self, app, **kwargs):
         super().__init__(parent=app, log=app.log, **kwargs)
         self.app = app
+        self._lock = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+
+    def _lock_for(self, training_id: int) -> threading.Lock:
+        """Serializes starting and stopping one training's TensorBoard (two PUTs at once, a PUT and the
+        reconciler)."""
+        with self._lock:
+            return self._locks.setdefault(training_id, threading.Lock())
 
     @property
     def backend(self):
@@ -193,8 +202,13 @@ class TensorBoards(LoggingConfigurable):
 
     def start(self, db, tenant: Tenant, job: Job, expires: int, training_ids: list[int], user: str) -> None:
         """(Re)start the training's TensorBoard (blocking: run it off the event loop)."""
+        with self._lock_for(job.id):
+            db.refresh(job)
+            self._start(db, tenant, job, expires, training_ids, user)
+
+    def _start(self, db, tenant: Tenant, job: Job, expires: int, training_ids: list[int], user: str) -> None:
         if self.state(job):
-            self.stop(db, job)
+            self._stop(db, job, "stopped for a restart")
         taken = {s["port"] for s in self.all_states(db).values()}
         port = free_port(taken)
         key = tensorboard_key(job.id)
@@ -220,6 +234,11 @@ class TensorBoards(LoggingConfigurable):
 
     def stop(self, db, job: Job, reason: str = "stopped") -> bool:
         """Stop the training's TensorBoard (blocking); False when it had none."""
+        with self._lock_for(job.id):
+            db.refresh(job)
+            return self._stop(db, job, reason)
+
+    def _stop(self, db, job: Job, reason: str) -> bool:
         state = self.state(job)
         if not state:
             return False
@@ -247,19 +266,29 @@ class TensorBoards(LoggingConfigurable):
         return [j for j in rows if (j.extra or {}).get(STATE)]
 
     def reconcile(self) -> None:
-        """Stop the expired, clear the ended, remove containers nobody knows (blocking)."""
+        """Stop the expired, clear the ended, remove containers nobody knows (blocking). Each under
+        its training's lock, re-read: a TensorBoard being started is neither ended nor unknown."""
         with self.app.session_factory() as db:
-            known = set()
             for job in self.all_jobs(db):
-                state = job.extra[STATE]
-                known.add(state["key"])
-                if state["expiresAt"] <= time.time():
-                    self.stop(db, job, "ran out of time")
-                elif not self.backend.is_running(state["key"]):
-                    self.stop(db, job, "ended")
+                with self._lock_for(job.id):
+                    db.refresh(job)
+                    state = self.state(job)
+                    if not state:
+                        continue
+                    if state["expiresAt"] <= time.time():
+                        self._stop(db, job, "ran out of time")
+                    elif not self.backend.is_running(state["key"]):
+                        self._stop(db, job, "ended")
             names = getattr(getattr(self.backend, "podman_cli", None), "names", None)
-            if names is not None:
-                for name in names(self.backend.platform_tag):
-                    key = name[len(self.backend.name_prefix):]
-                    if key.startswith(KEY_PREFIX) and key not in known:
+            if names is None:
+                return
+            for name in names(self.backend.platform_tag):
+                key = name[len(self.backend.name_prefix):]
+                if not key.startswith(KEY_PREFIX) or not key[len(KEY_PREFIX):].isdigit():
+                    continue
+                training_id = int(key[len(KEY_PREFIX):])
+                with self._lock_for(training_id):
+                    db.expire_all()
+                    job = db.get(Job, training_id)
+                    if job is None or not self.state(job):
                         self._remove(key)
