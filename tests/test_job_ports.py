@@ -115,6 +115,17 @@ def test_a_training_port_is_served_to_its_tenant_only(world, platform):
         assert token.startswith("kqi-job."), token
         r = world.get(world.proxy_url(job_id, port), token)
         assert r.status_code == 403 and marker not in r.text, r.text
+        # a hub token of the user that does not give access to the kqi service: 403; one that gives
+        # access to the service but not the tenant: 404
+        r = platform.hub("POST", f"/users/{world.user.name}/tokens", json={"note": "no kqi", "scopes": ["read:users:name!user"]})
+        assert r.status_code == 201, r.text
+        r = world.get(world.proxy_url(job_id, port), r.json()["token"])
+        assert r.status_code == 403 and marker not in r.text, r.text
+        r = platform.hub("POST", f"/users/{world.user.name}/tokens",
+                         json={"note": "service only", "scopes": ["access:services!service=kqi"]})
+        assert r.status_code == 201, r.text
+        r = world.get(world.proxy_url(job_id, port), r.json()["token"])
+        assert r.status_code == 404 and marker not in r.text, r.text
         # a port the job did not declare: 404 (even though something may listen there)
         r = world.get(world.proxy_url(job_id, undeclared), world.user.token)
         assert r.status_code == 404, r.text
