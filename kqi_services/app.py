@@ -19,7 +19,7 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from sqlalchemy import select
 from tornado import httpserver, ioloop, web
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Bool, Enum, Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from . import datadir, seed
@@ -211,6 +211,14 @@ class KqiService(Application):
     @default("xterm_dir")
     def _xterm_dir_default(self):
         return os.path.join(sys.prefix, "node", "node_modules")
+
+    job_ports_for = Enum(
+        ["tenant", "owner", "off"], "tenant",
+        help="Who may open a running job's ports through the proxy (/services/kqi/proxy/<kind>/<id>/<port>/):"
+        " 'tenant' (the members of the job's tenant, as KAMONOHASHI), 'owner' (only the user who started"
+        " the job) or 'off'. The pages a job serves come from this site's own origin, so their scripts act"
+        " with the signed-in viewer's rights: 'owner' keeps a member's job from acting for other members.",
+    ).tag(config=True)
 
     first_tenant_name = Unicode("sandbox", help="Name of the tenant made on the first start.").tag(config=True)
     first_tenant_display_name = Unicode("Sandbox", help="Display name of the first tenant.").tag(config=True)

@@ -309,9 +309,9 @@ def job_port_path(service_prefix: str, job: Job, port: int) -> str:
     return f"{service_prefix.rstrip('/')}/{PROXY_PREFIX}/{job.kind}/{job.id}/{port}/"
 
 
-def node_ports(service_prefix: str, job: Job) -> list[dict]:
+def node_ports(service_prefix: str, job: Job, enabled: bool = True) -> list[dict]:
     """KAMONOHASHI's nodePorts of a running job: each declared port with its address."""
-    if job.status != st.RUNNING:
+    if job.status != st.RUNNING or not enabled:
         return []
     return [{"key": str(p), "value": p, "url": job_port_path(service_prefix, job, p)} for p in job.ports or []]
 
@@ -325,6 +325,11 @@ class JobPortProxyHandler(ProxyHandler):
         if job is None or job.kind != kind:
             raise ApiError(404, f"No {what} in your tenants.")
         self.tenant_of(job.tenant_id, what)
+        who = getattr(self.kqi, "job_ports_for", "tenant")
+        if who == "off":
+            raise ApiError(404, "Jobs' ports are not opened on this platform.")
+        if who == "owner" and job.created_by != self.identity.name:
+            raise ApiError(403, f"Only {job.created_by}, who started the {kind}, may open its ports here.")
         port = int(port)
         if port not in (job.ports or []):
             raise ApiError(404, f"The {kind} {job_id} declares no port {port}.")

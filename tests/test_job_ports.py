@@ -155,3 +155,50 @@ def test_a_training_port_is_served_to_its_tenant_only(world, platform):
     # ended: no address, nothing served
     assert world.user.api("GET", f"/training/{job_id}").json()["nodePorts"] == []
     assert world.get(world.proxy_url(job_id, port), world.user.token).status_code == 404
+
+
+def member_of(platform, user) -> str:
+    """A token of another member of `user`'s tenant."""
+    name, password = platform.create_user(tenants=[user.tenant["name"]])
+    return platform.login(name, password, user.tenant["id"])
+
+
+def test_another_member_of_the_tenant_opens_the_port(world, platform):
+    port = free_port()
+    job_id = world.run("serve-members", serve_entry(port, "for the tenant"), [port])
+    try:
+        wait_job(world.user, job_id, "Running", timeout=120)
+        wait_served(world, job_id, port)
+        r = world.get(world.proxy_url(job_id, port), member_of(platform, world.user))
+        assert r.status_code == 200 and "for the tenant" in r.text, r.text
+    finally:
+        world.user.api("POST", f"/training/{job_id}/halt")
+
+
+@pytest.fixture(scope="module")
+def owner_only_platform(tmp_path_factory):
+    from .platform import new_platform
+
+    base = str(tmp_path_factory.mktemp("ports-owner"))
+    config = os.path.join(base, "kqi_service_config.py")
+    with open(config, "w") as f:
+        f.write('c.KqiService.job_ports_for = "owner"\n')
+    plat = new_platform(base, {"KQI_SERVICE_CONFIG": config})
+    plat.db_backend = "sqlite"
+    plat.start()
+    yield plat
+    plat.stop()
+
+
+def test_owner_only_ports(owner_only_platform, tmp_path):
+    platform = owner_only_platform
+    world = World(platform, str(tmp_path))
+    port = free_port()
+    job_id = world.run("serve-owner", serve_entry(port, "for the owner"), [port])
+    try:
+        wait_job(world.user, job_id, "Running", timeout=120)
+        assert "for the owner" in wait_served(world, job_id, port).text
+        r = world.get(world.proxy_url(job_id, port), member_of(platform, world.user))
+        assert r.status_code == 403 and "for the owner" not in r.text, r.text
+    finally:
+        world.user.api("POST", f"/training/{job_id}/halt")

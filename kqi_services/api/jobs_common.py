@@ -38,7 +38,7 @@ class JobHandlerBase(BaseAPIHandler):
 
     def details(self, job: Job) -> dict:
         out = job_details(self.db, job, self.kqi.jobs.queue_info.get(job.id))
-        out["nodePorts"] = node_ports(self.kqi.service_prefix, job)
+        out["nodePorts"] = node_ports(self.kqi.service_prefix, job, self.kqi.job_ports_for != "off")
         if job.kind == "inference":
             out["inferenceIds"] = (job.extra or {}).get("inferenceIds", [])
             out["containerName"] = job.key
