@@ -198,7 +198,11 @@ def test_owner_only_ports(owner_only_platform, tmp_path):
     try:
         wait_job(world.user, job_id, "Running", timeout=120)
         assert "for the owner" in wait_served(world, job_id, port).text
-        r = world.get(world.proxy_url(job_id, port), member_of(platform, world.user))
+        member = member_of(platform, world.user)
+        r = world.get(world.proxy_url(job_id, port), member)
         assert r.status_code == 403 and "for the owner" not in r.text, r.text
+        # the details show the address to the owner only
+        assert world.user.api("GET", f"/training/{job_id}").json()["nodePorts"][0]["value"] == port
+        assert platform.api("GET", f"/training/{job_id}", member).json()["nodePorts"] == []
     finally:
         world.user.api("POST", f"/training/{job_id}/halt")

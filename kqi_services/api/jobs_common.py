@@ -38,7 +38,9 @@ class JobHandlerBase(BaseAPIHandler):
 
     def details(self, job: Job) -> dict:
         out = job_details(self.db, job, self.kqi.jobs.queue_info.get(job.id))
-        out["nodePorts"] = node_ports(self.kqi.service_prefix, job, self.kqi.job_ports_for != "off")
+        ports_for = self.kqi.job_ports_for  # (the addresses the caller may open)
+        out["nodePorts"] = node_ports(self.kqi.service_prefix, job, ports_for == "tenant" or (
+            ports_for == "owner" and self.identity is not None and job.created_by == self.identity.name))
         if job.kind == "inference":
             out["inferenceIds"] = (job.extra or {}).get("inferenceIds", [])
             out["containerName"] = job.key
