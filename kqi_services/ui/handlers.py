@@ -63,6 +63,8 @@ SCREENS = [
            needs="GET /admin/users", nav="nav.users", description="home.users_desc"),
     Screen("jobenv", "admin/job-environment", "jobenv.title", audience="system-admin",
            needs="GET /admin/job-environment", nav="nav.jobenv", description="home.jobenv_desc"),
+    Screen("tensorboards", "admin/tensorboards", "tensorboards.title", audience="system-admin",
+           needs="GET /admin/tensorboards", nav="nav.tensorboards", description="home.tensorboards_desc"),
     Screen("members", "tenant/members", "members.title", audience="tenant-admin",
            needs="GET /tenant/users", nav="nav.members", description="home.members_desc"),
     Screen("tenant_settings", "tenant/settings", "tenant_settings.title", audience="tenant-admin",

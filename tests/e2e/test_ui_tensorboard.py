@@ -75,3 +75,28 @@ def test_start_open_and_stop_a_tensorboard(platform, browser, world, artifacts_d
     finally:
         context.close()
         world.user.api("DELETE", f"/training/{first}/tensorboard")
+
+
+@pytest.mark.sqlite_only
+def test_a_system_administrator_lists_and_stops_tensorboards(platform, browser, world, artifacts_dir):
+    training = world.train("ui-tb-admin", "loss", 3.0)
+    assert wait_job(world.user, training, ("Completed", "Failed", "Error"), timeout=180)["status"] == "Completed"
+    r = world.user.api("PUT", f"/training/{training}/tensorboard", json={"expiresIn": 900})
+    assert r.status_code == 200, r.text
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        sign_in(page, platform, "admin", platform.admin_password, "/admin/tensorboards")
+        row = page.locator(f'#kqi-list-body tr[data-id="{training}"]')
+        expect(row).to_be_visible()
+        expect(row).to_contain_text(world.user.tenant["name"])
+        expect(row).to_contain_text(world.user.name)
+        page.screenshot(path=os.path.join(artifacts_dir, "ui-tensorboard-admin.png"), full_page=True,
+                        animations="disabled")
+        row.locator(".kqi-delete").click()
+        expect(row).to_have_count(0)
+        assert world.board(training).json()["status"] == "None"
+    finally:
+        context.close()
+        world.user.api("DELETE", f"/training/{training}/tensorboard")

@@ -461,6 +461,37 @@
     });
   };
 
+  // ------------------------------------------------------------ tensorboards
+  KQI.pages.tensorboards = function () {
+    const base = "/admin/tensorboards";
+    function remaining(seconds) {
+      const s = Math.max(0, Math.round(seconds || 0));
+      return Math.floor(s / 3600) + ":" + String(Math.floor((s % 3600) / 60)).padStart(2, "0") + ":"
+        + String(s % 60).padStart(2, "0");
+    }
+    return KQI.crud({
+      idOf: (item) => item.trainingId,
+      nameOf: (item) => item.trainingId + ":" + item.trainingName,
+      list: () => KQI.api("GET", base),
+      remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", base + "/" + item.trainingId) : null,
+      removeLabel: "tensorboards.stop",
+      confirmRemove: "tensorboards.confirm_stop",
+      removed: "tensorboards.stopped",
+      columns: [
+        { label: "tensorboards.training", value: (item) => item.trainingId + ":" + item.trainingName },
+        { label: "tensorboards.tenant", value: (item) => orNone(item.tenantName) },
+        { label: "tensorboards.started_by", value: (item) => orNone(item.startedBy) },
+        { label: "tensorboards.state", value: (item) => {
+          const label = t("tensorboard.state_" + item.status);
+          return label.startsWith("tensorboard.") ? item.status : label;
+        } },
+        { label: "tensorboards.remaining", value: (item) => remaining(item.remainingTime) },
+        { label: "tensorboards.mounted", value: (item) => (item.mountedTrainingHistoryIds || []).join(", ") || t("common.none") },
+      ],
+      fields: [],
+    });
+  };
+
   // ------------------------------------------------------------------ users
   function tenantBadges(tenants) {
     if (!tenants || !tenants.length) return t("common.none");
