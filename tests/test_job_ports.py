@@ -206,3 +206,116 @@ def test_owner_only_ports(owner_only_platform, tmp_path):
         assert platform.api("GET", f"/training/{job_id}", member).json()["nodePorts"] == []
     finally:
         world.user.api("POST", f"/training/{job_id}/halt")
+
+
+# A WebSocket echo server in the standard library only (the job's image has no WebSocket package):
+# it answers each text message with the path it was reached at and whether credentials came along.
+WS_ECHO = r'''
+import base64, hashlib, socket, struct, sys, threading
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def exact(conn, n):
+    data = b""
+    while len(data) < n:
+        more = conn.recv(n - len(data))
+        if not more:
+            raise EOFError
+        data += more
+    return data
+
+
+def send(conn, opcode, payload):
+    size = len(payload)
+    head = bytes([0x80 | opcode]) + (bytes([size]) if size < 126 else bytes([126]) + struct.pack(">H", size))
+    conn.sendall(head + payload)
+
+
+def handle(conn):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = conn.recv(4096)
+        if not more:
+            return
+        data += more
+    lines = data.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    accept = base64.b64encode(hashlib.sha1((headers["sec-websocket-key"] + GUID).encode()).digest()).decode()
+    conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Accept: " + accept + "\r\n\r\n").encode())
+    seen = "%s auth=%s prefix=%s" % (lines[0].split()[1], "authorization" in headers,
+                                     headers.get("x-forwarded-prefix"))
+    while True:
+        first, second = exact(conn, 2)
+        size = second & 0x7F
+        if size == 126:
+            size = struct.unpack(">H", exact(conn, 2))[0]
+        elif size == 127:
+            size = struct.unpack(">Q", exact(conn, 8))[0]
+        mask = exact(conn, 4) if second & 0x80 else b"\0\0\0\0"
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(exact(conn, size)))
+        opcode = first & 0x0F
+        if opcode == 8:
+            send(conn, 8, b"")
+            return
+        if opcode == 1:
+            send(conn, 1, (seen + " " + payload.decode()).encode())
+
+
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", int(sys.argv[1])))
+server.listen()
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+'''
+
+
+def test_a_websocket_through_the_hub_and_the_proxy(world, platform):
+    import asyncio
+
+    from tornado import httpclient, websocket
+
+    port = free_port()
+    commit = world.repo.commit({"ws_echo.py": WS_ECHO}, "a websocket echo")
+    body = {"name": "ws-echo", "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": world.dataset,
+            "gitModel": {"owner": world.repo.owner, "repository": world.repo.name, "commitId": commit},
+            "entryPoint": f"python3 ws_echo.py {port}", "cpu": 0.2, "memory": 0.2, "gpu": 0, "ports": [port]}
+    r = world.user.api("POST", "/training/run", json=body)
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    url = world.proxy_url(job_id, port, "socket?x=1").replace("http://", "ws://")
+    prefix = f"/services/kqi/proxy/training/{job_id}/{port}"
+
+    async def talk(headers):
+        request = httpclient.HTTPRequest(url, headers=headers, connect_timeout=10, request_timeout=10)
+        conn = await websocket.websocket_connect(request)
+        await conn.write_message("hello")
+        answer = await conn.read_message()
+        conn.close()
+        return answer
+
+    try:
+        wait_job(world.user, job_id, "Running", timeout=120)
+        headers = {"Authorization": f"Bearer {world.user.token}", "Origin": platform.url}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = asyncio.run(talk(headers))
+                break
+            except (httpclient.HTTPClientError, OSError, websocket.WebSocketClosedError) as e:
+                assert time.monotonic() < deadline, e
+                time.sleep(0.5)
+        # relayed both ways; the prefix stripped and named; the caller's token not passed on
+        assert answer == f"/socket?x=1 auth=False prefix={prefix} hello", answer
+        for bad, status in (({"Authorization": f"Bearer {world.user.token}", "Origin": "http://evil.example"}, 403),
+                            ({"Origin": platform.url}, 401)):
+            try:
+                asyncio.run(talk(bad))
+                raise AssertionError(f"accepted {bad}")
+            except httpclient.HTTPClientError as e:
+                assert e.code == status, e
+    finally:
+        world.user.api("POST", f"/training/{job_id}/halt")
