@@ -142,7 +142,8 @@ class TensorBoards(LoggingConfigurable):
         state = (job.extra or {}).get(STATE)
         if not state:
             return {"name": None, "status": "None", "statusType": "None", "nodePort": None, "remainingTime": None,
-                    "mountedTrainingHistoryIds": [], "url": None, "expiresAt": None, "startedBy": None}
+                    "mountedTrainingHistoryIds": [], "url": None, "expiresAt": None, "startedAt": None,
+                    "startedBy": None}
         running = self.backend.is_running(state["key"])
         if running and _answers(self.host(job.id), state["port"]):
             status = "Running"
