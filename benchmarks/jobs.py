@@ -275,10 +275,10 @@ def bench_whole(ctx, seconds: float, n_files: int) -> None:
             with open(os.path.join(data, name), "wb") as f:
                 f.write(content)
         t0 = time.monotonic()
-        script = (f"git clone --quiet /repo /work/git && git -C /work/git checkout --quiet --detach {commit}"
-                  f" && cd /work/git && python3 train.py /work/input /work/output {seconds}")
+        script = (f"git clone --quiet /repo /bench/git && git -C /bench/git checkout --quiet --detach {commit}"
+                  f" && cd /bench/git && python3 train.py /bench/input /bench/output {seconds}")
         run_by_hand(["sh", "-c", "git config --global --add safe.directory '*' && " + script],
-                {tmp: "/work", repo.bare: "/repo"})
+                {tmp: "/bench", repo.bare: "/repo"})
         hand_seconds = time.monotonic() - t0
         with open(os.path.join(tmp, "output", "result.txt")) as f:
             by_hand = f.read()
