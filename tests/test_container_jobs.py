@@ -191,3 +191,34 @@ def test_a_training_cannot_reach_the_platforms_files(world, platform, tmp_path):
     assert "REACHED" not in log, log
     assert log.count("No such file or directory") >= 2 * len(targets), log
     assert theirs["id"] not in [d["id"] for d in user.api("GET", "/data", params={"perPage": 1000}).json()]
+
+
+def test_container_file_listings_follow_no_links_and_refuse_a_file(world, platform):
+    """A job's output lies in the host's store: a link it leaves (`ln -s / r`) must not let the
+    listing walk the host's folders; a file path is a clear 400, not a server error."""
+    user, repo, commit = world
+    data = create_data(user, "links-data", {"l.txt": b"l"})
+    dataset = user.api("POST", "/datasets", json={"name": "links-ds", "entries": {
+        "training": [{"id": data["id"]}], "testing": [], "validation": []}}).json()
+    r = user.api("POST", "/training/run", json={
+        "name": "links", "dataSetId": dataset["id"], "containerImage": {"image": "python", "tag": "3.11"},
+        "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit},
+        "entryPoint": "mkdir -p /kqi/output/sub && echo x > /kqi/output/sub/f.txt && ln -s / /kqi/output/r"
+                      " && ln -s /kqi/output/sub /kqi/output/s",
+        "cpu": 0.5, "memory": 0.5, "gpu": 0})
+    assert r.status_code in (200, 201), r.text
+    job_id = r.json()["id"]
+    assert wait_job(user, job_id, ("Completed", "Failed", "Error"), timeout=120)["status"] == "Completed"
+
+    def listing(path):
+        return user.api("GET", f"/training/{job_id}/container-files", params={"path": path})
+
+    top = listing("/")
+    assert top.status_code == 200, top.text
+    assert [d["dirName"] for d in top.json()["dirs"]] == ["sub"]  # the links are not listed
+    for through_a_link in ("/r", "/r/etc", "/s", "/r/" + platform.data_dir.lstrip("/") + "/kqi"):
+        r = listing(through_a_link)
+        assert r.status_code == 200 and r.json()["dirs"] == [] and r.json()["files"] == [], (through_a_link, r.text)
+    r = listing("/sub/f.txt")
+    assert r.status_code == 400 and "is a file, not a folder" in r.json()["detail"], r.text
+    assert [f["fileName"] for f in listing("/sub").json()["files"]] == ["f.txt"]

@@ -201,11 +201,8 @@ class JobContainerFilesHandler(JobHandlerBase):
     def _list(self, store, prefix, job, with_url, base_url):
         dirs, files = [], []
         if isinstance(store, LocalObjectStore):
-            folder = os.path.join(store.root, *tenant_key(self.tenant, prefix).split("/"))
-            try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            except FileNotFoundError:
-                entries = []
+            folder = store.folder(tenant_key(self.tenant, prefix))  # no links followed; a file: 400
+            entries = sorted(os.scandir(folder), key=lambda e: e.name) if folder else []
             for entry in entries[:MAX_DIR_ENTRIES + 1]:
                 if entry.is_symlink():
                     continue  # never list or serve what a link left by the job points at

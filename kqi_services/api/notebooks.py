@@ -115,11 +115,8 @@ class NotebookContainerFilesHandler(NotebookHandlerBase):
         if isinstance(store, LocalObjectStore):
             # the folder is the notebook's home: symlinks in it (the runtime's links to /kqi/input,
             # /kqi/git, ... or the user's own) point into the sandbox, never to files of this host
-            folder = os.path.join(store.root, *tenant_key(self.tenant, prefix).split("/"))
-            try:
-                entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            except (FileNotFoundError, NotADirectoryError):
-                entries = []
+            folder = store.folder(tenant_key(self.tenant, prefix))  # no links followed; a file: 400
+            entries = sorted(os.scandir(folder), key=lambda e: e.name) if folder else []
             for entry in entries[:MAX_DIR_ENTRIES + 1]:
                 if entry.is_symlink():
                     continue

@@ -86,6 +86,18 @@ class LocalObjectStore(ObjectStore):
             raise StoreError(f"No object {key}", client_error=True)
         return path
 
+    def folder(self, key: str) -> str | None:
+        """A folder of the store to list: None when there is none, or when a symbolic link is on the
+        way (a job's links are never followed); a client error when the key is a file."""
+        path = self.path(key)
+        expected = os.path.join(os.path.realpath(self.root), *safe_key(key).split("/"))
+        if not os.path.lexists(path) or os.path.realpath(path) != expected:
+            return None
+        if not os.path.isdir(path):
+            name = key.rstrip("/").rsplit("/", 1)[-1]
+            raise StoreError(f"{name} is a file, not a folder: list the folder it is in.", client_error=True)
+        return path
+
     def _upload_dir(self, upload_id: str) -> str:
         if not upload_id or not all(c in "0123456789abcdef" for c in upload_id) or len(upload_id) != 32:
             raise StoreError("Unknown upload.", client_error=True)
