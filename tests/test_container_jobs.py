@@ -60,6 +60,19 @@ def _png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
+def submit_training(user, repo, commit, name: str, entry: str, image=None) -> int:
+    """A training over a one-file dataset of its own, through the API; its id."""
+    data = create_data(user, f"{name}-data", {"x.csv": b"1\n"})
+    dataset = user.api("POST", "/datasets", json={"name": f"{name}-ds", "entries": {
+        "training": [{"id": data["id"]}], "testing": [], "validation": []}}).json()
+    r = user.api("POST", "/training/run", json={
+        "name": name, "dataSetId": dataset["id"], "containerImage": image or {"image": "python", "tag": "3.11"},
+        "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit},
+        "entryPoint": entry, "cpu": 0.5, "memory": 0.5, "gpu": 0})
+    assert r.status_code in (200, 201), r.text
+    return r.json()["id"]
+
+
 @pytest.fixture(scope="module")
 def world(platform, tmp_path_factory):
     home = str(tmp_path_factory.mktemp("container-home"))
@@ -142,15 +155,9 @@ def test_training_runs_in_the_image_installs_packages_and_uses_the_kqi_cli(world
 
 def test_requested_image_missing_and_not_pullable_fails_with_the_registrys_message(world):
     user, repo, commit = world
-    data = create_data(user, "for-missing-image", {"x.csv": b"1\n"})
-    dataset = user.api("POST", "/datasets", json={"name": "missing-image-ds", "entries": {
-        "training": [{"id": data["id"]}], "testing": [], "validation": []}}).json()
-    body = {"name": "no-such-image", "dataSetId": dataset["id"], "containerImage": {"image": "kqi-test/no-such-image", "tag": "0"},
-            "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit},
-            "entryPoint": "true", "cpu": 0.5, "memory": 0.5, "gpu": 0}
-    r = user.api("POST", "/training/run", json=body)
-    assert r.status_code in (200, 201), r.text
-    details = wait_job(user, r.json()["id"], ("Completed", "Failed", "Error"), timeout=180)
+    job_id = submit_training(user, repo, commit, "no-such-image", "true",
+                             image={"image": "kqi-test/no-such-image", "tag": "0"})
+    details = wait_job(user, job_id, ("Completed", "Failed", "Error"), timeout=180)
     assert details["status"] == "Failed"
     assert "pulling the image docker.io/kqi-test/no-such-image:0 failed" in details["conditionNote"]
 
@@ -174,18 +181,11 @@ def test_a_training_cannot_reach_the_platforms_files(world, platform, tmp_path):
     assert all(os.path.exists(t) for t in targets), targets
     # (the marker is assembled when it runs: the log also shows the command itself)
     probe = "; ".join(f"if cat {t} || ls {t}; then printf 'REA%s {t}\\n' CHED; fi" for t in targets)
-    data = create_data(user, "probe-data", {"p.txt": b"p"})
-    dataset = user.api("POST", "/datasets", json={"name": "probe-ds", "entries": {
-        "training": [{"id": data["id"]}], "testing": [], "validation": []}}).json()
-    r = user.api("POST", "/training/run", json={
-        "name": "probe", "dataSetId": dataset["id"], "containerImage": {"image": "python", "tag": "3.11"},
-        "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit},
-        "entryPoint": probe + "; echo PROBED", "cpu": 0.5, "memory": 0.5, "gpu": 0})
-    assert r.status_code in (200, 201), r.text
-    details = wait_job(user, r.json()["id"], ("Completed", "Failed", "Error"), timeout=120)
+    job_id = submit_training(user, repo, commit, "probe", probe + "; echo PROBED")
+    details = wait_job(user, job_id, ("Completed", "Failed", "Error"), timeout=120)
     files = tmp_path / "probe"
     files.mkdir()
-    user.cli("training", "download-files", str(r.json()["id"]), "-d", str(files))
+    user.cli("training", "download-files", str(job_id), "-d", str(files))
     log = next(files.glob("*stdout_stderr*")).read_text()
     assert "PROBED" in log and details["status"] == "Completed", log
     assert "REACHED" not in log, log
@@ -197,17 +197,9 @@ def test_container_file_listings_follow_no_links_and_refuse_a_file(world, platfo
     """A job's output lies in the host's store: a link it leaves (`ln -s / r`) must not let the
     listing walk the host's folders; a file path is a clear 400, not a server error."""
     user, repo, commit = world
-    data = create_data(user, "links-data", {"l.txt": b"l"})
-    dataset = user.api("POST", "/datasets", json={"name": "links-ds", "entries": {
-        "training": [{"id": data["id"]}], "testing": [], "validation": []}}).json()
-    r = user.api("POST", "/training/run", json={
-        "name": "links", "dataSetId": dataset["id"], "containerImage": {"image": "python", "tag": "3.11"},
-        "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit},
-        "entryPoint": "mkdir -p /kqi/output/sub && echo x > /kqi/output/sub/f.txt && ln -s / /kqi/output/r"
-                      " && ln -s /kqi/output/sub /kqi/output/s",
-        "cpu": 0.5, "memory": 0.5, "gpu": 0})
-    assert r.status_code in (200, 201), r.text
-    job_id = r.json()["id"]
+    job_id = submit_training(user, repo, commit, "links",
+                             "mkdir -p /kqi/output/sub && echo x > /kqi/output/sub/f.txt && ln -s / /kqi/output/r"
+                             " && ln -s /kqi/output/sub /kqi/output/s")
     assert wait_job(user, job_id, ("Completed", "Failed", "Error"), timeout=120)["status"] == "Completed"
 
     def listing(path):

@@ -119,9 +119,11 @@ class JobEngine:
                 result = self.backend.result(job.key)
                 if result is not None:
                     self._finish(db, job, result)
-                elif self.backend.status_note(job.key) != job.status_reason:
-                    job.status_reason = self.backend.status_note(job.key)
-                    db.commit()
+                else:
+                    note = self.backend.status_note(job.key)
+                    if note != job.status_reason:
+                        job.status_reason = note
+                        db.commit()
             self._admit(db)
 
     def _admit(self, db) -> None:
@@ -277,8 +279,9 @@ class JobEngine:
     def environment(self, job: Job, tenant: Tenant, git_env: dict, platform_env: dict) -> dict:
         """The job's plain variables: the job environment setting's, the user's, then the guide's."""
         app = self.app
-        env = {"COLUMNS": "120", "HOME": "/kqi/home"}
+        env = {"COLUMNS": "120"}
         env.update(platform_env)  # a company's package index or proxy (the job environment setting)
+        env["HOME"] = "/kqi/home"  # (the runtime writes the kqi CLI's configuration there)
         env.update(job.options or {})  # the user's values (reserved names were refused at submit)
         if job.kind == "preprocessing":
             env.update({"DATA_ID": str(job.extra.get("dataId", "")), "DATA_NAME": job.extra.get("dataName", ""),

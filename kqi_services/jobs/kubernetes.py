@@ -266,8 +266,6 @@ def registry_secret_name(key: str) -> str:
     return f"{key}-registry"
 
 
-
-
 def runtime_files() -> dict[str, str]:
     """The job runtime, its start script and the layout module it imports (the files the local
     backend copies into a job's folder)."""

@@ -407,9 +407,9 @@ class PodmanBackend(PodmanSettings):
         name = self.container_name(req.key)
         self.podman_cli.remove(name)  # a leftover of an earlier run of the same key
         pidfile = os.path.join(folder, "conmon.pid")
+        gpus = self._gpu_devices(req)
         args = podman_run_args(req, self, name=name, platform_tag=self.platform_tag, folder=folder,
-                               command=runtime_command(), gpu_devices=self._gpu_devices(req),
-                               conmon_pidfile=pidfile)
+                               command=runtime_command(), gpu_devices=gpus, conmon_pidfile=pidfile)
         env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), **req.secret_env}
         for keep in ("XDG_RUNTIME_DIR", "CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "TMPDIR"):
             if os.environ.get(keep):
@@ -428,7 +428,7 @@ class PodmanBackend(PodmanSettings):
             pid = None
         self._write_state(req.key, {"name": name, "phase": "running", "image": image, "conmon": pid,
                                     "start": _start_time(pid) if pid else None,
-                                    "gpus": self._gpu_devices(req)})
+                                    "gpus": gpus})
         if pid:
             threading.Thread(target=self._watch, args=(req.key, pid), name=f"kqi-watch-{req.key}",
                              daemon=True).start()
