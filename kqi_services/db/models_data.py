@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .models import AuditMixin, Base, utcnow
@@ -31,7 +31,8 @@ class Upload(Base):
 
 class Data(AuditMixin, Base):
     __tablename__ = "data"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
+    __table_args__ = (Index("uq_data_display_id", "tenant_id", "display_id", unique=True),
+                      {"sqlite_autoincrement": True})  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
     display_id: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -81,7 +82,8 @@ class DataType(Base):
 
 class DataSet(AuditMixin, Base):
     __tablename__ = "datasets"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (Index("uq_datasets_display_id", "tenant_id", "display_id", unique=True),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
     display_id: Mapped[int] = mapped_column(Integer, nullable=False)

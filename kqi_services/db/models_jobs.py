@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .models import AuditMixin, Base, utcnow
@@ -11,7 +11,8 @@ from .models import AuditMixin, Base, utcnow
 
 class Job(AuditMixin, Base):
     __tablename__ = "jobs"
-    __table_args__ = {"sqlite_autoincrement": True}  # ids are never reused
+    __table_args__ = (Index("uq_jobs_display_id", "tenant_id", "kind", "display_id", unique=True),
+                      {"sqlite_autoincrement": True})  # ids are never reused
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .models import AuditMixin, Base, utcnow
@@ -11,7 +11,8 @@ from .models import AuditMixin, Base, utcnow
 
 class Preprocessing(AuditMixin, Base):
     __tablename__ = "preprocessings"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (Index("uq_preprocessings_display_id", "tenant_id", "display_id", unique=True),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
     display_id: Mapped[int] = mapped_column(Integer, nullable=False)
