@@ -1,0 +1,84 @@
+"""Request and response models of /account: sign-in, tenant switch, the caller's account.
+
+Field names are KAMONOHASHI's (AccountApiModels* of kamonohashi-sdk 4.0.2); KQI additions
+are marked. The domain rules (password check, membership) stay in api/account.py.
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+try:
+    from .core import ApiModel
+except ImportError:  # until the shared core lands
+    from pydantic import BaseModel as ApiModel
+
+
+
+def _expires_in():
+    """KAMONOHASHI's token lifetime, with the bounds api/account.py keeps (60 s .. one year)."""
+    return Field(None, ge=60, le=365 * 24 * 3600,
+                 description="The token's lifetime in seconds (default 864000, ten days).")
+
+
+class LoginInput(ApiModel):
+    """POST /account/login"""
+
+    userName: str = Field(description="The user name.")
+    password: str = Field(description="The user's password.")
+    tenantId: int | None = Field(None, ge=0, le=2**53, description="The tenant to sign in to (default: the"
+                                                                      " user's default tenant, else the first).")
+    expiresIn: int | None = _expires_in()
+
+
+class SwitchTenantInput(ApiModel):
+    """POST /account/tenants/{tenantId}/token (the body may be left out)"""
+
+    expiresIn: int | None = _expires_in()
+
+
+class LoginOutput(ApiModel):
+    """A new hub API token bound to one tenant."""
+
+    token: str
+    userName: str
+    tenantId: int | None = Field(description="null for a system administrator who belongs to no tenant")
+    tenantName: str | None
+    expiresIn: int
+
+
+class RoleInfo(ApiModel):
+    id: int
+    name: str
+    displayName: str
+    sortOrder: int
+    isOrigin: bool
+    isCustomed: bool
+
+
+class AccountTenantInfo(ApiModel):
+    id: int
+    name: str
+    displayName: str
+    default: bool
+    isOrigin: bool
+    roles: list[RoleInfo]
+
+
+class AccountOutput(ApiModel):
+    """GET/PUT /account"""
+
+    userId: int
+    userName: str
+    userDisplayName: str
+    passwordChangeEnabled: bool
+    selectedTenant: AccountTenantInfo | None
+    defaultTenant: AccountTenantInfo | None
+    tenants: list[AccountTenantInfo]
+    isSystemAdmin: bool = Field(description="KQI: the caller is a system administrator")
+    passwordChangeUrl: str = Field(description="KQI: the hub page that changes the password")
+
+
+class DefaultTenantQuery(ApiModel):
+    """PUT /account?defaultTenant=ID"""
+
+    defaultTenant: int = Field(ge=0, le=2**53, description="The id of one of the caller's tenants.")

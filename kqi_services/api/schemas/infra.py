@@ -1,0 +1,273 @@
+"""Models of the infrastructure routes: git servers, registries, storage endpoints, nodes,
+partitions and quotas (/admin/*), what the current tenant may use (/tenant/*), and git
+browsing (/git/*).
+
+Field names are KAMONOHASHI's. The models check the shape of a body (types, lengths, name
+patterns, the service types); domain/infra.py keeps the rest (URLs, names that are free,
+ids that exist, rows in use). An edit (PUT) is merged over the stored row, so every field
+of an edit model may be left out. A text field that may be left out also takes "" for
+"none", as the domain does.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+try:
+    from .core import ApiModel
+except ImportError:  # until the shared core lands
+    from pydantic import BaseModel as ApiModel
+
+MAX_ID = 2**31 - 1
+NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9_])?$"
+HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
+NODE_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+PARTITION_PATTERN = r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+BUCKET_PATTERN = r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+REGION_PATTERN = r"^$|^[a-z0-9-]{1,64}$"
+NAME_HELP = "Letters, digits, '.', '_' and '-', starting with a letter or digit."
+
+GitServiceType = Literal[1, 2, 3, 4, 5, 6]
+RegistryServiceType = Literal[1, 2, 3, 4]
+AccessLevel = Literal[0, 1, 2]
+
+
+class AuditOutput(ApiModel):
+    createdBy: str | None
+    createdAt: datetime
+    modifiedBy: str | None
+    modifiedAt: datetime
+
+
+class EnumItemOutput(ApiModel):
+    """An entry of a fixed list (service types, access levels)."""
+
+    id: int
+    name: str
+
+
+class CatalogListQuery(ApiModel):
+    """GET /admin/{kind}: `name` keeps the rows whose name contains it."""
+
+    name: str | None = Field(None, max_length=253, description="Part of a name to look for.")
+
+
+# ------------------------------------------------------------------ git servers
+GIT_TYPES = "1 GitHub, 2 GitLab, 3 GitLab.com, 4 GitBucket, 5 plain git over HTTP(S), 6 bare repositories here."
+
+
+class GitServerEditInput(ApiModel):
+    """PUT /admin/git/endpoints/{id}"""
+
+    name: str = Field(None, max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
+    serviceType: GitServiceType = Field(None, description=GIT_TYPES)
+    apiUrl: str | None = Field(None, max_length=1024, description="The REST API address (required except for"
+                                                                  " types 5 and 6).")
+    repositoryUrl: str = Field(None, max_length=1024, description="http(s):// URL; file:///path for type 6.")
+
+
+class GitServerInput(GitServerEditInput):
+    """POST /admin/git/endpoints"""
+
+    name: str = Field(max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
+    serviceType: GitServiceType = Field(description=GIT_TYPES)
+    repositoryUrl: str = Field(max_length=1024, description="http(s):// URL; file:///path for type 6.")
+
+
+class GitServerOutput(AuditOutput):
+    id: int
+    name: str
+    serviceType: int
+    serviceTypeName: str
+    apiUrl: str | None
+    repositoryUrl: str
+    isNotEditable: bool
+
+
+class TenantGitServerOutput(GitServerOutput):
+    isDefault: bool = Field(description="KQI: the tenant's default git server")
+
+
+# ------------------------------------------------------------------- registries
+REGISTRY_TYPES = "1 DockerHub, 2 GitLab, 3 PrivateDockerRegistry, 4 NvidiaGPUCloud."
+HOST_HELP = "A host name or address without scheme, port or path."
+
+
+class RegistryEditInput(ApiModel):
+    """PUT /admin/registry/endpoints/{id}"""
+
+    name: str = Field(None, max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
+    host: str = Field(None, max_length=512, pattern=HOST_PATTERN, description=HOST_HELP)
+    portNo: int | None = Field(None, ge=1, le=65535)
+    serviceType: RegistryServiceType = Field(None, description=REGISTRY_TYPES)
+    projectName: str | None = Field(None, max_length=255)
+    apiUrl: str | None = Field(None, max_length=1024, description="An http(s):// URL.")
+    registryUrl: str | None = Field(None, max_length=1024, description="An http(s):// URL.")
+
+
+class RegistryInput(RegistryEditInput):
+    """POST /admin/registry/endpoints"""
+
+    name: str = Field(max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
+    host: str = Field(max_length=512, pattern=HOST_PATTERN, description=HOST_HELP)
+    serviceType: RegistryServiceType = Field(description=REGISTRY_TYPES)
+
+
+class RegistryOutput(AuditOutput):
+    id: int
+    name: str
+    host: str
+    portNo: int | None
+    serviceType: int
+    serviceTypeName: str
+    projectName: str | None
+    apiUrl: str | None
+    registryUrl: str | None
+    registryPath: str = Field(description="host:port, or the host alone")
+    isNotEditable: bool
+
+
+class TenantRegistryOutput(RegistryOutput):
+    isDefault: bool = Field(description="KQI: the tenant's default registry")
+
+
+# ------------------------------------------------------------- storage endpoints
+class StorageEditInput(ApiModel):
+    """PUT /admin/storage/endpoints/{id}; `secretKey`: left out or null keeps the stored key, "" removes it."""
+
+    name: str = Field(None, max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
+    serverUrl: str = Field(None, max_length=1024, description="file:///path for a local store, an http(s)://"
+                                                              " URL for S3.")
+    kind: Literal["local", "s3"] | None = Field(None, description="Default: from serverUrl.")
+    bucket: str | None = Field(None, max_length=63, pattern=BUCKET_PATTERN, description="An S3 bucket name.")
+    region: str | None = Field(None, max_length=64, pattern=REGION_PATTERN)
+    pathStyle: bool | None = Field(None, description="Path-style S3 addresses (default true).")
+    accessKey: str | None = Field(None, max_length=255)
+    secretKey: str | None = Field(None, max_length=1024, description="Write-only: never returned.")
+    nfsServer: str | None = Field(None, max_length=255)
+    nfsRoot: str | None = Field(None, max_length=1024)
+
+
+class StorageInput(StorageEditInput):
+    """POST /admin/storage/endpoints"""
+
+    name: str = Field(max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
+    serverUrl: str = Field(max_length=1024, description="file:///path for a local store, an http(s):// URL"
+                                                        " for S3.")
+
+
+class StorageOutput(AuditOutput):
+    id: int
+    name: str
+    kind: str
+    serverUrl: str
+    bucket: str | None
+    region: str | None
+    pathStyle: bool
+    accessKey: str | None
+    secretKeySet: bool = Field(description="Whether a secret key is stored (it is never returned).")
+    nfsServer: str | None
+    nfsRoot: str | None
+
+
+# ------------------------------------------------------------------------- nodes
+class NodeEditInput(ApiModel):
+    """PUT /admin/nodes/{id}"""
+
+    name: str = Field(None, max_length=253, pattern=NODE_NAME_PATTERN, description="A host name.")
+    memo: str | None = Field(None, max_length=1024)
+    partition: str | None = Field(None, max_length=63, pattern=PARTITION_PATTERN,
+                                  description="A Kubernetes label value.")
+    accessLevel: AccessLevel = Field(None, description="0 Disabled, 1 Private (assigned tenants only), 2 Public.")
+    assignedTenantIds: list[int] | None = Field(None, json_schema_extra={"uniqueItems": True},
+                                                description="The tenants of a private node.")
+    tensorBoardEnabled: bool | None = None
+    notebookEnabled: bool | None = None
+    cpu: float | None = Field(None, ge=0)
+    memory: float | None = Field(None, ge=0, description="GiB")
+    gpu: int | None = Field(None, ge=0)
+
+
+class NodeInput(NodeEditInput):
+    """POST /admin/nodes"""
+
+    name: str = Field(max_length=253, pattern=NODE_NAME_PATTERN, description="A host name.")
+    accessLevel: AccessLevel = Field(description="0 Disabled, 1 Private (assigned tenants only), 2 Public.")
+
+
+class NodeTenantOutput(ApiModel):
+    id: int
+    name: str
+    displayName: str
+
+
+class NodeOutput(AuditOutput):
+    id: int
+    name: str
+    memo: str | None
+    partition: str | None
+    accessLevel: int
+    accessLevelStr: str
+    assignedTenantIds: list[int]
+    assignedTenants: list[NodeTenantOutput]
+    tensorBoardEnabled: bool
+    notebookEnabled: bool
+    cpu: float | None
+    memory: float | None = Field(description="GiB")
+    gpu: int | None
+
+
+# ------------------------------------------------------------------------ quotas
+class QuotaInput(ApiModel):
+    """An entry of POST /admin/quotas: the three limits of a tenant (0, null or left out: no limit)."""
+
+    tenantId: int = Field(ge=1, le=MAX_ID)
+    cpu: float | None = Field(None, ge=0)
+    memory: float | None = Field(None, ge=0, description="GiB")
+    gpu: int | None = Field(None, ge=0)
+
+
+class QuotaOutput(ApiModel):
+    """KAMONOHASHI's QuotaOutputModel: 0 means no limit."""
+
+    tenantId: int
+    tenantName: str = Field(description="The tenant's display name")
+    name: str = Field(description="KQI: the tenant's name")
+    cpu: float
+    memory: float = Field(description="GiB")
+    gpu: int
+
+
+# ------------------------------------------------------------------ git browsing
+class GitRepositoryOutput(ApiModel):
+    owner: str
+    name: str
+    fullName: str
+
+
+class GitBranchOutput(ApiModel):
+    branchName: str
+    commitId: str
+
+
+class GitCommitOutput(ApiModel):
+    """KAMONOHASHI's CommitModel, with KQI's message, authorName and parentIds."""
+
+    commitId: str
+    committerName: str | None
+    commitAt: str | None = Field(description="ISO 8601 date and time, as the git server gives it")
+    comment: str
+    display: str
+    message: str
+    authorName: str | None
+    parentIds: list[str]
+
+
+class GitCommitsQuery(ApiModel):
+    """GET /git/{gitId}/repos/{owner}/{repository}/commits"""
+
+    branch: str | None = Field(None, max_length=255, description="Default: the repository's HEAD.")
+    page: int = Field(1, ge=1)
+    perPage: int = Field(100, ge=1, description="At most 100 are returned.")

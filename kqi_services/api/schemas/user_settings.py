@@ -1,0 +1,116 @@
+"""Models of the caller's own settings (/account/gits, /account/registries,
+/account/webhook/slack, /account/displayName, /account/password).
+
+Secrets go in, never out: outputs carry null where a secret would be and say whether one
+is set. domain/user_settings.py keeps the rules (servers of the current tenant, secrets
+without surrounding white space, webhook URLs, password strength).
+"""
+from __future__ import annotations
+
+from pydantic import Field
+
+try:
+    from .core import ApiModel
+except ImportError:  # until the shared core lands
+    from pydantic import BaseModel as ApiModel
+
+SECRET_MAX = 4096
+MENTION_PATTERN = r"^$|^@?[A-Za-z0-9._-]{1,64}$"
+
+
+class GitTokenInput(ApiModel):
+    """A git token of the caller for one of the current tenant's git servers.
+
+    The other fields of the GET answer (name, serviceType, repositoryUrl, tokenSet) may be sent back."""
+
+    id: int = Field(description="The git server's id.")
+    token: str | None = Field(max_length=SECRET_MAX, description="The token; null or \"\" removes it.")
+    name: str | None = None
+    serviceType: int | None = None
+    repositoryUrl: str | None = None
+    tokenSet: bool | None = None
+
+
+class GitTokenOutput(ApiModel):
+    id: int
+    name: str
+    serviceType: int
+    repositoryUrl: str
+    tokenSet: bool
+    token: None = Field(description="Always null: tokens are never returned.")
+
+
+class GitTokensOutput(ApiModel):
+    defaultGitId: int | None
+    gits: list[GitTokenOutput]
+
+
+class RegistryCredentialInput(ApiModel):
+    """The caller's credential for one of the current tenant's registries.
+
+    `password` left out keeps the stored one (changes the user name only); null or "" removes
+    the credential. The other fields of the GET answer may be sent back."""
+
+    id: int = Field(description="The registry's id.")
+    userName: str | None = Field(None, max_length=255)
+    password: str | None = Field(None, max_length=SECRET_MAX)
+    name: str | None = None
+    projectName: str | None = None
+    serviceType: int | None = None
+    passwordSet: bool | None = None
+
+
+class RegistryCredentialOutput(ApiModel):
+    id: int
+    name: str
+    projectName: str | None
+    serviceType: int
+    userName: str | None
+    passwordSet: bool
+    password: None = Field(description="Always null: passwords are never returned.")
+
+
+class RegistryCredentialsOutput(ApiModel):
+    defaultRegistryId: int | None
+    registries: list[RegistryCredentialOutput]
+
+
+class SlackWebhookInput(ApiModel):
+    """PUT /account/webhook/slack: a field left out is kept; null or "" clears it."""
+
+    slackUrl: str | None = Field(None, max_length=2048, description="An http(s):// incoming-webhook URL.")
+    mention: str | None = Field(None, max_length=65, pattern=MENTION_PATTERN,
+                                description="A Slack member id such as U012AB3CD (or here, channel, everyone).")
+    slackUrlSet: bool | None = Field(None, description="Ignored (the GET answer may be sent back).")
+
+
+class SlackWebhookOutput(ApiModel):
+    slackUrl: None = Field(description="Always null: the URL is never returned.")
+    slackUrlSet: bool
+    mention: str | None
+
+
+class SlackWebhookTestInput(ApiModel):
+    """POST /account/webhook/slack/test: the stored URL and mention unless given (the body may be left out)."""
+
+    slackUrl: str | None = Field(None, max_length=2048)
+    mention: str | None = Field(None, max_length=65, pattern=MENTION_PATTERN)
+
+
+class SlackWebhookTestOutput(ApiModel):
+    success: bool
+    reason: str | None = Field(None, description="Why it failed (only when success is false).")
+
+
+class DisplayNameInput(ApiModel):
+    """PUT /account/displayName"""
+
+    displayName: str | None = Field(max_length=255, description="null or \"\": the user name is shown.")
+
+
+class PasswordChangeInput(ApiModel):
+    """PUT /account/password"""
+
+    currentPassword: str
+    newPassword: str = Field(description="At least 8 and at most 1024 characters, without white space at"
+                                         " either end; not the current one.")
