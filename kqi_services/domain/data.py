@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
@@ -13,6 +13,8 @@ from ..storage.base import ObjectStore
 from ..storage.factory import tenant_key
 from .uploads import Uploads, check_file_name
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
+from . import ids
+from .ids import next_display_id
 
 MAX_FILES_PER_DATA = 10000
 MAX_TAG_LENGTH = 128
@@ -185,8 +187,7 @@ class DataManager:
         memo = f.str("memo", max_length=4096, allow_empty=True)
         tags = read_tags(f) or []
         f.done()
-        display_id = (self.db.scalar(select(func.max(Data.display_id)).where(Data.tenant_id == self.tenant.id))
-                      or 0) + 1
+        display_id = next_display_id(self.db, self.tenant.id, ids.DATA)
         data = Data(tenant_id=self.tenant.id, display_id=display_id, name=name, memo=memo,
                     parent_data_id=parent.id if parent else None, created_by=actor, modified_by=actor)
         data.tags = [DataTag(name=t) for t in tags]

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
 from ..db.models_data import Data, DataSet, DataSetEntry, DataType
 from .data import apply_date, apply_number, data_index, file_output, like, optional_name
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
+from . import ids
+from .ids import next_display_id
 
 FLAT_TYPE = "training"  # flat datasets keep their data under this type, as KAMONOHASHI does
 
@@ -135,8 +137,7 @@ class DataSetManager:
         is_flat = f.bool("isFlat", default=False)
         f.done()
         entries = self._read_entries(body, is_flat)
-        display_id = (self.db.scalar(select(func.max(DataSet.display_id))
-                                     .where(DataSet.tenant_id == self.tenant.id)) or 0) + 1
+        display_id = next_display_id(self.db, self.tenant.id, ids.DATASET)
         dataset = DataSet(tenant_id=self.tenant.id, display_id=display_id, name=name, memo=memo, is_flat=is_flat,
                           created_by=actor, modified_by=actor)
         dataset.entries = [DataSetEntry(data=d, data_type=t) for d, t in entries]
@@ -201,8 +202,7 @@ class DataSetManager:
         name = f.str("name", max_length=256, default=f"{dataset.name} (copy)"[:256])
         memo = f.str("memo", max_length=4096, allow_empty=True, default=dataset.memo)
         f.done()
-        display_id = (self.db.scalar(select(func.max(DataSet.display_id))
-                                     .where(DataSet.tenant_id == self.tenant.id)) or 0) + 1
+        display_id = next_display_id(self.db, self.tenant.id, ids.DATASET)
         new = DataSet(tenant_id=self.tenant.id, display_id=display_id, name=name, memo=memo,
                       is_flat=dataset.is_flat, created_by=actor, modified_by=actor)
         new.entries = [DataSetEntry(data_id=e.data_id, data_type_id=e.data_type_id) for e in dataset.entries]

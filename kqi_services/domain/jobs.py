@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSetting
@@ -17,6 +17,8 @@ from .data import apply_date, apply_number, like, read_tags, replace_tags
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
+from . import ids
+from .ids import next_display_id
 
 JOB_NAME = r"[a-z0-9-]{1,30}"
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -45,6 +47,18 @@ LOCK_CHECKS.append(_dataset_lock)
 def tenant_partitions(db: Session, tenant: Tenant) -> set[str]:
     nodes = db.scalars(select(Node).where(Node.access_level > 0)).all()
     return {n.partition for n in nodes if n.partition and (n.access_level == 2 or tenant in n.tenants)}
+
+
+def check_node_capacity(db: Session, tenant: Tenant, f: Fields, cpu, memory, gpu, partition) -> None:
+    """A request that no node of its partition (of the tenant's nodes) could ever hold is refused with
+    the numbers (jobs.scheduler.node_fit_errors); one that fits a node waits in the queue for room."""
+    from ..jobs.scheduler import node_fit_errors
+    from .infra import tenant_nodes
+
+    if None in (cpu, memory, gpu) or "partition" in f.errors:
+        return
+    for field, message in node_fit_errors(cpu, memory, gpu, tenant_nodes(db, tenant), partition).items():
+        f.error(field, message)
 
 
 def read_env(f: Fields, field: str = "options") -> dict[str, str]:
@@ -147,6 +161,7 @@ class JobSubmission:
         for field, limit in (("cpu", t.limit_cpu), ("memory", t.limit_memory), ("gpu", t.limit_gpu)):
             if limit and v.get(field) is not None and v[field] > limit:
                 f.error(field, f"{v[field]:g} is over the tenant quota of {limit:g}")
+        check_node_capacity(self.db, self.tenant, f, v.get("cpu"), v.get("memory"), v.get("gpu"), v.get("partition"))
 
     def _git(self, git: dict) -> dict:
         if not isinstance(git, dict):
@@ -162,7 +177,7 @@ class JobSubmission:
         server = self.db.get(GitServer, git_id) if git_id is not None else None
         if server is None or server not in self.tenant.git_servers:
             raise ValidationError({"gitModel.gitId": ["is not a git server of this tenant"]})
-        url = repository_url(server, owner, repository)
+        url = repository_url(server, owner, repository, tenant=self.tenant.name)
         token = git_token(self.db, self.user, server.id, self.secret_box)
         commit_id, branch = resolve_commit(url, branch, commit, token)
         return {"git_id": server.id, "repository_owner": owner, "repository_name": repository,
@@ -180,8 +195,7 @@ def git_token(db: Session, user: str, git_id: int, secret_box) -> str | None:
 def create_job(db: Session, tenant: Tenant, user: str, values: dict) -> Job:
     parent_ids = values.pop("parent_ids", [])
     tags = values.pop("tags", [])
-    display_id = (db.scalar(select(func.max(Job.display_id)).where(Job.tenant_id == tenant.id,
-                                                                    Job.kind == values["kind"])) or 0) + 1
+    display_id = next_display_id(db, tenant.id, ids.job_kind(values["kind"]))
     job = Job(tenant_id=tenant.id, display_id=display_id, status=st.QUEUED, created_by=user, modified_by=user,
               **values)
     job.parents = [JobParent(parent_id=i) for i in parent_ids]
@@ -235,7 +249,8 @@ def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
                            "url": f"{registry.host}/{job.image}:{job.tag}" if registry else None},
         "gitModel": {"gitId": job.git_id, "owner": job.repository_owner, "repository": job.repository_name,
                      "branch": job.branch, "commitId": job.commit_id,
-                     "url": (repository_url(server, job.repository_owner, job.repository_name)
+                     "url": (repository_url(server, job.repository_owner, job.repository_name,
+                                            tenant=db.get(Tenant, job.tenant_id).name)
                              if server and job.repository_owner else None)},
         "options": [{"key": k, "value": v} for k, v in sorted(job.options.items())],
         "parents": [job_index(db, p) for p in (db.get(Job, i) for i in job.parent_ids) if p],

@@ -8,14 +8,16 @@ A re-run resolves the plan again, so dataset changes are picked up; /kqi/output 
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kqi_spawner.options import OptionsError, parse_options, plan_key, sign_plan
+from kqi_spawner.options import OptionsError, issue_plan, parse_options, plan_key
 
 from ..db.models import GitServer, Tenant, utcnow
 from ..hub_client import HubError
@@ -25,15 +27,21 @@ from ..db.models_notebooks import Notebook
 from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
 from ..jobs.launch import image_reference, registry_server
+from ..jobs.scheduler import node_fit_errors
 from .datasets import DataSetManager
 from .job_environment import effective_job_environment
 from .git_models import repository_url, resolve_commit
 from .jobs import git_token, tenant_partitions
+from .infra import tenant_nodes
 from .validation import ConflictError, NotFoundError, ValidationError
+from . import ids as display_ids
+from .ids import next_display_id
 
 OUTPUT_FOLDER = "NotebookContainerOutputFiles"
 JOB_OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles"}
 RUNNING, PENDING, STOPPED, KILLED, ERROR = "Running", "Pending", "Stopped", "Killed", "Error"
+#: how long a halt or delete waits for a start in progress before answering 409
+HALT_WAIT_SECONDS = 20.0
 
 
 def lifetime_unit_seconds() -> float:
@@ -123,6 +131,12 @@ class NotebookManager:
                                     ("gpu", options.gpu, t.limit_gpu)):
             if limit and value > limit:
                 errors[field] = [f"{value} is over the tenant quota of {limit}"]
+        if "partition" not in errors:
+            # what no node of the partition could ever hold is refused; what fits one starts (on
+            # Kubernetes the pod waits for room until the spawner's start timeout)
+            for field, message in node_fit_errors(options.cpu, options.memory, options.gpu,
+                                                  tenant_nodes(self.db, self.tenant), options.partition).items():
+                errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
         return raw, options
@@ -159,7 +173,7 @@ class NotebookManager:
             server = self.db.get(GitServer, git_id) if git_id else None
             if server is None or server not in self.tenant.git_servers:
                 raise ValidationError({"gitModel.gitId": ["is not a git server of this tenant"]})
-            url = repository_url(server, git["owner"], git["repository"])
+            url = repository_url(server, git["owner"], git["repository"], tenant=self.tenant.name)
             token = git_token(self.db, self.user, server.id, self.app.secret_box)
             commit, _ = resolve_commit(url, git.get("branch"), git.get("commitId"), token)
             plan["git"] = {"url": url, "commit": commit, "token": None}
@@ -170,8 +184,7 @@ class NotebookManager:
     # ---------------------------------------------------------------- actions
     async def run(self, body: dict) -> Notebook:
         raw, options = self.check(body)
-        display_id = (self.db.scalar(select(func.max(Notebook.display_id))
-                                     .where(Notebook.tenant_id == self.tenant.id)) or 0) + 1
+        display_id = next_display_id(self.db, self.tenant.id, display_ids.NOTEBOOK)
         nb = Notebook(tenant_id=self.tenant.id, display_id=display_id, name=options.name, memo=options.memo,
                       server_name="pending", request=body, dataset_id=options.dataset_id, status=PENDING,
                       created_by=self.user, modified_by=self.user)
@@ -193,10 +206,10 @@ class NotebookManager:
 
     async def _start(self, nb: Notebook, raw: dict, options) -> None:
         plan = self.plan(nb, options)
-        # signed: the spawner takes mounts and folders only from options the service made and checked
-        user_options = {**raw, "notebookId": nb.id, "plan": plan}
-        user_options["planSignature"] = sign_plan(plan_key(self.app.secret_key), nb.created_by, nb.server_name,
-                                                  user_options)
+        # signed: the spawner takes mounts and folders only from options the service made and checked,
+        # once and right away (a one-time ticket: the hub refuses every start without one)
+        user_options = issue_plan(plan_key(self.app.secret_key), nb.created_by, nb.server_name,
+                                  {**raw, "notebookId": nb.id, "plan": plan})
         # taken before the hub starts the server: the spawner fixes its own expiry later, so the
         # notebook is never gone before the expiry recorded here (its end is then told a lifetime end)
         began = utcnow()
@@ -234,8 +247,32 @@ class NotebookManager:
             self.db.commit()
         return nb
 
+    async def _stop_server(self, nb: Notebook, remove: bool = False) -> None:
+        """Stop (and with remove, forget) the notebook's server. A start in progress is not cut short
+        (the hub would cancel the spawner half-way, or answer 500 "pending spawn"): the stop waits
+        for it up to HALT_WAIT_SECONDS, then answers 409 with what to do."""
+        deadline = time.monotonic() + HALT_WAIT_SECONDS
+        while True:
+            server = await self._hub_server(nb)
+            if not server or server.get("pending") != "spawn":
+                try:
+                    await self.app.hub.stop_server(nb.created_by, nb.server_name, remove=remove)
+                    return
+                except HubError:
+                    server = await self._hub_server(nb)
+                    if not server or not server.get("pending"):
+                        raise  # not a start or stop in progress: a real error
+            if time.monotonic() >= deadline:
+                raise ConflictError(f"The notebook {nb.name} is still starting (its server is being made):"
+                                    " halt it again in a moment, once it has started.")
+            await asyncio.sleep(0.5)
+
+    async def _hub_server(self, nb: Notebook) -> dict | None:
+        model = await self.app.hub.get_user(nb.created_by)
+        return ((model or {}).get("servers") or {}).get(nb.server_name)
+
     async def halt(self, nb: Notebook) -> Notebook:
-        await self.app.hub.stop_server(nb.created_by, nb.server_name)
+        await self._stop_server(nb)
         nb.status, nb.status_reason, nb.stopped_at = KILLED, "halted by the user", utcnow()
         self.db.commit()
         return nb
@@ -255,7 +292,7 @@ class NotebookManager:
         return nb
 
     async def delete(self, nb: Notebook) -> None:
-        await self.app.hub.stop_server(nb.created_by, nb.server_name, remove=True)
+        await self._stop_server(nb, remove=True)
         store = self.app.stores.for_tenant(self.tenant)
         self.db.delete(nb)
         self.db.commit()

@@ -12,7 +12,7 @@ import os
 import re
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..db.models import GitServer, Tenant, utcnow
@@ -23,9 +23,11 @@ from ..storage.factory import tenant_key
 from . import job_status as st
 from .data import DataManager, apply_date, apply_number, like, read_tags
 from .git_models import repository_url, resolve_commit
-from .jobs import git_token, read_env, tenant_partitions
+from .jobs import check_node_capacity, git_token, read_env, tenant_partitions
 from .uploads import check_file_name
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
+from . import ids
+from .ids import next_display_id
 
 OPENED = "Opened"
 OUTPUT_NAME = re.compile(r"^[-_0-9a-zA-Z]{1,128}$")
@@ -89,7 +91,8 @@ class PreprocessingManager:
                                "url": f"{registry.host}/{p.image}:{p.tag}" if registry and p.image else None},
             "gitModel": {"gitId": p.git_id, "owner": p.repository_owner, "repository": p.repository_name,
                          "branch": p.branch, "commitId": p.commit_id,
-                         "url": repository_url(server, p.repository_owner, p.repository_name)
+                         "url": repository_url(server, p.repository_owner, p.repository_name,
+                                               tenant=self.tenant.name)
                          if server and p.repository_owner else None},
             "isLocked": bool(self.histories_of(p)),
             "missingToRun": runnable_problems(p),  # KQI addition
@@ -132,7 +135,7 @@ class PreprocessingManager:
             server = self.db.get(GitServer, git_id) if git_id is not None else None
             if server is None or server not in self.tenant.git_servers:
                 raise ValidationError({"gitModel.gitId": ["is not a git server of this tenant"]})
-            url = repository_url(server, owner, repo)
+            url = repository_url(server, owner, repo, tenant=self.tenant.name)
             commit_id, branch = resolve_commit(url, branch, commit, git_token(self.db, self.user, server.id,
                                                                               self.secret_box))
             v.update(git_id=server.id, repository_owner=owner, repository_name=repo, branch=branch,
@@ -141,8 +144,7 @@ class PreprocessingManager:
 
     def create(self, body: dict) -> Preprocessing:
         values = self._read_definition(body)
-        display_id = (self.db.scalar(select(func.max(Preprocessing.display_id))
-                                     .where(Preprocessing.tenant_id == self.tenant.id)) or 0) + 1
+        display_id = next_display_id(self.db, self.tenant.id, ids.PREPROCESSING)
         p = Preprocessing(tenant_id=self.tenant.id, display_id=display_id, created_by=self.user,
                           modified_by=self.user, **values)
         self.db.add(p)
@@ -253,12 +255,12 @@ class PreprocessingManager:
                                     ("gpu", gpu, t.limit_gpu)):
             if limit and value is not None and value > limit:
                 f.error(field, f"{value} is over the tenant quota of {limit}")
+        check_node_capacity(self.db, self.tenant, f, cpu, memory, gpu, partition)
         f.done()
         self._check_first_run(p, data)
         if dry_run:
             return None
-        display_id = (self.db.scalar(select(func.max(Job.display_id)).where(
-            Job.tenant_id == self.tenant.id, Job.kind == "preprocessing")) or 0) + 1
+        display_id = next_display_id(self.db, self.tenant.id, ids.job_kind("preprocessing"))
         job = Job(tenant_id=self.tenant.id, kind="preprocessing", display_id=display_id,
                   name=f"preproc-{p.id}-{data.id}"[:30], entry_point=p.entry_point, registry_id=p.registry_id,
                   image=p.image, tag=p.tag, git_id=p.git_id, repository_owner=p.repository_owner,
@@ -395,7 +397,7 @@ def collect_outputs(db: Session, app, job: Job) -> None:
         return
     made = []
     for name in sorted(groups):
-        display_id = (db.scalar(select(func.max(Data.display_id)).where(Data.tenant_id == tenant.id)) or 0) + 1
+        display_id = next_display_id(db, tenant.id, ids.DATA)
         data = Data(tenant_id=tenant.id, display_id=display_id, name=name, memo=None,
                     parent_data_id=input_data.id, created_by=job.created_by, modified_by=job.created_by)
         data.tags = [DataTag(name=p.name[:128])]

@@ -1,0 +1,103 @@
+"""Per-tenant display ids: distinct under concurrent creations (through the real platform) and
+the 0008 upgrade that renumbers the duplicates an earlier race left and starts the counters."""
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from kqi_services.db import session as dbs
+
+from .platform import tenant_user
+
+
+@pytest.fixture
+def empty_db_url(db_backend, request, tmp_path):
+    if db_backend == "postgresql":
+        return request.getfixturevalue("postgres_server").create_database(f"ids_{uuid.uuid4().hex[:8]}")
+    return f"sqlite:///{tmp_path}/kqi.db"
+
+
+def test_upgrade_renumbers_duplicates_and_starts_counters(empty_db_url):
+    dbs.upgrade(empty_db_url, "0007")
+    engine = create_engine(empty_db_url)
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as c:
+        for name in ("a", "b"):
+            c.execute(text("INSERT INTO tenants (name, display_name, available_infinite_time_notebook, created_at,"
+                           " modified_at) VALUES (:n, :n, false, :t, :t)"), {"n": name, "t": now})
+        a, b = [c.execute(text("SELECT id FROM tenants WHERE name = :n"), {"n": n}).scalar_one() for n in ("a", "b")]
+        # tenant a: 1, 2, 2 (a race), 3; tenant b: 1
+        for tenant, display_id in ((a, 1), (a, 2), (a, 2), (a, 3), (b, 1)):
+            c.execute(text("INSERT INTO data (tenant_id, display_id, name, created_at, modified_at)"
+                           " VALUES (:t, :d, 'x', :n, :n)"), {"t": tenant, "d": display_id, "n": now})
+    dbs.upgrade(empty_db_url)
+    with engine.begin() as c:
+        rows = c.execute(text("SELECT tenant_id, display_id FROM data ORDER BY id")).fetchall()
+        assert [tuple(r) for r in rows] == [(a, 1), (a, 2), (a, 4), (a, 3), (b, 1)]
+        counters = dict(((t, k), v) for t, k, v in c.execute(
+            text("SELECT tenant_id, kind, last_id FROM display_id_counters")).fetchall())
+        assert counters == {(a, "data"): 4, (b, "data"): 1}
+        with pytest.raises(Exception, match="(?i)unique"):
+            c.execute(text("INSERT INTO data (tenant_id, display_id, name, created_at, modified_at)"
+                           " VALUES (:t, 1, 'y', :n, :n)"), {"t": b, "n": now})
+    engine.dispose()
+
+
+def test_concurrent_writers_of_one_database_get_distinct_ids(empty_db_url):
+    """The API's handlers for data run one at a time on the service's event loop, but other writers
+    do not (the job engine's preprocessing outputs in worker threads, a second service process):
+    50 threads, each with its own session, creating data in one tenant through the domain code."""
+    from kqi_services.db.models import Tenant
+    from kqi_services.domain.data import DataManager
+
+    dbs.upgrade(empty_db_url)
+    engine = dbs.make_engine(empty_db_url)
+    sessions = dbs.make_session_factory(engine)
+    with sessions() as db:
+        tenant = Tenant(name="t", display_name="T")
+        db.add(tenant)
+        db.commit()
+
+    def create(i):
+        with sessions() as db:
+            return DataManager(db, db.get(Tenant, tenant.id)).create({"name": f"d{i}"}, "someone").display_id
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        ids = list(pool.map(create, range(50)))
+    assert sorted(ids) == list(range(1, 51))
+
+    # each job kind numbers its own jobs
+    from kqi_services.domain.ids import job_kind, next_display_id
+    with sessions() as db:
+        taken = [next_display_id(db, tenant.id, job_kind(k)) for k in ("training", "training", "inference")]
+        db.commit()
+    assert taken == [1, 2, 1]
+    engine.dispose()
+
+
+def _concurrently(user, path: str, bodies: list[dict]) -> list[requests.Response]:
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(lambda body: user.api("POST", path, json=body), bodies))
+
+
+def test_concurrent_creations_get_distinct_ids(platform):
+    user = tenant_user(platform)
+    answers = _concurrently(user, "/data", [{"name": f"d{i}"} for i in range(50)])
+    assert [r.status_code for r in answers] == [201] * 50, [r.text for r in answers if r.status_code != 201][:3]
+    ids = sorted(r.json()["displayId"] for r in answers)
+    assert ids == list(range(1, 51))  # a new tenant: 50 distinct ids, none skipped
+
+    first = answers[0].json()["id"]
+    answers = _concurrently(user, "/datasets", [{"name": f"s{i}", "entries": {"training": [{"id": first}]}}
+                                                for i in range(20)])
+    assert [r.status_code for r in answers] == [201] * 20, [r.text for r in answers if r.status_code != 201][:3]
+    assert sorted(r.json()["displayId"] for r in answers) == list(range(1, 21))
+
+    # another tenant's ids are its own, and the next creation follows on
+    other = tenant_user(platform)
+    assert other.api("POST", "/data", json={"name": "x"}).json()["displayId"] == 1
+    assert user.api("POST", "/data", json={"name": "next"}).json()["displayId"] == 51
