@@ -26,9 +26,12 @@ import re
 import sys
 import textwrap
 from functools import lru_cache
+from http.client import responses as http_reasons
 
+from pydantic import BaseModel, TypeAdapter
 from tornado import web
 
+from .api.schemas.core import MAX_ID, Paging, contract_of
 from .permissions import Access
 
 API_BASE = "/services/kqi/api/v2"
@@ -60,31 +63,60 @@ ERROR_RESPONSES = {
     "404": "No such object in the caller's tenant.",
     "405": "The method is not allowed on this route.",
     "409": "The request clashes with the current state.",
+    "413": "The request is too large.",
+    "503": "A service the platform needs (object store, container runtime) is not available.",
+    "507": "The storage is full: nothing was kept.",
 }
 
-PAGING_PARAMETERS = [
-    {
-        "name": "perPage",
-        "in": "query",
-        "required": False,
-        "description": "Items per page (at most 1000). Without it, every item is returned.",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-    },
-    {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "description": "Page number, from 1.",
-        "schema": {"type": "integer", "minimum": 1, "default": 1},
-    },
-    {
-        "name": "withTotal",
-        "in": "query",
-        "required": False,
-        "description": "When true, the total number of items is sent in the X-Total-Count header.",
-        "schema": {"type": "boolean", "default": False},
-    },
-]
+REF = "#/components/schemas/{model}"
+ID_SCHEMA = {"type": "integer", "minimum": 0, "maximum": MAX_ID}
+
+
+
+def _strip_titles(schema):
+    """pydantic's per-field titles repeat the field names: drop them (a model keeps its own)."""
+    if isinstance(schema, list):
+        return [_strip_titles(x) for x in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key in ("properties", "$defs", "patternProperties"):
+            out[key] = {name: _strip_titles(sub) for name, sub in value.items()}
+        elif key in ("default", "examples", "const", "enum"):
+            out[key] = value
+        else:
+            out[key] = _strip_titles(value)
+    return out
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict]:
+    """The query parameters of a query model, one per field, in the model's order."""
+    schema = model.model_json_schema(ref_template=REF)
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = _strip_titles(prop)
+        # a query value is never null: `X | None = None` reads as an optional X
+        options = [o for o in prop.pop("anyOf", []) if o != {"type": "null"}]
+        if len(options) == 1:
+            prop.update(options[0])
+        elif options:
+            prop["anyOf"] = options
+        if prop.get("default", 0) is None:
+            del prop["default"]
+        param = {"name": name, "in": "query", "required": name in required}
+        description = prop.pop("description", None)
+        if description:
+            param["description"] = description
+        param["schema"] = prop
+        out.append(param)
+    return out
+
+
+PAGING_PARAMETERS = query_parameters(Paging)
 PAGING_NAMES = {p["name"] for p in PAGING_PARAMETERS}
 
 JSON_ERROR_RESPONSE = {
@@ -344,12 +376,39 @@ class _Calls:
                 self._walk(attr)
 
 
+def _add_schema(schemas: dict, name: str, schema: dict) -> None:
+    schema = _strip_titles(schema)
+    schema["title"] = name
+    if name in schemas and schemas[name] != schema:
+        raise ValueError(f"two different models are named {name}: model class names must be unique in the API")
+    schemas[name] = schema
+
+
+def _collect(model: type[BaseModel], schemas: dict, component: bool = True) -> None:
+    schema = model.model_json_schema(ref_template=REF)
+    for name, sub in schema.pop("$defs", {}).items():
+        _add_schema(schemas, name, sub)
+    if component:
+        _add_schema(schemas, model.__name__, schema)
+
+
+def schema_of(value, schemas: dict) -> dict:
+    """The JSON schema of a declared type (a model, list[Model], a plain type); models go to `schemas`."""
+    if isinstance(value, type) and issubclass(value, BaseModel):
+        _collect(value, schemas)
+        return {"$ref": REF.format(model=value.__name__)}
+    schema = TypeAdapter(value).json_schema(ref_template=REF)
+    for name, sub in schema.pop("$defs", {}).items():
+        _add_schema(schemas, name, sub)
+    return _strip_titles(schema)
+
+
 def _error_ref(code: str) -> dict:
     return {"$ref": f"#/components/responses/Error{code}"}
 
 
 def _operation(pattern: str, handler: type, method: str, path_names: list[str],
-               operation_ids: set[str]) -> dict:
+               operation_ids: set[str], schemas: dict) -> dict:
     access = handler.access_for(method)
     func = getattr(handler, method.lower())
     summary = _first_line(func.__doc__) or _first_line(handler.__doc__) or f"{method} {openapi_path(pattern, handler)}"
@@ -379,42 +438,80 @@ def _operation(pattern: str, handler: type, method: str, path_names: list[str],
         arguments = list(inspect.signature(func).parameters)[1:]
     except (TypeError, ValueError):
         arguments = []
+    declared = contract_of(handler, method)
+    paged = declared.paged if declared is not None else (calls.paged and method == "GET")
     parameters = []
     for i, name in enumerate(path_names):
         integer = i < len(arguments) and arguments[i] in calls.int_arguments
         parameters.append({"name": name, "in": "path", "required": True,
-                           "schema": {"type": "integer" if integer else "string"}})
-    if method == "GET" and calls.paged:
-        parameters += [dict(p) for p in PAGING_PARAMETERS]
-    for name, typ in sorted(calls.query.items()):
-        if name in PAGING_NAMES and calls.paged:
-            continue
-        schema = {"type": "array", "items": {"type": "string"}} if typ == "array" else {"type": typ}
-        parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
+                           "schema": dict(ID_SCHEMA) if integer else {"type": "string"}})
+    if paged:
+        parameters += [json.loads(json.dumps(p)) for p in PAGING_PARAMETERS]
+    if declared is not None:
+        if declared.query is not None:
+            parameters += [p for p in query_parameters(declared.query)
+                           if not (paged and p["name"] in PAGING_NAMES)]
+            _collect(declared.query, schemas, component=False)
+    else:
+        for name, typ in sorted(calls.query.items()):
+            if name in PAGING_NAMES and calls.paged:
+                continue
+            schema = {"type": "array", "items": {"type": "string"}} if typ == "array" else {"type": typ}
+            parameters.append({"name": name, "in": "query", "required": False, "schema": schema})
     if parameters:
         op["parameters"] = parameters
-    if calls.body is not None and method in ("POST", "PUT", "PATCH", "DELETE"):
+
+    has_body = False
+    if declared is not None:
+        if declared.body is not None:
+            has_body = True
+            op["requestBody"] = {
+                "required": declared.body_required,
+                "content": {"application/json": {"schema": schema_of(declared.body, schemas)}},
+            }
+    elif calls.body is not None and method in ("POST", "PUT", "PATCH", "DELETE"):
+        has_body = True
         op["requestBody"] = {
             "required": calls.body == "required",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
 
     responses: dict = {}
-    success = sorted(s for s in calls.statuses if 200 <= s < 300) or [200]
-    for status in success:
-        if status == 204:
+    if declared is not None:
+        op["x-kqi-contract"] = True
+        if declared.status == 204:
             responses["204"] = {"description": "Done; no content."}
-            continue
-        response = {
-            "description": "Success.",
-            "content": {"application/json": {"schema": {"type": "array" if calls.paged and method == "GET"
-                                                        else "object"}}},
-        }
-        if calls.paged and method == "GET":
-            response["headers"] = {"X-Total-Count": {"$ref": "#/components/headers/X-Total-Count"}}
-        responses[str(status)] = response
-    errors = set()
-    if calls.body is not None or calls.query or calls.paged or path_names:
+        else:
+            if declared.content_type == "application/json":
+                schema = schema_of(declared.response, schemas)
+            elif declared.response is bytes:
+                schema = {"type": "string", "contentMediaType": declared.content_type}
+            else:
+                schema = {"type": "string"}
+            response = {"description": "Success.", "content": {declared.content_type: {"schema": schema}}}
+            headers = {}
+            if paged:
+                headers["X-Total-Count"] = {"$ref": "#/components/headers/X-Total-Count"}
+            for name, text in declared.headers.items():
+                headers[name] = {"description": text, "schema": {"type": "string"}}
+            if headers:
+                response["headers"] = headers
+            responses[str(declared.status)] = response
+    else:
+        success = sorted(s for s in calls.statuses if 200 <= s < 300) or [200]
+        for status in success:
+            if status == 204:
+                responses["204"] = {"description": "Done; no content."}
+                continue
+            response = {
+                "description": "Success.",
+                "content": {"application/json": {"schema": {"type": "array" if paged else "object"}}},
+            }
+            if paged:
+                response["headers"] = {"X-Total-Count": {"$ref": "#/components/headers/X-Total-Count"}}
+            responses[str(status)] = response
+    errors = set(str(code) for code in (declared.errors if declared is not None else ()))
+    if has_body or any(p["in"] == "query" for p in parameters) or path_names:
         errors.add("400")
     if access is not Access.ANONYMOUS:
         errors.update(("401", "403"))
@@ -445,6 +542,7 @@ def build_document(routes: list[tuple] | None = None) -> dict:
         routes = api_routes()
     paths: dict = {}
     operation_ids: set[str] = set()
+    schemas: dict = {"JsonErrorResponse": JSON_ERROR_RESPONSE}
     for pattern, handler, *_ in routes:
         path = openapi_path(pattern, handler)
         names = path_parameter_names(pattern, handler)
@@ -454,14 +552,17 @@ def build_document(routes: list[tuple] | None = None) -> dict:
                 continue  # answers 405: tests/test_isolation.py reports such a method
             if method.lower() in item:
                 raise ValueError(f"{method} {path} is served by two routes")
-            item[method.lower()] = _operation(pattern, handler, method, names, operation_ids)
+            item[method.lower()] = _operation(pattern, handler, method, names, operation_ids, schemas)
     tags = sorted({op["tags"][0] for item in paths.values() for op in item.values()})
+    used = sorted({ref["$ref"].rsplit("/Error", 1)[1] for item in paths.values() for op in item.values()
+                   for ref in op["responses"].values() if "$ref" in ref and ref["$ref"][-3:].isdigit()}
+                  | set(ERROR_RESPONSES))
     components_responses = {
         f"Error{code}": {
-            "description": text,
+            "description": ERROR_RESPONSES.get(code) or http_reasons.get(int(code), "Error") + ".",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JsonErrorResponse"}}},
         }
-        for code, text in ERROR_RESPONSES.items()
+        for code in used
     }
     components_responses["Error"] = {
         "description": "An error, in the JsonErrorResponse shape.",
@@ -494,7 +595,7 @@ def build_document(routes: list[tuple] | None = None) -> dict:
                     "description": "A hub API token, e.g. from POST /account/login.",
                 }
             },
-            "schemas": {"JsonErrorResponse": JSON_ERROR_RESPONSE},
+            "schemas": dict(sorted(schemas.items())),
             "responses": components_responses,
             "headers": {
                 "X-Total-Count": {

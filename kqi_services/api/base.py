@@ -20,8 +20,9 @@ from tornado import web
 from ..db.models import Tenant, UserSetting
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
-from ..storage.base import StoreError
+from ..storage.base import InsufficientStorage, StoreError, is_disk_full
 from ..permissions import Access, Identity, allowed, identity_from_model, job_identity, job_token_refusal
+from .schemas.core import InputError, Paging, contract_of, response_problems, validate_body, validate_query
 
 TENANT_HEADER = "X-KQI-Tenant"
 TENANT_COOKIE = "kqi-tenant"
@@ -52,6 +53,10 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     identity: Identity | None = None
     tenant: Tenant | None = None
+    #: the validated request body and query (models of the method's contract), None without one
+    body = None
+    query = None
+    paging: Paging | None = None
 
     # ----------------------------------------------------------------- set-up
     @property
@@ -77,6 +82,26 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         return self.identity
 
     async def prepare(self):
+        await self._authorize()
+        self.check_contract()
+
+    def check_contract(self) -> None:
+        """Validate the body and the query against the method's contract (schemas/core.py): a 400
+        with per-field messages when they do not fit, before the method runs."""
+        declared = contract_of(type(self), self.request.method)
+        if declared is None:
+            return
+        try:
+            if declared.body is not None:
+                self.body = validate_body(declared.body, self.request.body, declared.body_required)
+            if declared.query is not None:
+                self.query = validate_query(declared.query, self.request.query_arguments)
+            if declared.paged:
+                self.paging = validate_query(Paging, self.request.query_arguments)
+        except InputError as e:
+            raise ApiError(400, e.detail, e.errors)
+
+    async def _authorize(self):
         self.db = self.settings["session_factory"]()
         access = self.access_for(self.request.method)
         if access is None:
@@ -207,6 +232,10 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     # ------------------------------------------------------------------ input
     def json_body(self, required: bool = True) -> dict:
+        """The JSON object sent; with a contract's body model, the validated fields that were sent."""
+        declared = contract_of(type(self), self.request.method)
+        if declared is not None and declared.body is not None:
+            return self.body.model_dump(mode="json", exclude_unset=True) if self.body is not None else {}
         raw = self.request.body
         if not raw or not raw.strip():
             if required:
@@ -243,9 +272,13 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     def paginate(self, items: list) -> list:
         """KAMONOHASHI paging: perPage, page (from 1), withTotal → X-Total-Count."""
-        per_page = self.int_query("perPage", None, minimum=1)
-        page = self.int_query("page", 1, minimum=1)
-        with_total = self.get_query_argument("withTotal", "false").lower() == "true"
+        paging = self.paging
+        if paging is None:
+            try:
+                paging = validate_query(Paging, self.request.query_arguments)
+            except InputError as e:
+                raise ApiError(400, e.detail, e.errors)
+        per_page, page, with_total = paging.perPage, paging.page, paging.withTotal
         if with_total:
             self.set_header("X-Total-Count", str(len(items)))
         if per_page is None:
@@ -258,7 +291,20 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(value, ensure_ascii=False, default=_json_default))
+        text = json.dumps(value, ensure_ascii=False, default=_json_default)
+        if getattr(self.kqi, "check_responses", False):
+            self.check_response(text)
+        self.finish(text)
+
+    def check_response(self, text: str) -> None:
+        """Log an error when an answer does not fit the method's declared response model."""
+        declared = contract_of(type(self), self.request.method)
+        if declared is None:
+            return
+        problems = response_problems(declared, text)
+        if problems:
+            self.log.error("Response of %s %s does not fit its contract: %s", self.request.method,
+                           self.request.path, "; ".join(problems[:10]))
 
     def no_content(self) -> None:
         self.set_status(204)
@@ -310,6 +356,10 @@ def as_api_error(e: BaseException) -> ApiError | None:
         return ApiError(404, str(e))
     if isinstance(e, ConflictError):
         return ApiError(409, str(e))
+    if isinstance(e, InsufficientStorage):
+        return ApiError(e.status, str(e))
+    if is_disk_full(e):  # ENOSPC/EDQUOT, or the database's disk is full: 507, nothing was stored
+        return ApiError(507, "The server's disk is full: nothing was stored. Try again once space is freed.")
     if isinstance(e, StoreError):
         if e.client_error:
             return ApiError(400, str(e))

@@ -9,6 +9,18 @@ from ..domain.preprocessing import PreprocessingManager
 from ..permissions import Access
 from ..storage.factory import tenant_key
 from .base import BaseAPIHandler
+from .schemas.core import contract
+from .schemas.data import (
+    DataAddFilesInput,
+    DataCreateInput,
+    DataDetailsOutput,
+    DataEditInput,
+    DataFileOutput,
+    DataFilesOutput,
+    DataFilesQuery,
+    DataIndexOutput,
+    DataSearchQuery,
+)
 
 
 class DataHandlerBase(BaseAPIHandler):
@@ -28,28 +40,33 @@ class DataHandlerBase(BaseAPIHandler):
 
 
 class DataListHandler(DataHandlerBase):
+    @contract(query=DataSearchQuery, response=list[DataIndexOutput], paged=True)
     def get(self):
-        args = {k: self.get_query_argument(k, None) or self.get_query_argument(k[0].upper() + k[1:], None)
-                for k in ("id", "name", "memo", "createdAt", "createdBy")}
+        query = self.query
+        args = {k: getattr(query, k) for k in ("id", "name", "memo", "createdAt", "createdBy")}
         # the SDK sends an empty "tag=" when no tag is asked for
-        args["tags"] = [t for t in self.get_query_arguments("tag") + self.get_query_arguments("tags") if t.strip()]
+        args["tags"] = [t for t in query.tag + query.tags if t.strip()]
         rows = self.manager().search(args)
         self.write_json([data_index(d) for d in self.paginate(rows)])
 
+    @contract(body=DataCreateInput, response=DataIndexOutput, status=201)
     def post(self):
         data = self.manager().create(self.json_body(), self.identity.name)
         self.write_json(data_index(data), status=201)
 
 
 class DataHandler(DataHandlerBase):
+    @contract(response=DataDetailsOutput)
     def get(self, data_id):
         self.write_json(self.details(self.manager().get(self.int_path(data_id))))
 
+    @contract(body=DataEditInput, response=DataIndexOutput)
     def put(self, data_id):
         manager = self.manager()
         data = manager.update(manager.get(self.int_path(data_id)), self.json_body(), self.identity.name)
         self.write_json(data_index(data))
 
+    @contract(response=None, status=204, errors=(409,))
     async def delete(self, data_id):
         manager = self.manager(with_store=True)
         data = manager.get(self.int_path(data_id))
@@ -58,9 +75,10 @@ class DataHandler(DataHandlerBase):
 
 
 class DataFilesHandler(DataHandlerBase):
+    @contract(query=DataFilesQuery, response=list[DataFileOutput])
     async def get(self, data_id):
         data = self.manager().get(self.int_path(data_id))
-        with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        with_url = self.query.withUrl
         store = self.tenant_store() if with_url else None
         base_url = self.base_url()
 
@@ -70,6 +88,7 @@ class DataFilesHandler(DataHandlerBase):
 
         self.write_json([file_output(f, url(f) if with_url else None) for f in data.files])
 
+    @contract(body=DataAddFilesInput, response=DataFilesOutput, status=201, errors=(409,))
     async def post(self, data_id):
         manager = self.manager(with_store=True)
         data = manager.get(self.int_path(data_id))
@@ -78,6 +97,7 @@ class DataFilesHandler(DataHandlerBase):
 
 
 class DataFileHandler(DataHandlerBase):
+    @contract(response=None, status=204, errors=(409,))
     async def delete(self, data_id, file_id):
         manager = self.manager(with_store=True)
         data = manager.get(self.int_path(data_id))
@@ -88,12 +108,14 @@ class DataFileHandler(DataHandlerBase):
 class DataTagHandler(DataHandlerBase):
     """PUT/DELETE /data/{id}/tags/{tag}: attach or detach one tag."""
 
+    @contract(response=DataIndexOutput)
     def put(self, data_id, tag):
         manager = self.manager()
         data = manager.get(self.int_path(data_id))
         tags = data.tag_names + ([tag] if tag not in data.tag_names else [])
         self.write_json(data_index(manager.update(data, {"tags": tags}, self.identity.name)))
 
+    @contract(response=DataIndexOutput)
     def delete(self, data_id, tag):
         manager = self.manager()
         data = manager.get(self.int_path(data_id))
@@ -106,6 +128,7 @@ class DataTagListHandler(DataHandlerBase):
 
     access = {"GET": Access.TENANT_USER}
 
+    @contract(response=list[str])
     def get(self):
         names = self.db.scalars(
             select(DataTag.name).join(Data, Data.id == DataTag.data_id)

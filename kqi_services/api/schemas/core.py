@@ -1,0 +1,291 @@
+"""Typed contracts of the REST API: request and response models, and the `contract` decorator.
+
+Every handler method (get/post/put/patch/delete) declares what it reads and what it answers;
+the handler base (api/base.py) validates the JSON body and the query string against the
+declared models before the method runs, and kqi_services/openapi.py writes the OpenAPI 3.1
+document from the same declarations. One source, so the document and the checks agree.
+
+How to declare a contract
+-------------------------
+    from .schemas.core import ApiModel, Id, Name, Timestamp, contract
+
+    class DataCreateInput(ApiModel):            # a request body: KAMONOHASHI's JSON names
+        name: Name                               # required (no default)
+        memo: str | None = None                  # optional and nullable
+        tags: list[str] | None = None
+
+    class DataIndexOutput(ApiModel):             # a response: every key the handler emits,
+        id: Id                                   # no defaults (so every key is "required"),
+        memo: str | None                         # `X | None` wherever the value can be null
+        createdAt: Timestamp
+
+    class DataListQuery(ApiModel):               # query parameters (strings in the URL, converted)
+        name: str | None = None
+        tag: list[str] = []                      # a list field takes repeated ?tag=a&tag=b
+
+    class DataListHandler(BaseAPIHandler):
+        @contract(query=DataListQuery, response=list[DataIndexOutput], paged=True)
+        def get(self): ...                       # paged: perPage/page/withTotal + X-Total-Count
+
+        @contract(body=DataCreateInput, response=DataIndexOutput, status=201, errors=(409,))
+        def post(self):
+            self.json_body()                     # the validated body as a dict (only the keys sent)
+            self.body                            # ... or the model instance itself
+
+    @contract(response=None, status=204)         # no content
+    @contract(response=str, content_type="text/plain")   # a non-JSON answer (`bytes` for binary)
+    @contract(body=X, body_required=False)       # a body that may be left out
+
+Rules of the models (decided once for the whole API):
+- Field names are the JSON names (camelCase), written as they are on the wire.
+- Unknown request fields are ignored (`extra="ignore"`): the official kamonohashi-sdk 4.0.2 and
+  the web UI send fields the service does not use, and KAMONOHASHI ignored them too.
+- Bodies are validated in pydantic's strict JSON mode: a number must be a JSON number, a string a
+  JSON string, a boolean true/false ("5" is not an integer); the SDK sends typed JSON.
+- Query values arrive as strings and are converted: integers from digits, booleans from
+  true/false (any case), lists from repeated parameters. Empty values (`?name=`) count as absent
+  for fields that are not lists.
+- Path ids are typed 0..2**53 in the document, the range `int_path` accepts.
+- Business rules (a name in use, a file that does not exist...) stay in kqi_services/domain; the
+  models carry the types and the cheap, stateless limits (lengths, ranges), so the document says them.
+- Model class names are the schema names in the document's components/schemas: they must be
+  unique over the whole API (the generator refuses two different models of one name).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+)
+
+#: the largest id a path or a body may name (JavaScript's safe integers)
+MAX_ID = 2**53
+
+
+class ApiModel(BaseModel):
+    """The base of every request and response model of the API."""
+
+    model_config = ConfigDict(extra="ignore", use_attribute_docstrings=True, protected_namespaces=())
+
+
+# ------------------------------------------------------------------------ shared field types
+#: an object id (a path id, a foreign key in a body or an answer)
+Id = Annotated[int, Field(ge=0, le=MAX_ID)]
+
+#: a name that must hold something besides blanks, no NUL characters (the domain strips it)
+NAME_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
+
+
+def _no_timezone_schema() -> dict:
+    return {"type": "string",
+            "description": "A UTC time in ISO 8601 without an offset, e.g. 2026-01-31T12:34:56.789012."}
+
+
+#: a time the service writes (naive UTC, ISO 8601)
+Timestamp = Annotated[datetime, WithJsonSchema(_no_timezone_schema())]
+
+
+def _query_bool(value: Any) -> Any:
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered == "true":
+            return True
+        if lowered == "false":
+            return False
+        raise ValueError("must be true or false")
+    return value
+
+
+#: a boolean query parameter: true or false (any case)
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
+
+
+class Paging(ApiModel):
+    """KAMONOHASHI's paging query: perPage, page (from 1), withTotal."""
+
+    perPage: int | None = Field(None, ge=1, le=MAX_ID)
+    """Items per page (at most 1000 are sent). Without it, every item is returned."""
+    page: int = Field(1, ge=1, le=MAX_ID)
+    """Page number, from 1."""
+    withTotal: QueryBool = False
+    """When true, the total number of items is sent in the X-Total-Count header."""
+
+
+# ---------------------------------------------------------------------------- contract
+@dataclass(frozen=True)
+class Contract:
+    """What one handler method reads and answers."""
+
+    body: type[ApiModel] | None = None
+    body_required: bool = True
+    query: type[ApiModel] | None = None
+    response: Any = None
+    status: int = 200
+    paged: bool = False
+    content_type: str = "application/json"
+    errors: tuple[int, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_list(self) -> bool:
+        return get_origin(self.response) is list
+
+
+def contract(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None = None,
+             response: Any = None, status: int = 200, paged: bool = False, body_required: bool = True,
+             content_type: str = "application/json", errors: tuple[int, ...] = (),
+             headers: dict[str, str] | None = None):
+    """Declare a handler method's request body model, query model, response type and status.
+
+    `response` is a model, `list[Model]`, a plain type (`str`, `list[str]`, `dict[str, Any]`) or
+    None with status 204. `errors` names the 4xx/5xx statuses besides those every route has
+    (400 for bad input, 401, 403, 404 for a path id). `headers` documents response headers
+    ({name: description}).
+    """
+    if body is not None and not (isinstance(body, type) and issubclass(body, ApiModel)):
+        raise TypeError(f"contract body must be an ApiModel, not {body!r}")
+    if query is not None and not (isinstance(query, type) and issubclass(query, ApiModel)):
+        raise TypeError(f"contract query must be an ApiModel, not {query!r}")
+    if response is None and status != 204 and content_type == "application/json":
+        raise TypeError("a contract without a response model answers 204: say status=204")
+    declared = Contract(body=body, body_required=body_required, query=query, response=response,
+                        status=status, paged=paged, content_type=content_type, errors=tuple(errors),
+                        headers=dict(headers or {}))
+
+    def mark(func):
+        func.__kqi_contract__ = declared
+        return func
+
+    return mark
+
+
+def contract_of(handler: type, method: str) -> Contract | None:
+    func = getattr(handler, method.lower(), None)
+    return getattr(func, "__kqi_contract__", None)
+
+
+# -------------------------------------------------------------------------- validation
+class InputError(ValueError):
+    """Input that does not fit the contract: a 400 with per-field messages."""
+
+    def __init__(self, detail: str, errors: dict[str, list[str]]):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+def _field_name(loc: tuple, where: str) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or where
+
+
+def _message(error: dict) -> str:
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        return "must not be blank nor hold NUL characters"
+    if error["type"] == "value_error":
+        return str(error.get("ctx", {}).get("error") or error["msg"]).removeprefix("Value error, ")
+    return error["msg"]
+
+
+def input_error(e: ValidationError, where: str) -> InputError:
+    errors: dict[str, list[str]] = {}
+    for err in e.errors(include_url=False):
+        errors.setdefault(_field_name(err["loc"], where), []).append(_message(err))
+    listed = "; ".join(f"{name}: {', '.join(msgs)}" for name, msgs in errors.items())
+    what = "body" if where == "body" else "query string"
+    return InputError(f"The request {what} is invalid: {listed}", errors)
+
+
+def validate_body(model: type[ApiModel], raw: bytes, required: bool = True) -> ApiModel | None:
+    """The body as the model (strict JSON), None when it may be and is left out."""
+    if not raw or not raw.strip():
+        if required:
+            raise InputError("The request needs a JSON object as its body.", {"body": ["is required"]})
+        return None
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"The body is not valid JSON: {e}", {"body": ["is not valid JSON"]})
+    if not isinstance(parsed, dict):
+        raise InputError("The body must be a JSON object.", {"body": ["must be a JSON object"]})
+    try:
+        return model.model_validate_json(raw, strict=True)
+    except ValidationError as e:
+        raise input_error(e, "body")
+
+
+def _is_list_field(annotation: Any) -> bool:
+    if get_origin(annotation) is list:
+        return True
+    return any(get_origin(a) is list for a in get_args(annotation))
+
+
+def query_values(model: type[ApiModel], arguments: dict[str, list[bytes]]) -> dict[str, Any]:
+    """Tornado's query arguments as the input of `model`: lists for list fields, else the last value.
+
+    A name given with its first letter upper-cased (`Name`, as some clients write) counts as the
+    field's own name; values that are empty count as absent for fields that are not lists."""
+    fields = model.model_fields
+    values: dict[str, Any] = {}
+    for raw_name, raw_values in arguments.items():
+        name = raw_name
+        if name not in fields and name[:1].lower() + name[1:] in fields:
+            name = name[:1].lower() + name[1:]
+        if name not in fields:
+            continue
+        try:
+            decoded = [v.decode("utf-8") if isinstance(v, bytes) else v for v in raw_values]
+        except UnicodeDecodeError:
+            raise InputError(f"The query parameter {raw_name} is not valid UTF-8.", {raw_name: ["is not UTF-8"]})
+        if _is_list_field(fields[name].annotation):
+            values.setdefault(name, []).extend(decoded)
+        else:
+            decoded = [v for v in decoded if v != ""]
+            if decoded:
+                values[name] = decoded[-1]
+    return values
+
+
+def validate_query(model: type[ApiModel], arguments: dict[str, list[bytes]]) -> ApiModel:
+    try:
+        return model.model_validate(query_values(model, arguments))
+    except ValidationError as e:
+        raise input_error(e, "query")
+
+
+# ------------------------------------------------------------------------ responses
+_adapters: dict[Any, TypeAdapter] = {}
+
+
+def response_problems(declared: Contract, text: str | bytes) -> list[str]:
+    """What is wrong with a JSON answer for its declared response type (empty when it fits).
+
+    The answer is checked as sent (strict JSON: an integer is not a float, a string not a number)."""
+    if declared.response is None or declared.content_type != "application/json":
+        return []
+    adapter = _adapters.get(declared.response)
+    if adapter is None:
+        adapter = _adapters[declared.response] = TypeAdapter(declared.response)
+    try:
+        adapter.validate_json(text, strict=True)
+    except ValidationError as e:
+        return [f"{_field_name(err['loc'], 'response')}: {err['msg']}" for err in e.errors(include_url=False)]
+    return []
