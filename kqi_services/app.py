@@ -317,6 +317,7 @@ class KqiService(Application):
         """Tell the job's owner on Slack that it ended, when they set a webhook (in the background)."""
         from .db.models import UserSetting
         from .notify import slack
+        from .notify.policy import policy_for
 
         with self.session_factory() as db:
             setting = db.scalar(select(UserSetting).where(UserSetting.name == job.created_by))
@@ -329,7 +330,9 @@ class KqiService(Application):
                       user_name=job.created_by, status=job.status, url=page, mention=mention,
                       message=job.status_reason)
         # jobs end in worker threads: hand the delivery to the event loop
-        self._loop.call_soon_threadsafe(lambda: asyncio.ensure_future(slack.notify_job_end(url, **fields)))
+        policy = policy_for(self)  # the address allow-list of notifications
+        self._loop.call_soon_threadsafe(
+            lambda: asyncio.ensure_future(slack.notify_job_end(url, policy=policy, **fields)))
 
     _loop = None  # the service's event loop, set when it starts
 

@@ -36,7 +36,13 @@ def postgres_server():
 def platform(db_backend, request, tmp_path_factory):
     """The running platform for one database backend, shared by the whole session."""
     base = str(tmp_path_factory.mktemp(f"platform-{db_backend}"))
-    env = {}
+    # the tests' Slack stand-ins listen on http://127.0.0.1: allowed here as an administrator would
+    # allow an internal chat server (by default notifications go to public https addresses only)
+    config = os.path.join(base, "kqi_service_config.py")
+    with open(config, "w") as f:
+        f.write('c.NotificationPolicy.allowed_networks = ["127.0.0.1/32"]\n'
+                "c.NotificationPolicy.allow_http = True\n")
+    env = {"KQI_SERVICE_CONFIG": config}
     if db_backend == "postgresql":
         pg = request.getfixturevalue("postgres_server")
         suffix = uuid.uuid4().hex[:6]

@@ -16,7 +16,10 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.simple_httpclient import SimpleAsyncHTTPClient
+
+from .policy import CheckedResolver, NotificationPolicy, NotificationRefused
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +129,17 @@ def job_end_message(
 
 
 # ------------------------------------------------------------------------- delivery
-async def send(webhook_url: str, payload: dict, *, timeout: float = DEFAULT_TIMEOUT) -> SendResult:
-    """Post `payload` as JSON to the webhook; never raises for a failed delivery."""
+async def send(webhook_url: str, payload: dict, *, timeout: float = DEFAULT_TIMEOUT,
+               policy: NotificationPolicy | None = None) -> SendResult:
+    """Post `payload` as JSON to the webhook; never raises for a failed delivery.
+
+    Only to the addresses `policy` allows (the strict default when None): the connection goes
+    to the resolved addresses it checked, and redirects are not followed."""
+    policy = policy or NotificationPolicy()
+    try:
+        policy.check_url(webhook_url)
+    except NotificationRefused as e:
+        return SendResult(False, scrub(str(e), webhook_url))
     request = HTTPRequest(
         webhook_url,
         method="POST",
@@ -139,15 +151,19 @@ async def send(webhook_url: str, payload: dict, *, timeout: float = DEFAULT_TIME
         user_agent="KQI Hub",
     )
     # a client of its own: slow webhooks must not queue the service's calls to the hub,
-    # which share tornado's default client
-    client = AsyncHTTPClient(force_instance=True, max_body_size=MAX_ANSWER_BYTES)
+    # which share tornado's default client; it connects only to addresses the policy allows
+    resolver = CheckedResolver(policy=policy)
+    client = SimpleAsyncHTTPClient(force_instance=True, max_body_size=MAX_ANSWER_BYTES, resolver=resolver)
     try:
         response = await client.fetch(request, raise_error=False)
+    except NotificationRefused as e:
+        return SendResult(False, scrub(str(e), webhook_url))
     except Exception as e:  # connection refused, DNS, TLS, timeout...
         return SendResult(False, scrub(f"Could not deliver to the webhook: {describe_error(e, timeout)}.",
                                        webhook_url))
     finally:
         client.close()
+        resolver.close()
     if 200 <= response.code < 300:
         return SendResult(True, status=response.code)
     excerpt = _excerpt(response.body)
@@ -157,14 +173,15 @@ async def send(webhook_url: str, payload: dict, *, timeout: float = DEFAULT_TIME
     return SendResult(False, scrub(reason, webhook_url), status=response.code)
 
 
-async def notify_job_end(webhook_url: str | None, **fields) -> SendResult | None:
+async def notify_job_end(webhook_url: str | None, policy: NotificationPolicy | None = None,
+                         **fields) -> SendResult | None:
     """Send the job-end message (fields as `job_end_message`) when the user set a webhook.
 
     For the job code: failures are logged (without the URL) and reported, never raised.
     """
     if not webhook_url:
         return None
-    result = await send(webhook_url, job_end_message(**fields))
+    result = await send(webhook_url, job_end_message(**fields), policy=policy)
     if not result.success:
         log.warning("Slack notification of %s %s for %s failed: %s", fields.get("kind"),
                     fields.get("job_id"), fields.get("user_name"), result.reason)
