@@ -171,6 +171,11 @@ class KqiService(Application):
         1024**3, help="The largest part a client may PUT to a local-store part URL (the SDK sends 16 MiB)."
     ).tag(config=True)
 
+    git_max_push_bytes = Integer(
+        4 * 1024**3, help="The largest request body (a push) the embedded git server takes at"
+        " <service prefix>git/<tenant>/<owner>/<repository>.git, in bytes."
+    ).tag(config=True)
+
     io_threads = Integer(
         8, help="Threads for blocking object-store and file work."
     ).tag(config=True)
@@ -258,6 +263,9 @@ class KqiService(Application):
         routes = [(api_base + pattern + "/?", handler, *rest) for pattern, handler, *rest in api_routes()]
         routes.append((url_path_join(self.service_prefix, "oauth_callback"), HubOAuthCallbackHandler))
         routes.extend(storage_handlers.make_handlers(self.service_prefix))
+        from . import gitserver
+
+        routes.extend(gitserver.make_handlers(self.service_prefix))  # git smart HTTP, per tenant
         from . import proxy
 
         routes.extend(proxy.make_handlers(self.service_prefix))

@@ -4,7 +4,12 @@ On the first start (no tenant yet) the service creates the first tenant with the
 administrator as its member and administrator. In the local profile it also registers
 one of each thing a user needs to work right away: the local object store, a container
 registry, this machine as a node with its partition, and a git server whose repositories
-are the bare repositories under <data dir>/git/<owner>/<repository>.git.
+are the bare repositories under <data dir>/git/<tenant name>/<owner>/<repository>.git: each
+tenant's own folder, served over smart HTTP by gitserver.py.
+
+On every start, repositories of the old shared layout (<data dir>/git/<owner>/<repository>.git,
+before repositories belonged to a tenant) are moved into the folder of the first tenant that
+uses their git server, each move logged (gitserver.migrate_flat_layout).
 """
 from __future__ import annotations
 
@@ -56,6 +61,14 @@ def local_defaults(data_dir: str) -> dict:
 
 
 async def seed(app) -> None:
+    await _seed(app)
+    from .gitserver import migrate_all
+
+    with app.session_factory() as db:
+        migrate_all(db, app.log)
+
+
+async def _seed(app) -> None:
     with app.session_factory() as db:
         if db.scalar(select(func.count()).select_from(Tenant)):
             return

@@ -372,7 +372,7 @@ def store_user(platform: Platform, kind: str, s3=None, home: str | None = None) 
 
 # ------------------------------------------------------------------------------------------
 # Job helpers: model repositories the tests make (bare repositories of the seeded "local"
-# git server, <data dir>/git/<owner>/<repo>.git), waiting for job states, the service's pid.
+# git server, <data dir>/git/<tenant>/<owner>/<repo>.git), waiting for job states, the service's pid.
 GIT_IDENTITY = ["-c", "user.name=KQI Tests", "-c", "user.email=tests@kqi.invalid", "-c", "init.defaultBranch=master",
                 "-c", "commit.gpgsign=false"]
 
@@ -385,17 +385,31 @@ def git(cwd: str, *args: str) -> str:
 
 
 class ModelRepo:
-    """A work tree whose commits are pushed to <data dir>/git/<owner>/<repo>.git of a platform."""
+    """A work tree whose commits are pushed to <data dir>/git/<tenant>/<owner>/<repo>.git of a
+    platform (the embedded git server keeps each tenant's repositories in the tenant's folder;
+    written on disk as an administrator of the machine would). `tenant` is a tenant (its API
+    JSON) or its name; `add_tenant` gives another tenant a copy, which later commits reach too."""
 
-    def __init__(self, platform: Platform, work_dir: str, owner: str, name: str):
-        self.owner, self.name = owner, name
+    def __init__(self, platform: Platform, work_dir: str, owner: str, name: str, *, tenant):
+        self.platform, self.owner, self.name = platform, owner, name
         self.work = work_dir
-        self.bare = os.path.join(platform.data_dir, "git", owner, name + ".git")
-        os.makedirs(os.path.dirname(self.bare), exist_ok=True)
         os.makedirs(work_dir, exist_ok=True)
-        git(os.path.dirname(self.bare), "init", "--quiet", "--bare", self.bare)
         git(work_dir, "init", "--quiet")
-        git(work_dir, "remote", "add", "origin", self.bare)
+        self.remotes: list[str] = []
+        self.bare = self.add_tenant(tenant)
+
+    def add_tenant(self, tenant) -> str:
+        """A bare copy in `tenant`'s folder (a remote of the work tree); its path."""
+        name = tenant["name"] if isinstance(tenant, dict) else tenant
+        bare = os.path.join(self.platform.data_dir, "git", name, self.owner, self.name + ".git")
+        os.makedirs(os.path.dirname(bare), exist_ok=True)
+        git(os.path.dirname(bare), "init", "--quiet", "--bare", bare)
+        remote = "origin" if not self.remotes else f"tenant-{name}"
+        git(self.work, "remote", "add", remote, bare)
+        self.remotes.append(remote)
+        if git(self.work, "branch", "--list"):
+            git(self.work, "push", "--quiet", remote, "--all")
+        return bare
 
     def commit(self, files: dict[str, str], message: str, branch: str = "master") -> str:
         """Write `files` on `branch` (made from the current HEAD when new), commit, push; the commit id."""
@@ -412,7 +426,8 @@ class ModelRepo:
                 f.write(content)
         git(self.work, "add", "--all")
         git(self.work, "commit", "--quiet", "-m", message)
-        git(self.work, "push", "--quiet", "origin", branch)
+        for remote in self.remotes:
+            git(self.work, "push", "--quiet", remote, branch)
         return git(self.work, "rev-parse", "HEAD")
 
 

@@ -77,7 +77,8 @@ def submit_training(user, repo, commit, name: str, entry: str, image=None) -> in
 def world(platform, tmp_path_factory):
     home = str(tmp_path_factory.mktemp("container-home"))
     user = tenant_user(platform, home=home)
-    repo = ModelRepo(platform, str(tmp_path_factory.mktemp("container-repo")), "container-team", "model")
+    repo = ModelRepo(platform, str(tmp_path_factory.mktemp("container-repo")), "container-team", "model",
+                     tenant=user.tenant)
     commit = repo.commit({"resize.py": RESIZE, "train.py": TRAIN}, "tutorial")
     return user, repo, commit
 

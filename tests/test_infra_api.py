@@ -437,9 +437,10 @@ def test_tenant_sees_its_git_servers_and_registries(platform, admin, sandbox_use
 # ------------------------------------------------------------------- git browsing
 @pytest.fixture
 def bare_repo(platform, tmp_path):
-    """<data dir>/git/<owner>/<repo>.git with main (2 commits) and feature (3 commits)."""
+    """<data dir>/git/sandbox/<owner>/<repo>.git (a repository of the tenant sandbox) with main
+    (2 commits) and feature (3 commits)."""
     owner, name = f"team-{uid()}", f"model-{uid()}"
-    bare_path = os.path.join(platform.data_dir, "git", owner, name + ".git")
+    bare_path = os.path.join(platform.data_dir, "git", "sandbox", owner, name + ".git")
     bare = git.Repo.init(bare_path, bare=True, initial_branch="main")
     work = git.Repo.init(tmp_path / "work", initial_branch="main")
     with work.config_writer() as cw:
@@ -526,6 +527,25 @@ def test_git_browsing_refuses_bad_names(platform, admin, sandbox_user, path, fie
     r = platform.api("GET", f"/git/{gid}{path}", sandbox_user)
     assert r.status_code == 400, r.text
     assert field in error_fields(r)
+
+
+def test_local_repositories_of_another_tenant_are_not_browsable(platform, admin, sandbox_user, bare_repo):
+    """The same embedded git server, given to another tenant: it sees its own (empty) folder only."""
+    gid = local_git_id(platform, admin)
+    tenant, other_user = user_in_new_tenant(platform, admin, gitIds=[gid], defaultGitId=gid)
+    base = f"/git/{gid}/repos/{bare_repo['owner']}/{bare_repo['name']}"
+    assert platform.api("GET", f"{base}/branches", sandbox_user).status_code == 200  # the owner's tenant
+    assert platform.api("GET", f"/git/{gid}/repos", other_user).json() == []
+    for path in ("/branches", "/commits", "/commits?branch=main", f"/commits/{bare_repo['commits']['first']}",
+                 "/commits/main"):
+        r = platform.api("GET", base + path, other_user)
+        assert r.status_code == 404, (path, r.status_code, r.text)
+        assert r.json()["detail"].startswith(f"Repository {bare_repo['owner']}/{bare_repo['name']}"), r.text
+    # a repository of the other tenant with the same owner and name is its own, not the sandbox's
+    other_bare = os.path.join(platform.data_dir, "git", tenant["name"], bare_repo["owner"], bare_repo["name"] + ".git")
+    git.Repo.init(other_bare, bare=True, initial_branch="main").close()
+    assert platform.api("GET", f"{base}/branches", other_user).json() == []
+    assert len(platform.api("GET", f"{base}/branches", sandbox_user).json()) == 2
 
 
 def test_git_server_of_another_tenant_is_not_browsable(platform, admin, sandbox_user, bare_repo):

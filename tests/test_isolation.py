@@ -199,7 +199,7 @@ def git_of_a(w: World) -> dict:
             f.write(f"tenant {w.a['name']}\n")
         _git("add", "README.md", cwd=work)
         _git("commit", "-q", "-m", "first", cwd=work)
-        bare = os.path.join(root, "repos", "iso-owner", "iso-repo.git")
+        bare = os.path.join(root, "repos", w.a["name"], "iso-owner", "iso-repo.git")  # the tenant's folder
         _git("clone", "-q", "--bare", work, bare)
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, check=True, capture_output=True,
                              text=True).stdout.strip()

@@ -33,7 +33,8 @@ class World:
     def __init__(self, platform, tmp):
         self.platform = platform
         self.user = tenant_user(platform)
-        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"ports-{uuid.uuid4().hex[:8]}")
+        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"ports-{uuid.uuid4().hex[:8]}",
+                              tenant=self.user.tenant)
         self.commit = self.repo.commit({"README.md": "ports\n"}, "a model")
         data = create_data(self.user, "ports-data", {"a.txt": b"alpha"})["id"]
         r = self.user.api("POST", "/datasets", json={"name": "ports-set", "entries": {"training": [{"id": data}]}})

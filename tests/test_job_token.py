@@ -92,7 +92,8 @@ class Env:
         name, password = platform.create_user(tenants=[self.a["name"], self.b["name"]])
         self.owner = TenantUser(platform, self.a, name, password, platform.login(name, password, self.a["id"]))
         self.owner_in_b = TenantUser(platform, self.b, name, password, platform.login(name, password, self.b["id"]))
-        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "jobtoken", f"model-{uuid.uuid4().hex[:8]}")
+        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "jobtoken", f"model-{uuid.uuid4().hex[:8]}",
+                              tenant=self.a)
         self.commit = self.repo.commit({"README.md": "a model\n"}, "first")
         self.data_a = self.json(self.owner, "POST", "/data", 201, json={"name": "a-data"})["id"]
         self.dataset = self.json(self.owner, "POST", "/datasets", 201, json={

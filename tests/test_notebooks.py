@@ -61,7 +61,8 @@ class Env:
 def env(platform, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("notebooks"))
     user = tenant_user(platform)
-    repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"nb-model-{uuid.uuid4().hex[:8]}")
+    repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"nb-model-{uuid.uuid4().hex[:8]}",
+                     tenant=user.tenant)
     repo.commit({"README.md": "the notebook's model\n", "src/model.py": "WEIGHTS = 3\n"}, "a model")
     data = {"a": create_data(user, "nb-a", {"a.txt": b"alpha"})["id"],
             "b": create_data(user, "nb-b", {"b.txt": b"beta"})["id"],

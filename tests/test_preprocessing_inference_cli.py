@@ -56,7 +56,7 @@ print("inference on", os.environ["INFERENCE_ID"], "value", weights * 2)
 def world(platform, tmp_path_factory):
     home = str(tmp_path_factory.mktemp("prep-home"))
     user = tenant_user(platform, home=home)
-    repo = ModelRepo(platform, str(tmp_path_factory.mktemp("prep-repo")), "prep-team", "tools")
+    repo = ModelRepo(platform, str(tmp_path_factory.mktemp("prep-repo")), "prep-team", "tools", tenant=user.tenant)
     commit = repo.commit({"prep.py": PREPROCESS, "train.py": TRAIN, "infer.py": INFER}, "tools")
     return user, repo, commit
 

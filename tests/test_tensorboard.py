@@ -25,7 +25,8 @@ class World:
     def __init__(self, platform, tmp):
         self.platform = platform
         self.user = tenant_user(platform, home=os.path.join(tmp, "home"))
-        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"tb-{uuid.uuid4().hex[:8]}")
+        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"tb-{uuid.uuid4().hex[:8]}",
+                              tenant=self.user.tenant)
         self.commit = self.repo.commit({"README.md": "tensorboard\n"}, "a model")
         data = create_data(self.user, "tb-data", {"a.txt": b"alpha"})["id"]
         r = self.user.api("POST", "/datasets", json={"name": "tb-set", "entries": {"training": [{"id": data}]}})

@@ -180,7 +180,8 @@ def env(platform, tmp_path_factory):
     r = user.api("PUT", "/account/webhook/slack", json={"slackUrl": receiver.url})
     assert r.status_code in (200, 204), r.text
 
-    repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"model-{uuid.uuid4().hex[:8]}")
+    repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"model-{uuid.uuid4().hex[:8]}",
+                     tenant=user.tenant)
     commits = {"v1": repo.commit({"train.py": TRAIN_PY, "VERSION": "v1\n"}, "first model")}
     commits["v2"] = repo.commit({"VERSION": "v2\n"}, "second model")
     commits["v3"] = repo.commit({"VERSION": "v3\n"}, "a feature", branch="feature")

@@ -45,7 +45,7 @@ def plat(db_backend, request, tmp_path_factory):
         env["KQI_DB_URL"] = pg.create_database(f"kqi_engine_{suffix}")
     p = new_platform(base, env)
     p.start()
-    p.repo = ModelRepo(p, os.path.join(base, "work"), "engine", "model")
+    p.repo = ModelRepo(p, os.path.join(base, "work"), "engine", "model", tenant="sandbox")  # the first tenant
     p.commit = p.repo.commit({"README": "a model\n"}, "first")
     p.users = []
     yield p
@@ -66,6 +66,7 @@ class Tenant:
         self.plat = plat
         self.user = tenant_user(plat, tenant=plat.create_tenant(**tenant_fields) if tenant_fields else None)
         plat.users.append(self.user)
+        plat.repo.add_tenant(self.user.tenant)  # repositories belong to a tenant: a copy of its own
         data = create_data(self.user, "input", {"x.txt": b"x"})
         r = self.user.api("POST", "/datasets", json={"name": "set", "entries": {"training": [{"id": data["id"]}]}})
         assert r.status_code == 201, r.text

@@ -28,7 +28,8 @@ class World:
         self.user = tenant_user(platform)
         name, password = platform.create_user(admin_of=[self.user.tenant["name"]])
         self.admin_token = platform.login(name, password, self.user.tenant["id"])
-        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"shell-{uuid.uuid4().hex[:8]}")
+        self.repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"shell-{uuid.uuid4().hex[:8]}",
+                              tenant=self.user.tenant)
         self.commit = self.repo.commit({"README.md": "shell\n"}, "a model")
         data = create_data(self.user, "shell-data", {"a.txt": b"alpha"})["id"]
         r = self.user.api("POST", "/datasets", json={"name": "shell-set", "entries": {"training": [{"id": data}]}})

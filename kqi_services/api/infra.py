@@ -193,7 +193,7 @@ class _GitBrowseHandler(BaseAPIHandler):
         number = -1 if git_id == "-1" else self.int_path(git_id, "git id")
         server = infra.tenant_git_server(self.tenant, number)
         token = infra.user_git_token(self.db, self.kqi.secret_box, self.identity.name, server.id)
-        return server, infra.git_browser(server, infra.BrowseContext(self.kqi.data_dir, token))
+        return server, infra.git_browser(server, infra.BrowseContext(self.kqi.data_dir, token, self.tenant.name))
 
     def repo_names(self, server, owner: str, repository: str) -> tuple[str, str]:
         return infra.check_repo_names(owner, repository, nested_owner=infra.nested_owner_allowed(server))

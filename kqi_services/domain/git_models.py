@@ -29,9 +29,15 @@ def check_repository_name(owner: str, repository: str) -> None:
         raise ValidationError(errors)
 
 
-def repository_url(server: GitServer, owner: str, repository: str) -> str:
+def repository_url(server: GitServer, owner: str, repository: str, *, tenant: str | None = None) -> str:
+    """Where a job clones from. A type-6 server's repositories belong to a tenant:
+    <root>/<tenant>/<owner>/<repository>.git, so the tenant's name is required there."""
     check_repository_name(owner, repository)
     base = server.repository_url.rstrip("/")
+    if server.service_type == LOCAL_BARE:
+        from .infra import tenant_git_root
+
+        base = tenant_git_root(base, tenant)
     suffix = repository if repository.endswith(".git") else repository + ".git"
     return f"{base}/{owner}/{suffix}"
 
@@ -41,12 +47,13 @@ def local_path(url: str) -> str | None:
 
 
 def _git(args: list[str], token: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    cmd = ["git"]
-    if token:
-        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        cmd += ["-c", f"http.extraHeader=Authorization: Basic {basic}"]
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0")
-    return subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, env=env)
+    if token:
+        # the token travels in the environment (GIT_CONFIG_*), never on the command line (ps shows it)
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
+                   GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
+    return subprocess.run(["git", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def resolve_commit(url: str, branch: str | None, commit: str | None, token: str | None = None) -> tuple[str, str | None]:

@@ -22,7 +22,9 @@ a limit left out is unlimited).
 
 Git browsing: `git_browser()` picks, by service type, a browser with four operations
 (repositories, branches, commits of a branch, one commit). Type 6 reads bare repositories
-under the server's directory, `<root>/<owner>/<repository>.git`, with GitPython. Type 5
+of the current tenant only, `<root>/<tenant name>/<owner>/<repository>.git` (see
+`tenant_git_root`: repositories of the embedded git server belong to a tenant, and no
+request of another tenant reaches that folder), with GitPython. Type 5
 (plain git over HTTP(S)) asks the server with `git ls-remote` and fetches into a cache
 to read history. GitHub/GitBucket (1, 4) and GitLab (2, 3) are asked through their REST APIs,
 with the user's git token when one is stored. A server that cannot be reached raises
@@ -64,7 +66,7 @@ GIT_SERVICE_TYPES = {
     3: "GitLabCom",
     4: "GitBucket",
     5: "GitHttp",  # KQI: plain git over HTTP(S), <repositoryUrl>/<owner>/<repository>.git
-    6: "Local",  # KQI: bare repositories on this machine, <repositoryUrl path>/<owner>/<repository>.git
+    6: "Local",  # KQI: bare repositories on this machine, <repositoryUrl path>/<tenant>/<owner>/<repository>.git
 }
 GIT_GITHUB, GIT_GITLAB, GIT_GITLAB_COM, GIT_GITBUCKET, GIT_HTTP, GIT_LOCAL = 1, 2, 3, 4, 5, 6
 
@@ -578,6 +580,7 @@ class GitServiceError(Exception):
 REPO_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 COMMIT_ID = re.compile(r"[0-9a-fA-F]{4,64}")
 COMMITS_PER_PAGE = 100
+TENANT_FOLDER = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")  # a tenant's name (domain/tenants.py)
 
 
 def check_branch(branch: str | None, field: str = "branch") -> str | None:
@@ -711,8 +714,19 @@ def local_repositories(root: str) -> list[dict]:
     return result
 
 
+def tenant_git_root(server_root: str, tenant: str | None) -> str:
+    """The folder of one tenant's repositories on a type-6 git server: <root>/<tenant name>.
+
+    Every reader of a type-6 server (browsing, a job's clone, the smart HTTP service) goes
+    through this, so that no request reaches another tenant's folder. No tenant, no folder."""
+    if not tenant or not TENANT_FOLDER.fullmatch(tenant):
+        raise NotFoundError("Repositories of this git server belong to a tenant: no tenant is selected.")
+    return os.path.join(server_root, tenant)
+
+
 class LocalGitBrowser(GitBrowser):
-    """Service type 6: bare repositories at <root>/<owner>/<repository>.git."""
+    """Service type 6: one tenant's bare repositories, <root>/<tenant>/<owner>/<repository>.git
+    (`root` is the tenant's folder)."""
 
     def __init__(self, root: str):
         self.root = os.path.realpath(root)
@@ -1025,12 +1039,13 @@ class GitLabBrowser(_RestBrowser):
 class BrowseContext:
     data_dir: str
     token: str | None = None
+    tenant: str | None = None  # the current tenant's name: type 6 reads only its folder
 
 
 def git_browser(server: GitServer, context: BrowseContext) -> GitBrowser:
     """The browser for a git server's service type."""
     if server.service_type == GIT_LOCAL:
-        return LocalGitBrowser(file_url_path(server.repository_url))
+        return LocalGitBrowser(tenant_git_root(file_url_path(server.repository_url), context.tenant))
     if server.service_type == GIT_HTTP:
         return HttpGitBrowser(server.repository_url,
                               os.path.join(context.data_dir, "kqi", "git-cache", str(server.id)))

@@ -209,7 +209,7 @@ class JobEngine:
         git_env, secret_env = {}, {}
         if job.git_id:
             server = db.get(GitServer, job.git_id)
-            url = repository_url(server, job.repository_owner, job.repository_name)
+            url = repository_url(server, job.repository_owner, job.repository_name, tenant=tenant.name)
             token = git_token(db, job.created_by, server.id, app.secret_box)
             spec["git"] = {"url": url, "commit": job.commit_id, "token": token}
             path = local_path(url)

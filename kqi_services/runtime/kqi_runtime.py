@@ -172,16 +172,20 @@ def step_git(log: Log, spec: dict) -> None:
     with open(clone_config, "w") as f:
         f.write("[safe]\n\tdirectory = *\n")
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_GLOBAL=clone_config)
-    args = ["git"]
+    clone_env = dict(env)
     if git.get("token"):
-        # the token travels in a header for this one command, never in the URL or on disk
+        # the token travels in a header for this one command, given in its environment
+        # (GIT_CONFIG_*): never in the URL, on a command line (ps shows it) or on disk
         import base64
 
         basic = base64.b64encode(f"x-access-token:{git['token']}".encode()).decode()
-        args += ["-c", f"http.extraHeader=Authorization: Basic {basic}"]
+        clone_env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="http.extraHeader",
+                         GIT_CONFIG_VALUE_0=f"Authorization: Basic {basic}")
+    # a repository of the embedded git server (file://) is the one repository of the job's
+    # tenant that the container engine mounted read-only: nothing else of the server is there
     log.line(f"cloning {git['url']} at {git['commit']}")
-    run = subprocess.run(args + ["clone", "--quiet", "--no-checkout", git["url"], target],
-                         env=env, capture_output=True, text=True)
+    run = subprocess.run(["git", "clone", "--quiet", "--no-checkout", git["url"], target],
+                         env=clone_env, capture_output=True, text=True)
     if run.returncode != 0:
         raise StepFailed("git clone failed: " + _redact(run.stderr.strip(), git.get("token")))
     run = subprocess.run(["git", "-C", target, "checkout", "--quiet", "--detach", git["commit"]],

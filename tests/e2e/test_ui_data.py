@@ -42,7 +42,8 @@ def start_training_on(user, platform, dataset_id: int, work: str) -> int:
     with open(os.path.join(work, "README.md"), "w") as f:
         f.write("a model\n")
     for args in (["init", "-q"], ["add", "README.md"], ["commit", "-q", "-m", "model"],
-                 ["clone", "-q", "--bare", work, os.path.join(platform.data_dir, "git", owner, name + ".git")]):
+                 ["clone", "-q", "--bare", work,
+                  os.path.join(platform.data_dir, "git", user.tenant["name"], owner, name + ".git")]):
         subprocess.run([*git, *args], cwd=work, check=True, capture_output=True, timeout=60)
     local_git = next(g for g in user.api("GET", "/tenant/git/endpoints").json()
                      if g["repositoryUrl"] == "file://" + os.path.join(platform.data_dir, "git"))

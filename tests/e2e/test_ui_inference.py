@@ -42,7 +42,8 @@ def shot(page, artifacts_dir, name):
 @pytest.mark.sqlite_only
 def test_inference_from_a_training_shows_its_output_value(platform, browser, tmp_path, artifacts_dir):
     user = tenant_user(platform)
-    repo = ModelRepo(platform, str(tmp_path / "work"), "team", f"ui-infer-model-{uuid.uuid4().hex[:8]}")
+    repo = ModelRepo(platform, str(tmp_path / "work"), "team", f"ui-infer-model-{uuid.uuid4().hex[:8]}",
+                     tenant=user.tenant)
     commit = repo.commit({"train.py": TRAIN_PY, "infer.py": INFER_PY}, "train and infer")
     data = create_data(user, "ui-infer-data", {"x.txt": b"x"})
     r = user.api("POST", "/datasets", json={"name": "ui-infer-set", "entries": {"training": [{"id": data["id"]}]}})

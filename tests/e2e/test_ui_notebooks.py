@@ -29,7 +29,8 @@ def listing_item(lab, name):
 @pytest.mark.sqlite_only
 def test_create_open_stop_and_rerun_a_notebook(platform, browser, tmp_path, artifacts_dir):
     user = tenant_user(platform)
-    repo = ModelRepo(platform, str(tmp_path / "work"), "team", f"ui-nb-model-{uuid.uuid4().hex[:8]}")
+    repo = ModelRepo(platform, str(tmp_path / "work"), "team", f"ui-nb-model-{uuid.uuid4().hex[:8]}",
+                     tenant=user.tenant)
     repo.commit({"README.md": "the notebook's model\n", "src/model.py": "WEIGHTS = 3\n"}, "a model")
     data = create_data(user, "ui-nb-data", {"a.txt": b"alpha"})
     r = user.api("POST", "/datasets", json={"name": "ui-nb-set", "entries": {"training": [{"id": data["id"]}]}})

@@ -53,8 +53,8 @@ def git(cwd, *args) -> str:
     return result.stdout.strip()
 
 
-def model_repository(platform, work: str, owner: str, name: str) -> str:
-    """A bare repository <data dir>/git/<owner>/<name>.git (the seeded local git server) holding
+def model_repository(platform, work: str, owner: str, name: str, tenant: str) -> str:
+    """A bare repository <data dir>/git/<tenant>/<owner>/<name>.git (the seeded local git server) holding
     prep.py; its commit id."""
     os.makedirs(work)
     with open(os.path.join(work, "prep.py"), "w") as f:
@@ -62,7 +62,7 @@ def model_repository(platform, work: str, owner: str, name: str) -> str:
     git(work, "init", "-q")
     git(work, "add", "prep.py")
     git(work, "commit", "-q", "-m", "uppercase preprocessing")
-    bare = os.path.join(platform.data_dir, "git", owner, name + ".git")
+    bare = os.path.join(platform.data_dir, "git", tenant, owner, name + ".git")
     os.makedirs(os.path.dirname(bare), exist_ok=True)
     git(work, "clone", "-q", "--bare", work, bare)
     return git(work, "rev-parse", "HEAD")
@@ -72,7 +72,7 @@ def model_repository(platform, work: str, owner: str, name: str) -> str:
 def test_run_a_preprocessing_over_two_selected_data(platform, browser, artifacts_dir, tmp_path):
     user = tenant_user(platform)
     owner, repo = "ui-team", f"prep-{uuid.uuid4().hex[:6]}"
-    commit = model_repository(platform, str(tmp_path / "work"), owner, repo)
+    commit = model_repository(platform, str(tmp_path / "work"), owner, repo, user.tenant["name"])
     local_git = next(g for g in user.api("GET", "/tenant/git/endpoints").json()
                      if g["repositoryUrl"] == "file://" + os.path.join(platform.data_dir, "git"))
     r = user.api("POST", "/preprocessings", json={

@@ -59,7 +59,8 @@ def status_of(page) -> str:
 def env(platform, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("ui-training"))
     user = tenant_user(platform)
-    repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"ui-model-{uuid.uuid4().hex[:8]}")
+    repo = ModelRepo(platform, os.path.join(tmp, "work"), "team", f"ui-model-{uuid.uuid4().hex[:8]}",
+                     tenant=user.tenant)
     first = repo.commit({"train.py": "print('an older model')\n"}, "older model")
     commit = repo.commit({"train.py": TRAIN_PY}, "the model")
     data = create_data(user, "ui-train-data", {"a.txt": b"alpha"})

@@ -30,7 +30,8 @@ def test_shell_of_a_running_training_from_its_page(platform, browser, tmp_path, 
     tenant = platform.create_tenant()
     name, password = platform.create_user(admin_of=[tenant["name"]])
     user = TenantUser(platform, tenant, name, password, platform.login(name, password, tenant["id"]))
-    repo = ModelRepo(platform, str(tmp_path / "work"), "team", f"ui-shell-{uuid.uuid4().hex[:8]}")
+    repo = ModelRepo(platform, str(tmp_path / "work"), "team", f"ui-shell-{uuid.uuid4().hex[:8]}",
+                     tenant=tenant)
     commit = repo.commit({"README.md": "shell\n"}, "a model")
     data = create_data(user, "ui-shell-data", {"a.txt": b"alpha"})
     r = user.api("POST", "/datasets", json={"name": "ui-shell-set", "entries": {"training": [{"id": data["id"]}]}})
