@@ -112,7 +112,7 @@ def start_platform(base: str):
     print(f"   starting a KQI Hub in {base} ...", flush=True)
     plat.start(timeout=120)
     user = tenant_user(plat)
-    repo = ModelRepo(plat, os.path.join(base, "work"), "bench", "model")
+    repo = ModelRepo(plat, os.path.join(base, "work"), "bench", "model", tenant=user.tenant)
     return plat, user, repo
 
 

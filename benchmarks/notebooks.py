@@ -115,7 +115,8 @@ class Kqi:
         self.plat = plat
         self.user = tenant_user(plat)
         self.token = user_hub_token(plat, self.user.name, self.user.password, expires_in=7200)
-        repo = ModelRepo(plat, os.path.join(plat.data_dir, "..", "work"), "bench", "notebook-model")
+        repo = ModelRepo(plat, os.path.join(plat.data_dir, "..", "work"), "bench", "notebook-model",
+                         tenant=self.user.tenant)
         repo.commit({f"src/module_{i}.py": f"VALUE = {i}\n" for i in range(20)} | {"README.md": "a model\n"},
                     "a model")
         self.repo = repo
