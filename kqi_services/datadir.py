@@ -6,7 +6,7 @@ Layout:
     store/    local object store
     jobs/     job folders (each job's /kqi)
     notebooks/ notebook folders
-    git/      bare git repositories, <owner>/<repository>.git
+    git/      bare git repositories, <tenant>/<owner>/<repository>.git (gitserver.py)
 """
 from __future__ import annotations
 
