@@ -54,6 +54,19 @@ c.JupyterHub.template_vars = {
     "announcement_login": 'No account yet? <a href="signup">Sign up</a>.',
 }
 
+# --- the hub's doors ------------------------------------------------------------------------
+# Users start in the KQI UI: the hub's root, the page after sign-in, its home and its spawn pages
+# send them to <base_url>services/kqi/, and signing in starts no server (servers start only from
+# the kqi service's plans, which the spawners check).
+from jupyterhub import handlers as _hub_handlers  # noqa: E402
+
+from kqi_hub_config import doors as _doors  # noqa: E402
+
+c.JupyterHub.default_url = _doors.default_url
+c.JupyterHub.redirect_to_server = False
+c.JupyterHub.implicit_spawn_seconds = 0
+_doors.install(_hub_handlers.default_handlers)
+
 # --- tenants and permissions -------------------------------------------------------------
 # A tenant is a hub group; the roles per tenant are made by the authenticator's
 # /hub/api/kqi/tenants/<group> endpoint when the kqi service creates a tenant.
@@ -97,7 +110,7 @@ service_env = {
     "KQI_PUBLIC_URL": os.environ.get("KQI_PUBLIC_URL", f"http://{BIND_IP}:{PUBLIC_PORT}"),
 }
 for name in ("KQI_DB_URL", "KQI_SERVICE_CONFIG", "KQI_SECRET_KEY", "KQI_HUB_AUTH_CACHE_SECONDS",
-             "KQI_JOB_IMAGE", "KQI_TENSORBOARD_IMAGE", "KQI_CONTAINER_CA_BUNDLE"):
+             "KQI_JOB_IMAGE", "KQI_TENSORBOARD_IMAGE", "KQI_CONTAINER_CA_BUNDLE", "KQI_CHECK_RESPONSES"):
     if os.environ.get(name):
         service_env[name] = os.environ[name]
 c.JupyterHub.services = [

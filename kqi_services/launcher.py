@@ -79,7 +79,10 @@ def main(argv=None):
         raise SystemExit(
             "configurable-http-proxy is not installed: run `bash setup.sh` first (it installs it with npm)"
         )
-    print(f"KQI Hub on http://{args.ip}:{args.port}/ (data in {env['KQI_DATA_DIR']})", flush=True)
+    # where users start: the KQI UI (the hub's own pages lead there too)
+    from kqi_hub_config.doors import kqi_ui_url
+
+    print(f"KQI Hub on {kqi_ui_url(args.ip, args.port)} (data in {env['KQI_DATA_DIR']})", flush=True)
     cmd = [sys.executable, "-m", "jupyterhub", "-f", CONFIG_FILE]
     if args.debug:
         cmd.append("--debug")

@@ -15,7 +15,11 @@ from tornado import web
 from traitlets import Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .options import NotebookOptions, OptionsError, parse_options, plan_key, verify_plan
+from .options import NOT_PLANNED, NotebookOptions, OptionsError, PlanLedger, parse_options, plan_key, verify_plan
+
+#: the plans this hub process has taken (one ledger per process, shared by every spawner)
+_LEDGERS: dict[float, PlanLedger] = {}
+_STARTED = time.time()  # the spawner is loaded when the hub starts
 
 
 class KqiSpawnerMixin(LoggingConfigurable):
@@ -50,8 +54,42 @@ class KqiSpawnerMixin(LoggingConfigurable):
         " with any user_options. Empty: every plan is refused.",
     ).tag(config=True)
 
+    plan_max_age_seconds = Float(
+        120.0,
+        help="Seconds a start planned by the kqi service stays good: the service signs the options of"
+        " every start with the time and a one-time nonce, and the hub makes the server right after. A"
+        " plan older than this, made before this hub process started, or used once already is refused:"
+        " a user's own hub token cannot start a server (or the default server) with options replayed"
+        " from an earlier start, only the kqi service's checks (quota, node capacity) start servers.",
+    ).tag(config=True)
+
     kqi_options: NotebookOptions | None = None
     expires_at: float | None = None
+    _admitted_nonce: str | None = None
+
+    # ---------------------------------------------------------------- doors
+    def plan_ledger(self) -> PlanLedger:
+        ledger = _LEDGERS.get(self.plan_max_age_seconds)
+        if ledger is None:
+            ledger = _LEDGERS[self.plan_max_age_seconds] = PlanLedger(self.plan_max_age_seconds, started_at=_STARTED)
+        return ledger
+
+    def admit_plan(self, user_options: dict) -> None:
+        """Take the kqi service's one-time plan of this start, or refuse the start (HTTP 400)."""
+        key = plan_key(self.plan_secret) if self.plan_secret else None
+        reason = self.plan_ledger().admit(key, self.user.name, self.name or "", user_options or {})
+        if reason:
+            where = f"{self.user.name}/{self.name}" if self.name else f"the default server of {self.user.name}"
+            self.log.warning("Refused a start of %s: %s", where, reason.split(":")[0])
+            raise web.HTTPError(400, f"The server {where} cannot start: {reason}")
+        self._admitted_nonce = user_options["planNonce"]
+
+    def take_admission(self) -> None:
+        """In start(): the hub took this start's plan (apply_user_options) and nothing started with it yet."""
+        nonce = (self.user_options or {}).get("planNonce")
+        if not nonce or nonce != self._admitted_nonce:
+            raise web.HTTPError(400, f"The server cannot start: {NOT_PLANNED}")
+        self._admitted_nonce = None
 
     # ---------------------------------------------------------------- options
     def _infinite_allowed(self, raw: dict) -> bool:
@@ -164,3 +202,6 @@ def _apply_kqi_user_options(spawner: KqiSpawnerMixin, user_options: dict) -> Non
         spawner.kqi_options = spawner.parse_kqi_options(user_options or {})
     except OptionsError as e:
         raise web.HTTPError(400, f"The notebook options are not valid: {e}") from None
+    # only a start the kqi service planned (its checks: quota, node capacity, references) goes on
+    spawner.admit_plan(user_options or {})
+

@@ -131,6 +131,10 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         self.cmd = RUNTIME
         return remaining
 
+    def start(self):
+        self.take_admission()  # only the start the hub admitted (the kqi service's plan), once
+        return super().start()
+
     def get_env(self):
         env = super().get_env()
         env.update(self._kqi_env or {})

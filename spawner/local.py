@@ -123,6 +123,7 @@ class KqiLocalSpawner(KqiSpawnerMixin, Spawner):
         )
 
     async def start(self):
+        self.take_admission()  # only the start the hub admitted (the kqi service's plan), once
         self.load_kqi_options()
         remaining = self.start_lifetime()
         if remaining is not None and self.expired():

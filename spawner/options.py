@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
+import time
 from dataclasses import asdict, dataclass, field
 
 VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?$")
@@ -49,6 +51,57 @@ def verify_plan(key: bytes | None, user: str, server: str, options: dict) -> boo
     if not key or not isinstance(signature, str):
         return False
     return hmac.compare_digest(sign_plan(key, user, server, options), signature)
+
+
+#: the fields of user options that make the service's plan a one-time ticket
+TICKET_FIELDS = ("planIssuedAt", "planNonce", "planSignature")
+
+NOT_PLANNED = ("only the kqi service makes plans: a server starts only from options the kqi service checked"
+               " and signed for this user and server. Start notebooks in the KQI UI (/services/kqi/) or with"
+               " its notebook API (POST /notebook/run)")
+
+
+def issue_plan(key: bytes, user: str, server: str, options: dict, now: float | None = None) -> dict:
+    """The options as a one-time ticket of the kqi service for the server `user`/`server`: the time it
+    was issued and a random nonce are signed with the rest, so a spawner takes them once and only
+    for a short while (PlanLedger)."""
+    ticket = {k: v for k, v in options.items() if k not in TICKET_FIELDS}
+    ticket["planIssuedAt"] = round(time.time() if now is None else now, 3)
+    ticket["planNonce"] = secrets.token_urlsafe(18)
+    ticket["planSignature"] = sign_plan(key, user, server, ticket)
+    return ticket
+
+
+class PlanLedger:
+    """What a hub process accepts as a server start: options the kqi service signed (issue_plan) for
+    exactly this user, server and options, issued within `max_age` seconds (and not before the hub
+    process started, so a restart forgets nothing that matters), each nonce once.
+
+    `admit` returns None or the reason of the refusal (shown to the user)."""
+
+    def __init__(self, max_age: float = 120.0, started_at: float | None = None, skew: float = 5.0):
+        self.max_age, self.skew = max_age, skew
+        self.started_at = time.time() if started_at is None else started_at
+        self._used: dict[str, float] = {}  # nonce -> when it may be forgotten (its plan expired)
+
+    def admit(self, key: bytes | None, user: str, server: str, options: dict, now: float | None = None) -> str | None:
+        now = time.time() if now is None else now
+        if not isinstance(options, dict) or not verify_plan(key, user, server, options):
+            return NOT_PLANNED
+        issued, nonce = options.get("planIssuedAt"), options.get("planNonce")
+        if not isinstance(issued, (int, float)) or isinstance(issued, bool) or not isinstance(nonce, str) or not nonce:
+            return NOT_PLANNED
+        if now - issued > self.max_age or issued > now + self.skew or issued < self.started_at - self.skew:
+            return (f"the kqi service's plan for this start has expired (a plan is good for {self.max_age:g} s"
+                    " after it is made, in the hub that was running then): start the notebook again through"
+                    " the kqi service (POST /notebook/run or /notebook/{id}/rerun)")
+        for old in [n for n, until in self._used.items() if until < now]:
+            del self._used[old]
+        if nonce in self._used:
+            return ("the kqi service's plan was already used: each plan starts a server once; start the"
+                    " notebook again through the kqi service (POST /notebook/{id}/rerun)")
+        self._used[nonce] = issued + self.max_age + self.skew
+        return None
 
 
 class OptionsError(ValueError):

@@ -54,3 +54,39 @@ def test_kubernetes_profile_needs_its_database(monkeypatch, tmp_path):
 def test_unknown_profile(monkeypatch, tmp_path):
     with pytest.raises(SystemExit, match="KQI_PROFILE"):
         load(monkeypatch, tmp_path, KQI_PROFILE="cloud")
+
+
+def test_the_hubs_doors_lead_to_the_kqi_ui(monkeypatch, tmp_path):
+    """Signing in starts no server; the hub's root, home and spawn pages send users to the KQI UI."""
+    from jupyterhub import handlers
+
+    from kqi_hub_config import doors
+
+    c = load(monkeypatch, tmp_path)
+    assert c.JupyterHub.redirect_to_server is False and c.JupyterHub.implicit_spawn_seconds == 0
+
+    class Handler:
+        base_url = "/"
+
+    assert c.JupyterHub.default_url(Handler) == "/services/kqi/"
+    Handler.base_url = "/ai/"
+    assert c.JupyterHub.default_url(Handler) == "/ai/services/kqi/"
+    # tornado takes the first matching handler: the doors come before JupyterHub's /home and /spawn
+    patterns = [h[0] for h in handlers.default_handlers]
+    for pattern in ("/home", "/spawn", "/spawn/([^/]+)", "/spawn/([^/]+)/([^/]+)"):
+        first = next(h for h in handlers.default_handlers if h[0] == pattern)
+        assert first[1] is doors.KqiDoorHandler, pattern
+        assert patterns.index(pattern) < len(doors.DOOR_HANDLERS)
+    load(monkeypatch, tmp_path)  # loading the config again adds nothing twice
+    assert [h[0] for h in handlers.default_handlers] == patterns
+
+
+@pytest.mark.parametrize("ip,port,base,url", [
+    ("127.0.0.1", 8000, "/", "http://127.0.0.1:8000/services/kqi/"),
+    ("0.0.0.0", 80, "/", "http://127.0.0.1:80/services/kqi/"),
+    ("::1", 8000, "/ai/", "http://[::1]:8000/ai/services/kqi/"),
+])
+def test_the_start_up_address_is_the_kqi_ui(ip, port, base, url):
+    from kqi_hub_config.doors import kqi_ui_url
+
+    assert kqi_ui_url(ip, port, base) == url

@@ -20,8 +20,8 @@ from kubernetes_asyncio.client import ApiClient
 from tornado import web
 
 from kqi_services.jobs.launch import CONTAINER_CAPABILITIES, kqi_mounts
-from kqi_spawner.kube import RUNTIME, KqiKubeSpawner, kqi_mount_plan
-from kqi_spawner.options import plan_key, sign_plan
+from kqi_spawner.kube import RUNTIME, KqiKubeSpawner, kqi_mount_plan, kqi_volumes
+from kqi_spawner.options import issue_plan, plan_key
 
 SECRET = "the-kqi-service-secret-key"
 TENANT = "tenants/t-0001"
@@ -52,8 +52,7 @@ def service_options(user: str, server: str, **fields) -> dict:
         },
     }
     options.update(fields)
-    options["planSignature"] = sign_plan(plan_key(SECRET), user, server, options)
-    return options
+    return issue_plan(plan_key(SECRET), user, server, options)  # a one-time ticket of the service
 
 
 @pytest.fixture
@@ -230,11 +229,9 @@ async def test_job_environment_and_z2jh_security_settings(hub_db):
     z2jh's singleuser uid / fsGid join the restricted context; a configured context replaces it."""
     spawner = make_spawner(hub_db, uid=1000, fs_gid=100)
     options = service_options("alice", "kqi-5")
-    del options["planSignature"]
     options["plan"]["environment"] = {"env": {"PIP_INDEX_URL": "https://pypi.example.com/simple",
                                               "LC_ALL": "overridden"}, "network": "host"}
-    options["planSignature"] = sign_plan(plan_key(SECRET), "alice", "kqi-5", options)
-    spawner.user_options = options
+    spawner.user_options = issue_plan(plan_key(SECRET), "alice", "kqi-5", options)
     pod = await pod_for(spawner)
     (notebook,) = pod["spec"]["containers"]
     (prepare,) = pod["spec"]["initContainers"]
@@ -274,6 +271,7 @@ async def test_a_second_start_of_the_same_server_makes_the_same_pod(hub_db):
     spawner.user_options = service_options("alice", "kqi-5")
     first = await pod_for(spawner)
     spawner.clear_state()  # what the hub does when the server stops
+    spawner.user_options = service_options("alice", "kqi-5")  # a re-run: the service plans it again
     second = await pod_for(spawner)
     for doc in (first, second):
         assert len(doc["spec"]["initContainers"]) == 1
@@ -294,13 +292,11 @@ async def test_cpu_notebook_with_parents_and_no_lifetime(hub_db):
     spawner = make_spawner(hub_db, server="kqi-6")
     options = service_options("alice", "kqi-6", gpu=0, partition=None, lifetimeEnabled=False, datasetId=None,
                               trainingIds=[11, 12], inferenceIds=[], git=None, image=None, jupyterlabVersion=None)
-    del options["planSignature"]
     options["plan"] = {**options["plan"], "infiniteAllowed": True, "inferenceSubPaths": {}, "git": None,
                        "parentSubPaths": {"11": f"{TENANT}/TrainingContainerOutputFiles/11",
                                           "12": f"{TENANT}/TrainingContainerOutputFiles/12"}}
     del options["plan"]["pairs"], options["plan"]["urls"]
-    options["planSignature"] = sign_plan(plan_key(SECRET), "alice", "kqi-6", options)
-    spawner.user_options = options
+    spawner.user_options = issue_plan(plan_key(SECRET), "alice", "kqi-6", options)
     pod = await pod_for(spawner)
     spec = pod["spec"]
     (notebook,) = spec["containers"]
@@ -317,17 +313,33 @@ async def test_cpu_notebook_with_parents_and_no_lifetime(hub_db):
     assert "dataset" not in prepare_spec and "git" not in prepare_spec
 
 
-async def test_notebook_started_from_the_hub_without_the_service(hub_db):
-    """Plain options (no plan): no store mount at all, the output is the pod's own."""
-    spawner = make_spawner(hub_db, server="scratch")
-    spawner.user_options = {"cpu": 1, "memory": 2, "lifetimeHours": 1}
-    pod = await pod_for(spawner)
-    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
-    assert volumes["kqi-output"] == {"name": "kqi-output", "emptyDir": {}}
-    mounts = mounts_of(pod["spec"]["containers"][0])
-    assert all(m["name"] != "kqi-store" for m in mounts.values())
-    assert mounts["/kqi/output"]["name"] == "kqi-output"
-    assert 3600 - 5 <= pod["spec"]["activeDeadlineSeconds"] <= 3601
+@pytest.mark.parametrize("server", ["scratch", ""], ids=["named", "default"])
+async def test_a_server_started_from_the_hub_without_the_service_is_refused(hub_db, server):
+    """Plain options (no plan of the kqi service, which checks quota and node capacity): no pod."""
+    spawner = make_spawner(hub_db, server=server)
+    spawner.user_options = {"cpu": 4, "memory": 8, "lifetimeHours": 8760}
+    with pytest.raises(web.HTTPError) as info:
+        await spawner._run_apply_user_options(spawner.user_options)
+    assert info.value.status_code == 400 and "only the kqi service makes plans" in info.value.log_message
+    with pytest.raises(web.HTTPError, match="only the kqi service makes plans"):
+        await spawner.start()  # and start() itself starts nothing without an admitted plan
+
+
+async def test_a_plan_starts_one_pod_once(hub_db):
+    spawner = make_spawner(hub_db)
+    spawner.user_options = service_options("alice", "kqi-5")
+    await pod_for(spawner)
+    spawner.clear_state()
+    with pytest.raises(web.HTTPError, match="plan was already used"):
+        await spawner._run_apply_user_options(spawner.user_options)
+
+
+def test_the_scratch_mount_plan_of_a_notebook_without_store_paths():
+    """A plan without store sub-paths (no tenant store folder): /kqi/output is the pod's own."""
+    volumes, mounts, _ = kqi_volumes(type("O", (), {"plan": {}})(), "kqi-store", "kqi-runtime")
+    by_name = {v["name"]: v for v in volumes}
+    assert by_name["kqi-output"] == {"name": "kqi-output", "emptyDir": {}}
+    assert all(m["name"] != "kqi-store" for m in mounts)
 
 
 @pytest.mark.parametrize("options,message", [
@@ -364,9 +376,9 @@ async def test_z2jh_dict_shaped_volumes_and_init_containers_are_kept(hub_db):
                            volume_mounts={"shared": {"name": "shared", "mountPath": "/shared"}},
                            init_containers={"block-metadata": {"name": "block-metadata", "image": "busybox:1.36",
                                                                "command": ["true"]}})
-    spawner.user_options = service_options("alice", "kqi-5")
     for _ in range(2):  # and again for a second start
         spawner.clear_state()
+        spawner.user_options = service_options("alice", "kqi-5")
         pod = await pod_for(spawner)
         spec = pod["spec"]
         assert [c["name"] for c in spec["initContainers"]] == ["block-metadata", "kqi-prepare"]

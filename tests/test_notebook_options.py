@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import pytest
 from jupyterhub import orm
 from tornado import web
 
-from kqi_spawner.options import (MAX_LIFETIME_HOURS, NotebookOptions, OptionsError, parse_options, plan_key,
-                                 sign_plan, verify_plan)
+from kqi_spawner.options import (MAX_LIFETIME_HOURS, NOT_PLANNED, NotebookOptions, OptionsError, PlanLedger,
+                                 issue_plan, parse_options, plan_key, sign_plan, verify_plan)
 
 
 def errors_of(raw: dict, **kwargs) -> dict[str, str]:
@@ -183,15 +184,16 @@ def test_only_the_service_signs_plans():
 
 
 class _User:
-    name = "alice"
+    def __init__(self, name):
+        self.name = name
 
 
-def _spawner(**config):
+def _spawner(user="alice", server="kqi-3", **config):
     from kqi_spawner.local import KqiLocalSpawner
 
     spawner = KqiLocalSpawner(**config)
-    spawner.user = _User()  # the hub's user and server record: only their names are read here
-    spawner.orm_spawner = orm.Spawner(name="kqi-3")
+    spawner.user = _User(user)  # the hub's user and server record: only their names are read here
+    spawner.orm_spawner = orm.Spawner(name=server)
     return spawner
 
 
@@ -199,32 +201,128 @@ def _apply(spawner, options):
     return asyncio.run(spawner._run_apply_user_options(options))
 
 
+SECRET = "the-service-secret-key"
+
+
+def _ticket(options, user="alice", server="kqi-3", now=None, secret=SECRET):
+    """Options as the kqi service hands them to the hub (domain/notebooks.py)."""
+    return issue_plan(plan_key(secret), user, server, options, now=now)
+
+
 def test_the_spawners_hook_refuses_bad_options_with_http_400():
     """JupyterHub calls apply_user_options before start(): bad options end the spawn request."""
-    spawner = _spawner()
-    with pytest.raises(web.HTTPError) as info:
-        _apply(spawner, {"cpu": -1, "jupyterlabVersion": "latest"})
-    assert info.value.status_code == 400
-    assert "cpu: must be more than 0" in info.value.log_message
-    assert "jupyterlabVersion: 'latest' is not a version" in info.value.log_message
-    _apply(spawner, {"cpu": 2, "lifetimeHours": 1})
+    spawner = _spawner(plan_secret=SECRET)
+    for options in ({"cpu": -1, "jupyterlabVersion": "latest"}, _ticket({"cpu": -1, "jupyterlabVersion": "latest"})):
+        with pytest.raises(web.HTTPError) as info:
+            _apply(spawner, options)
+        assert info.value.status_code == 400
+        assert "cpu: must be more than 0" in info.value.log_message
+        assert "jupyterlabVersion: 'latest' is not a version" in info.value.log_message
+    _apply(spawner, _ticket({"cpu": 2, "lifetimeHours": 1}))
     assert spawner.kqi_options.cpu == 2.0 and spawner.kqi_options.lifetime_seconds == 3600
-    # without a plan from the service, no lifetime-less notebook
+    # without a plan of a tenant that allows it, no lifetime-less notebook
     with pytest.raises(web.HTTPError) as info:
-        _apply(spawner, {"lifetimeEnabled": False})
+        _apply(spawner, _ticket({"lifetimeEnabled": False}))
     assert "does not allow notebooks without a lifetime" in info.value.log_message
 
 
 def test_the_spawner_takes_a_plan_only_with_the_services_signature():
-    secret = "the-service-secret-key"
-    spawner = _spawner(plan_secret=secret)
+    spawner = _spawner(plan_secret=SECRET)
     options = {"lifetimeEnabled": False, "plan": {"infiniteAllowed": True, "outputDir": "/srv/out/3"}}
     with pytest.raises(web.HTTPError) as info:
         _apply(spawner, options)
     assert info.value.status_code == 400 and "only the kqi service makes plans" in info.value.log_message
-    signed = {**options, "planSignature": sign_plan(plan_key(secret), "alice", "kqi-3", options)}
-    _apply(spawner, signed)
-    assert spawner.kqi_options.lifetime_enabled is False and spawner.kqi_options.plan["outputDir"] == "/srv/out/3"
+    signed = _ticket(options)
     # a spawner without the secret takes no plan at all
     with pytest.raises(web.HTTPError):
         _apply(_spawner(), signed)
+    _apply(spawner, signed)
+    assert spawner.kqi_options.lifetime_enabled is False and spawner.kqi_options.plan["outputDir"] == "/srv/out/3"
+
+
+@pytest.mark.parametrize("server", ["kqi-3", ""], ids=["named", "default"])
+def test_a_start_without_the_services_plan_is_refused(server):
+    """What issue 12 found: a user's own hub token started a server over the tenant quota with plain
+    options. Plain options start nothing now, named server or default server."""
+    spawner = _spawner(plan_secret=SECRET, server=server)
+    with pytest.raises(web.HTTPError) as info:
+        _apply(spawner, {"cpu": 4, "memory": 8, "lifetimeHours": 8760})
+    assert info.value.status_code == 400
+    assert "only the kqi service makes plans" in info.value.log_message
+    assert "POST /notebook/run" in info.value.log_message
+    where = "alice/kqi-3" if server else "the default server of alice"
+    assert f"The server {where} cannot start" in info.value.log_message
+    with pytest.raises(web.HTTPError):
+        _apply(spawner, {})  # no options at all (the hub's POST /users/alice/server without a body)
+
+
+def test_a_plan_is_taken_once_and_for_exactly_its_options():
+    signed = _ticket({"cpu": 1, "memory": 1, "notebookId": 3, "plan": {"outputDir": "/srv/out/3"}})
+    _apply(_spawner(plan_secret=SECRET), signed)
+    # replayed: the same spawner or another one of this hub process
+    for spawner in (_spawner(plan_secret=SECRET), _spawner(plan_secret=SECRET)):
+        with pytest.raises(web.HTTPError) as info:
+            _apply(spawner, signed)
+        assert info.value.status_code == 400 and "plan was already used" in info.value.log_message
+    fresh = _ticket({"cpu": 1, "memory": 1})
+    tampered = [{**fresh, "cpu": 64}, {**fresh, "planNonce": "another-nonce"},
+                {**fresh, "planIssuedAt": fresh["planIssuedAt"] + 1}, {**fresh, "lifetimeHours": 8760},
+                {k: v for k, v in fresh.items() if k != "planNonce"}]
+    for options in tampered:
+        with pytest.raises(web.HTTPError) as info:
+            _apply(_spawner(plan_secret=SECRET), options)
+        assert "only the kqi service makes plans" in info.value.log_message, options
+    # signed for another server or user
+    for spawner in (_spawner(plan_secret=SECRET, server="kqi-4"), _spawner(plan_secret=SECRET, user="bob")):
+        with pytest.raises(web.HTTPError) as info:
+            _apply(spawner, fresh)
+        assert "only the kqi service makes plans" in info.value.log_message
+    _apply(_spawner(plan_secret=SECRET), fresh)  # untouched, it still starts (once)
+
+
+def test_an_old_plan_is_refused():
+    spawner = _spawner(plan_secret=SECRET)
+    old = _ticket({"cpu": 1}, now=time.time() - spawner.plan_max_age_seconds - 1)
+    with pytest.raises(web.HTTPError) as info:
+        _apply(spawner, old)
+    assert "plan for this start has expired" in info.value.log_message
+    future = _ticket({"cpu": 1}, now=time.time() + 600)
+    with pytest.raises(web.HTTPError) as info:
+        _apply(spawner, future)
+    assert "plan for this start has expired" in info.value.log_message
+    short = _spawner(plan_secret=SECRET, plan_max_age_seconds=5)
+    with pytest.raises(web.HTTPError):
+        _apply(short, _ticket({"cpu": 1}, now=time.time() - 6))
+    _apply(short, _ticket({"cpu": 1}, now=time.time() - 2))
+
+
+def test_the_plan_ledger():
+    key = plan_key(SECRET)
+    ledger = PlanLedger(max_age=60, started_at=1000.0, skew=5)
+    ticket = issue_plan(key, "alice", "kqi-1", {"cpu": 1}, now=1010.0)
+    assert ledger.admit(key, "alice", "kqi-1", ticket, now=1011.0) is None
+    assert "already used" in ledger.admit(key, "alice", "kqi-1", ticket, now=1012.0)
+    # a plan made before this hub process started (a hub restart forgets which plans were used)
+    before = issue_plan(key, "alice", "kqi-1", {"cpu": 1}, now=990.0)
+    assert "expired" in ledger.admit(key, "alice", "kqi-1", before, now=1011.0)
+    late = issue_plan(key, "alice", "kqi-1", {"cpu": 1}, now=1020.0)
+    assert "expired" in ledger.admit(key, "alice", "kqi-1", late, now=1081.0)
+    assert ledger.admit(key, "alice", "kqi-1", late, now=1079.0) is None
+    # used nonces are forgotten once their plans could not be taken anyway
+    assert ledger._used and ledger.admit(key, "alice", "kqi-1", issue_plan(key, "alice", "kqi-1", {}, now=2000.0),
+                                         now=2000.0) is None
+    assert list(ledger._used.values()) == [2065.0]
+    assert ledger.admit(None, "alice", "kqi-1", ticket) == NOT_PLANNED
+    assert ledger.admit(key, "alice", "kqi-1", "not options") == NOT_PLANNED
+
+
+def test_start_runs_only_after_the_hub_admitted_the_plan():
+    """Whatever apply_user_options is configured to, start() needs this start's admitted plan, once."""
+    spawner = _spawner(plan_secret=SECRET)
+    spawner.user_options = _ticket({"cpu": 1})
+    with pytest.raises(web.HTTPError, match="only the kqi service makes plans"):
+        spawner.take_admission()
+    _apply(spawner, spawner.user_options)
+    spawner.take_admission()
+    with pytest.raises(web.HTTPError, match="only the kqi service makes plans"):
+        spawner.take_admission()

@@ -65,6 +65,69 @@ def _capacity_reason(free: list, req: Request) -> str | None:
 _ORDER = attrgetter("order")
 
 
+# ------------------------------------------------------------------------------ node capacity
+@dataclass(frozen=True)
+class NodeSize:
+    """A node's capacity as the administrator recorded it (None: not known, no limit)."""
+    name: str
+    cpu: float | None = None
+    memory: float | None = None  # GiB
+    gpu: int | None = None
+    partition: str | None = None
+
+    @classmethod
+    def of(cls, node) -> "NodeSize":
+        """From a Node row (or anything with those attributes); a cpu or memory of 0 is not recorded."""
+        return cls(node.name, node.cpu or None, node.memory or None, node.gpu, node.partition)
+
+
+def _shown(value, unit: str = "") -> str:
+    if value is None:
+        return "unknown"
+    text = f"{value:.1f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+    return text + unit
+
+
+def node_fit_errors(cpu: float, memory: float, gpu: int, nodes: list, partition: str | None = None
+                    ) -> dict[str, str]:
+    """Whether a request (cpu, memory GiB, gpu) could ever run on one node: {} when a node of the
+    partition (of every node given when no partition is named) holds all three, else what does
+    not fit, resource by resource, with the numbers of the node that comes closest (the most
+    resources that fit, then the most cpu, memory and gpu): "cpu 64 > 2 on the largest node of
+    partition local (node1: cpu 2, memory 7.6 GiB, gpu 0)".
+
+    `nodes` are the nodes the tenant may use (NodeSize or Node rows). A capacity that is not
+    recorded does not limit; with no node to look at there is nothing to refuse here (the job
+    backend's own capacity decides). Whether it fits *now* is admit()'s business: a request
+    that fits a node waits until there is room."""
+    sizes = [n if isinstance(n, NodeSize) else NodeSize.of(n) for n in nodes]
+    if partition:
+        sizes = [n for n in sizes if n.partition == partition]
+    if not sizes:
+        return {}
+    need = {"cpu": cpu or 0, "memory": memory or 0, "gpu": gpu or 0}
+
+    def over(node: NodeSize) -> list[str]:
+        return [res for res in ("cpu", "memory", "gpu")
+                if getattr(node, res) is not None and need[res] > getattr(node, res) + 1e-9]
+
+    def size(node: NodeSize):
+        return (-len(over(node)), node.cpu if node.cpu is not None else float("inf"),
+                node.memory if node.memory is not None else float("inf"),
+                node.gpu if node.gpu is not None else float("inf"), node.name)
+
+    best = max(sizes, key=size)
+    if not over(best):
+        return {}
+    where = f"of partition {partition}" if partition else "this tenant may use"
+    described = (f"{best.name}: cpu {_shown(best.cpu)}, memory {_shown(best.memory, ' GiB')},"
+                 f" gpu {_shown(best.gpu)}")
+    unit = {"cpu": "", "memory": " GiB", "gpu": ""}
+    return {res: f"{res} {_shown(need[res] if res != 'gpu' else int(need[res]), unit[res])} > "
+                 f"{_shown(getattr(best, res), unit[res])} on the largest node {where} ({described}):"
+                 " no node can ever hold it" for res in over(best)}
+
+
 def admit(queued: list[Request], running: list[Request], quotas: dict[str, Quota], capacity: Capacity) -> Decision:
     # a tenant's use: [cpu, memory, gpu]; the backend's free room likewise
     use: dict[str, list] = {}
