@@ -27,6 +27,8 @@ from .schemas.core import InputError, Paging, contract_of, response_problems, va
 TENANT_HEADER = "X-KQI-Tenant"
 TENANT_COOKIE = "kqi-tenant"
 MAX_PER_PAGE = 1000
+#: the methods a route may answer, in the order its 405's `Allow` header lists them
+ALLOW_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ApiError(web.HTTPError):
@@ -74,6 +76,14 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             return cls.access.get(method.upper())
         return cls.access
 
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this route answers (the class defines them and `access` names them): the
+        `Allow` header of its 405 answers."""
+        return [m for m in ALLOW_ORDER
+                if getattr(cls, m.lower(), None) is not getattr(web.RequestHandler, m.lower())
+                and cls.access_for(m) is not None]
+
     def check_xsrf_cookie(self):
         # token-authenticated API calls need no XSRF token; cookie ones do (HubOAuth checks)
         return self.hub_auth.check_xsrf_cookie(self)
@@ -104,7 +114,7 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
     async def _authorize(self):
         self.db = self.settings["session_factory"]()
         access = self.access_for(self.request.method)
-        if access is None:
+        if access is None or self.request.method not in self.allowed_methods():
             raise ApiError(405, f"{self.request.method} is not allowed here")
         job_token = self._job_token()
         if job_token is not None:
@@ -328,6 +338,8 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             detail, errors = exc.detail, exc.errors
         elif isinstance(exc, web.HTTPError):
             detail = exc.log_message or exc.reason
+        if status_code == 405:  # RFC 9110: a 405 names the methods the route does answer
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         if not detail:
             detail = responses.get(status_code, "Error")
             if status_code >= 500:
