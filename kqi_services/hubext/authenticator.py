@@ -27,7 +27,8 @@ from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, Unicode, default
 
-from .passwords import PasswordError, PasswordStore, check_password_strength, check_username
+from .passwords import (PasswordError, PasswordStore, check_password_strength, check_username, end_sessions,
+                        running_server_token_ids)
 from .tenant_roles import TenantRolesAPIHandler
 
 TEMPLATE_DIR = os.path.join(os.path.dirname(__file__), "templates")
@@ -182,7 +183,12 @@ class ChangePasswordHandler(BaseHandler):
             self.set_status(400)
             return await self._render(str(e), error=True)
         store.set_password(user.name, new)
-        await self._render("Your password was changed.")
+        # every token and every other browser's sign-in ends; this browser gets a new sign-in cookie
+        revoked = end_sessions(self.db, user.orm_user, running_server_token_ids(self.db, user))
+        self.set_login_cookie(user)
+        self.log.info("%s changed their password: %d tokens revoked, other sign-ins ended", user.name, revoked)
+        await self._render("Your password was changed. Your tokens were revoked and other sign-ins ended: "
+                           "the web UI signs you in again, command-line tools need a new login.")
 
 
 class UserPasswordAPIHandler(APIHandler):
@@ -209,5 +215,9 @@ class UserPasswordAPIHandler(APIHandler):
             user = self.user_from_username(user_name)
             await maybe_future(self.authenticator.add_user(user))
         PasswordStore(self.db).set_password(user_name, password)
+        revoked = 0
+        if not created:  # a change or a reset: whoever held the old password keeps nothing
+            revoked = end_sessions(self.db, user.orm_user, running_server_token_ids(self.db, user))
+            self.log.info("Password of %s set: %d tokens revoked, every sign-in ended", user_name, revoked)
         self.set_status(201 if created else 200)
-        self.write(json.dumps({"name": user_name, "created": created}))
+        self.write(json.dumps({"name": user_name, "created": created, "revokedTokens": revoked}))

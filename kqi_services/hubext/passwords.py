@@ -121,3 +121,41 @@ class PasswordStore:
 
 
 _DUMMY_HASH = hash_password("not-a-real-password")
+
+
+# ------------------------------------------------------------------ what a password change ends
+def running_server_token_ids(db, user) -> set[int]:
+    """Ids of the API tokens the hub gave `user`'s running (or starting) servers.
+
+    They are the servers' own credentials (the notebook server checks its visitors with it and
+    the hub deletes it when the server stops), not something the user signed in with: a
+    password change leaves running notebooks working.
+    """
+    from jupyterhub import orm
+
+    ids = set()
+    for spawner in user.spawners.values():
+        if spawner.active and spawner.api_token:
+            found = orm.APIToken.find(db, spawner.api_token)
+            if found is not None and found.user_id == user.orm_user.id:
+                ids.add(found.id)
+    return ids
+
+
+def end_sessions(db, orm_user, keep_token_ids=()) -> int:
+    """After a password change: every API token and OAuth access token of the user stops working
+    (all but `keep_token_ids`), pending OAuth codes go, and every browser's hub sign-in cookie is
+    void (a new cookie id). Returns how many tokens were revoked."""
+    from jupyterhub import orm
+    from jupyterhub.utils import new_token
+
+    keep = set(keep_token_ids)
+    revoked = 0
+    for token in list(orm_user.api_tokens):
+        if token.id not in keep:
+            db.delete(token)
+            revoked += 1
+    db.query(orm.OAuthCode).filter(orm.OAuthCode.user_id == orm_user.id).delete(synchronize_session=False)
+    orm_user.cookie_id = new_token()
+    db.commit()
+    return revoked
