@@ -351,3 +351,22 @@ def test_a_training_of_another_tenant_cannot_name_the_repository(world):
         "entryPoint": "true", "cpu": 0.5, "memory": 0.5, "gpu": 0})
     assert r.status_code == 400, r.text
     assert "does not exist" in r.json()["errors"]["gitModel.repository"][0]
+
+
+def test_the_old_shared_layout_moves_into_the_first_tenant_at_start(world, platform):
+    """A repository left in <data dir>/git/<owner>/<repo>.git (before repositories belonged to a
+    tenant) is the first tenant's (sandbox) after a restart, and only its."""
+    owner, name = f"legacy-{uuid.uuid4().hex[:6]}", "model"
+    old = _bare(os.path.join(platform.data_dir, "git", owner, name + ".git"), os.path.join(world.tmp, "legacy"))
+    platform.restart()
+    assert not os.path.exists(old)
+    assert os.path.isfile(os.path.join(platform.data_dir, "git", "sandbox", owner, name + ".git", "HEAD"))
+    assert f"moved the repository {owner}/{name}.git of the old shared layout into the tenant sandbox" in \
+        open(platform.log_path, errors="replace").read()
+    name_s, password = platform.create_user(tenants=["sandbox"])
+    sandbox = platform.login(name_s, password)
+    repos = platform.api("GET", "/git/1/repos", sandbox).json()
+    assert {"owner": owner, "name": name, "fullName": f"{owner}/{name}"} in repos
+    for user in (world.a, world.b):
+        token = platform.login(user.name, user.password, user.tenant["id"])
+        assert platform.api("GET", f"/git/1/repos/{owner}/{name}/branches", token).status_code == 404
