@@ -149,6 +149,13 @@ class KqiService(Application):
         " A revoked token keeps working for at most this long.",
     ).tag(config=True)
 
+    check_responses = Bool(
+        os.environ.get("KQI_CHECK_RESPONSES", "").lower() in ("1", "true", "yes"),
+        help="Check every JSON answer against the response model its route declares (api/schemas) and"
+        " log an error naming the route and the misfit fields when it does not fit; the answer is sent"
+        " as it is. For tests and development (it costs a validation per answer); KQI_CHECK_RESPONSES=1.",
+    ).tag(config=True)
+
     upload_url_expiry_seconds = Integer(
         3600, help="How long the part URLs of an upload stay valid."
     ).tag(config=True)
@@ -158,13 +165,35 @@ class KqiService(Application):
     ).tag(config=True)
 
     upload_expiry_seconds = Float(
-        86400.0,
+        3600.0,
         help="An upload that is not completed, or completed but not registered on a data, training"
-        " or other entry, within this many seconds is removed with its parts.",
+        " or other entry, within this many seconds is removed with its parts (abandoned uploads"
+        " must not keep a disk full for long).",
     ).tag(config=True)
 
     upload_cleanup_interval_seconds = Float(
-        600.0, help="How often stale uploads are looked for."
+        300.0, help="How often abandoned uploads (see upload_expiry_seconds) are looked for."
+    ).tag(config=True)
+
+    local_store_reserve_bytes = Integer(
+        1024**3,
+        help="Free space (bytes) a local object store keeps on its disk for everything else there (the"
+        " databases, logs, jobs): uploads are refused (507) while the free space is under the reserve, and"
+        " so is an upload whose announced size would cut into it. The reserve is the larger of this and"
+        " local_store_reserve_percent of the disk's size.",
+    ).tag(config=True)
+
+    local_store_reserve_percent = Float(
+        5.0,
+        help="Free space a local object store keeps, as a percentage of its disk's size (see"
+        " local_store_reserve_bytes; the larger of the two applies).",
+    ).tag(config=True)
+
+    watch_parent = Bool(
+        True,
+        help="End the service when the process that started it ends: the hub, for a hub-managed service,"
+        " so that a hub killed with SIGKILL leaves no service behind. Not done when the parent is PID 1"
+        " (a container's init, or a service that was orphaned already).",
     ).tag(config=True)
 
     max_part_bytes = Integer(
@@ -345,6 +374,12 @@ class KqiService(Application):
     _loop = None  # the service's event loop, set when it starts
 
     # ------------------------------------------------------------- object stores
+    def space_reserve(self):
+        """The free space local object stores keep (local_store_reserve_*)."""
+        from .storage.base import SpaceReserve
+
+        return SpaceReserve(self.local_store_reserve_bytes, self.local_store_reserve_percent)
+
     def local_store(self, store_id: str):
         """The local object store of the storage endpoint `store_id` (for its signed URLs)."""
         from .db.models import Storage
@@ -422,6 +457,8 @@ class KqiService(Application):
         loop.add_callback(self._reconcile_tensorboards_forever)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
+        if self.watch_parent:
+            watch_parent(loop, os.getppid(), self.log)
         loop.start()
         if self.stop_jobs_on_exit:
             # local jobs are children of this machine; cluster jobs outlive a service restart
@@ -439,6 +476,31 @@ class KqiService(Application):
     async def _start_jobs(self):
         self._loop = asyncio.get_running_loop()
         self.jobs.start()
+
+
+def watch_parent(loop, parent: int, log) -> bool:
+    """Stop `loop` when process `parent` ends (a pidfd, polled by the loop); False when there is
+    nothing to watch (PID 0 or 1) or the platform has no pidfds, where getppid() is polled instead."""
+    if parent <= 1:
+        return False
+
+    def gone(*_):
+        log.warning("The process that started this service (pid %d, the hub) is gone: stopping", parent)
+        loop.stop()
+
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        loop.add_callback(gone)
+        return True
+    except (AttributeError, OSError):
+        def poll():
+            if os.getppid() != parent:
+                gone()
+        ioloop.PeriodicCallback(poll, 1000).start()
+        return False
+    loop.add_handler(fd, lambda *_: (loop.remove_handler(fd), gone()), ioloop.IOLoop.READ)
+    return True
 
 
 def _version() -> str:

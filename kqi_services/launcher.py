@@ -83,7 +83,8 @@ def main(argv=None):
     from kqi_hub_config.doors import kqi_ui_url
 
     print(f"KQI Hub on {kqi_ui_url(args.ip, args.port)} (data in {env['KQI_DATA_DIR']})", flush=True)
-    cmd = [sys.executable, "-m", "jupyterhub", "-f", CONFIG_FILE]
+    # JupyterHub, made to stop on SIGINT/SIGTERM even with a full disk (see hubapp.py)
+    cmd = [sys.executable, "-m", "kqi_services.hubapp", "-f", CONFIG_FILE]
     if args.debug:
         cmd.append("--debug")
     os.chdir(os.path.join(env["KQI_DATA_DIR"], "hub"))

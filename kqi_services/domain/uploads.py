@@ -6,7 +6,11 @@
     then register {fileName, storedPath} on the entity (data, training, ...)
 
 Only a completed upload of the same tenant can be registered, once. Uploads that are
-never completed, or completed but never registered, are removed after `expiry` seconds.
+never completed, or completed but never registered, are removed after `expiry` seconds
+(KqiService.upload_expiry_seconds, an hour by default).
+
+No upload starts while the store's disk is under the reserve the platform keeps free
+(base.SpaceReserve), nor one whose announced size (the optional fileSize) would cut into it.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Tenant, utcnow
 from ..db.models_data import Upload
-from ..storage.base import ObjectStore, StoreError
+from ..storage.base import ObjectStore, SpaceReserve, StoreError
 from ..storage.factory import tenant_key
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 
@@ -64,7 +68,11 @@ class Uploads:
         self.store = store
         self.tenant = tenant
 
-    def start(self, user: str, file_name, parts_sum, resource_type, base_url: str, url_expiry: int) -> dict:
+    def start(self, user: str, file_name, parts_sum, resource_type, base_url: str, url_expiry: int,
+              reserve: SpaceReserve | None = None, file_size=None) -> dict:
+        """Start an upload. `file_size`: the size the client announces (optional), refused up front
+        when it would cut into `reserve`; without it the upload is refused only while the free
+        space is under the reserve already."""
         errors = {}
         try:
             check_file_name(file_name)
@@ -74,16 +82,28 @@ class Uploads:
             errors["partSum"] = [f"must be a whole number from 0 (an empty file) to {MAX_PARTS}"]
         if resource_type not in RESOURCE_TYPES:
             errors["type"] = ["must be one of " + ", ".join(RESOURCE_TYPES)]
+        if file_size is not None and (not isinstance(file_size, int) or isinstance(file_size, bool)
+                                      or file_size < 0):
+            errors["fileSize"] = ["must be the file's size in bytes, a whole number from 0"]
         if errors:
             raise ValidationError(errors)
+        if reserve is not None:
+            no_room = self.store.space_refusal(reserve, file_size)
+            if no_room is not None:
+                raise no_room
         stored_path = f"{resource_type}/{uuid.uuid4().hex}/{file_name}"
         key = tenant_key(self.tenant, stored_path)
         store_upload_id = self.store.start_upload(key)
         upload = Upload(tenant_id=self.tenant.id, user_name=user, store_upload_id=store_upload_id, key=key,
                         stored_path=stored_path, file_name=file_name, resource_type=resource_type,
                         parts_sum=parts_sum)
-        self.db.add(upload)
-        self.db.commit()
+        try:
+            self.db.add(upload)
+            self.db.commit()
+        except BaseException:  # e.g. the database's disk is full: no folder without its row
+            self.db.rollback()
+            self.store.abort_upload(key, store_upload_id)
+            raise
         return {
             "uris": self.store.part_urls(key, store_upload_id, parts_sum, base_url, url_expiry),
             "partsSum": parts_sum,

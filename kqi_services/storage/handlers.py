@@ -6,6 +6,12 @@
 They carry no hub token: the HMAC signature (made by the service when it handed the URL
 out) is the credential, and it expires. Bodies stream to disk and files stream out in
 chunks; neither is held in memory.
+
+A part that does not fit is answered 507 (413 when it could never fit) in the API's error
+shape once its body has been read: a part whose Content-Length would cut into the free space
+the platform keeps (KqiService.local_store_reserve_*), one that meets a full disk (ENOSPC,
+EDQUOT) on the way, and a part without a length while the free space falls under the reserve.
+Its upload is then dropped at once, parts and all: a full disk must not stay full.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from urllib.parse import quote
 
 from tornado import web
 
-from .base import CHUNK, StoreError
+from .base import CHUNK, InsufficientStorage, StoreError
 from .local import LocalObjectStore, PartWriter
 
 
@@ -40,10 +46,18 @@ class _SignedHandler(web.RequestHandler):
         super().log_exception(typ, value, tb)
 
 
+#: how many bytes of a part without a Content-Length arrive between two looks at the free space
+SPACE_CHECK_BYTES = 16 * CHUNK
+
+
 @web.stream_request_body
 class PartUploadHandler(_SignedHandler):
     writer: PartWriter | None = None
     refusal: str | None = None
+    #: why the part could not be stored (no room); answered once the body is read
+    failure: InsufficientStorage | None = None
+    _store: LocalObjectStore | None = None
+    _unchecked: int | None = None  # bytes since the last look at the free space (parts without a length)
 
     def prepare(self):
         if self.request.method != "PUT":
@@ -58,21 +72,65 @@ class PartUploadHandler(_SignedHandler):
             store = self.store()
             store.signer.check("put-part", {"store": store.store_id, "upload": upload, "part": part},
                                self.get_query_argument("expires", ""), self.get_query_argument("signature", ""))
-            self.writer = store.part_writer(upload, int(part), int(length) if length and length.isdigit() else None)
+            number = int(part)
+            announced = int(length) if length and length.isdigit() else None
+            store.upload_key(upload)  # an unknown upload is refused as such, not for want of room
+            self._store = store
+            no_room = store.space_refusal(self.settings["kqi"].space_reserve(), announced)
+            if no_room is not None:
+                return self._no_room(no_room)
+            self.writer = store.part_writer(upload, number, announced)
+            self._unchecked = 0 if announced is None else None
+        except InsufficientStorage as e:
+            self._no_room(e)
         except (StoreError, ValueError) as e:
             # answer once the body is read: a reply while the client still sends makes the
             # proxy drop the connection and answer 503 instead of this 403
             self.refusal = str(e)
 
     def data_received(self, chunk: bytes):
-        if self.writer is not None:
+        if self.writer is None:
+            return
+        try:
             self.writer.write(chunk)
+            if self._unchecked is not None:
+                self._unchecked += len(chunk)
+                if self._unchecked >= SPACE_CHECK_BYTES:
+                    self._unchecked = 0
+                    no_room = self._store.space_refusal(self.settings["kqi"].space_reserve())
+                    if no_room is not None:
+                        raise no_room
+        except InsufficientStorage as e:
+            self._no_room(e)
+
+    def _no_room(self, error: InsufficientStorage) -> None:
+        """No room for this part: its bytes and its upload's other parts go at once; the answer
+        (507, or 413) follows once the body is read."""
+        if self.writer is not None:
+            self.writer.discard()
+            self.writer = None
+        self.failure = error
+        upload = self.get_query_argument("upload", "")
+        if self._store is not None:
+            try:
+                self._store.abort_upload("", upload)
+            except StoreError:
+                pass
+        self.settings["kqi"].log.warning("Part %s of upload %s refused, the upload dropped: %s",
+                                         self.get_query_argument("part", ""), upload, error)
 
     def put(self):
+        if self.failure is not None:
+            return self.fail(self.failure.status, f"{self.failure} The upload was dropped to free its space:"
+                                                  " start it again when there is room.")
         if self.writer is None:
             return self.fail(403, self.refusal or "The link is not valid.")
         try:
             etag = self.writer.finish()
+        except InsufficientStorage as e:
+            self.writer = None
+            self._no_room(e)
+            return self.put()
         except StoreError as e:
             self.writer = None
             return self.fail(404, str(e))

@@ -16,6 +16,10 @@ Parts of other sizes are kept apart and joined (copied) at completion.
 
 A part's ETag is the first 32 hex digits of its sha256, quoted: the shape of S3's MD5
 ETags, at the speed of the CPU's SHA instructions.
+
+A full disk (ENOSPC, EDQUOT) never leaves bytes behind: a part or object that cannot be
+written is removed at once and InsufficientStorage (507) raised; `space_refusal` tells
+whether the free space is under the reserve the platform keeps (see base.SpaceReserve).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import uuid
 from typing import Iterator
 from urllib.parse import urlencode
 
-from .base import CHUNK, ObjectInfo, ObjectStore, StoreError
+from .base import CHUNK, InsufficientStorage, ObjectInfo, ObjectStore, SpaceReserve, StoreError, is_disk_full
 
 UPLOADS = ".uploads"
 
@@ -98,6 +102,16 @@ class LocalObjectStore(ObjectStore):
             raise StoreError(f"{name} is a file, not a folder: list the folder it is in.", client_error=True)
         return path
 
+    # -- room ------------------------------------------------------------------------
+    def space(self) -> tuple[int, int]:
+        """(free bytes an unprivileged writer may use, size of the file system) of the store's folder."""
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+    def space_refusal(self, reserve: SpaceReserve, needed: int | None = None) -> InsufficientStorage | None:
+        free, total = self.space()
+        return reserve.refusal(free, total, needed)
+
     def _upload_dir(self, upload_id: str) -> str:
         if not upload_id or not all(c in "0123456789abcdef" for c in upload_id) or len(upload_id) != 32:
             raise StoreError("Unknown upload.", client_error=True)
@@ -108,9 +122,15 @@ class LocalObjectStore(ObjectStore):
         safe_key(key)
         upload_id = uuid.uuid4().hex
         directory = self._upload_dir(upload_id)
-        os.makedirs(directory)
-        with open(os.path.join(directory, "meta"), "w") as f:
-            f.write(key)
+        try:
+            os.makedirs(directory)
+            with open(os.path.join(directory, "meta"), "w") as f:
+                f.write(key)
+        except OSError as e:
+            shutil.rmtree(directory, ignore_errors=True)
+            if is_disk_full(e):
+                raise InsufficientStorage("The storage is full: the upload could not be started.") from e
+            raise
         return upload_id
 
     def upload_key(self, upload_id: str) -> str:
@@ -155,6 +175,10 @@ class LocalObjectStore(ObjectStore):
             return PartWriter(directory, number)
         except FileNotFoundError:
             raise StoreError("Unknown or finished upload.", client_error=True)
+        except OSError as e:
+            if is_disk_full(e):
+                raise InsufficientStorage(f"The storage is full: part {number} could not be written.") from e
+            raise
 
     def _records(self, directory: str) -> dict[int, dict]:
         records = {}
@@ -180,8 +204,12 @@ class LocalObjectStore(ObjectStore):
             raise StoreError("Unknown or finished upload.", client_error=True)
         try:
             size = self._assemble(closing, self.path(key), etags)
-        except BaseException:
+        except BaseException as e:
+            _remove(os.path.join(closing, "joined"))  # a join cut short by a full disk
             os.rename(closing, directory)
+            if isinstance(e, OSError) and is_disk_full(e):
+                raise InsufficientStorage("The storage is full: the parts could not be joined into the file;"
+                                          " the upload is kept, complete it again when there is room.") from e
             raise
         shutil.rmtree(closing, ignore_errors=True)
         return size
@@ -262,11 +290,17 @@ class LocalObjectStore(ObjectStore):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         temporary = f"{target}.{uuid.uuid4().hex}.tmp"
         size = 0
-        with open(temporary, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-                size += len(chunk)
-        os.replace(temporary, target)
+        try:
+            with open(temporary, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+                    size += len(chunk)
+            os.replace(temporary, target)
+        except BaseException as e:
+            _remove(temporary)  # no partial file stays behind
+            if isinstance(e, OSError) and is_disk_full(e):
+                raise InsufficientStorage(f"The storage is full: {key} could not be written.") from e
+            raise
         return size
 
     def delete(self, key):
@@ -324,6 +358,15 @@ class PartWriter:
             self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
 
     def write(self, chunk: bytes) -> None:
+        try:
+            self._write(chunk)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            self.discard()
+            raise InsufficientStorage(f"The storage is full: part {self.number} could not be written.") from e
+
+    def _write(self, chunk: bytes) -> None:
         if self.offset is not None:
             if self.size + len(chunk) > self.length:
                 raise StoreError("The part is longer than it said.", client_error=True)
@@ -341,6 +384,7 @@ class PartWriter:
 
     def finish(self) -> str:
         os.close(self._fd)
+        self._fd = None
         etag = f'"{self._hash.hexdigest()[:32]}"'
         try:
             if self.offset is not None:
@@ -349,24 +393,36 @@ class PartWriter:
             else:
                 os.replace(self._tmp, os.path.join(self.directory, str(self.number)))
             temporary = f"{self._record}.{uuid.uuid4().hex}.tmp"
-            with open(temporary, "w") as f:
-                json.dump({"etag": etag, "size": self.size, "in_place": self.offset is not None}, f)
-            os.replace(temporary, self._record)
+            try:
+                with open(temporary, "w") as f:
+                    json.dump({"etag": etag, "size": self.size, "in_place": self.offset is not None}, f)
+                os.replace(temporary, self._record)
+            except BaseException:
+                _remove(temporary)
+                raise
             if self.offset is not None:
                 # a copy kept apart earlier is not the part any more
                 _remove(os.path.join(self.directory, str(self.number)))
         except FileNotFoundError:
             raise StoreError("The upload is gone: it expired or was finished while this part came in.",
                              client_error=True)
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            if self._tmp is not None:
+                _remove(self._tmp)
+            raise InsufficientStorage(f"The storage is full: part {self.number} could not be recorded.") from e
         finally:
             self._unlock()
         return etag
 
     def discard(self) -> None:
-        try:
-            os.close(self._fd)
-        except OSError:
-            pass
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
         if self._tmp is not None:
             _remove(self._tmp)
         self._unlock()
