@@ -1,9 +1,11 @@
 """What every KQI notebook does, whichever base spawner runs it.
 
 A KQI notebook is a named server of its owner. Its `user_options` hold the fields of the
-guide's table (spawner/options.py) and, when the kqi service started it, the `plan` the
-service resolved. The mixin checks the options (a bad option fails the spawn with a clear
-message and nothing starts), keeps the expiry time in the spawner's state so the lifetime
+guide's table (spawner/options.py) and the `plan` the kqi service resolved, signed by the
+service for this one start. The mixin checks the options (a bad option fails the spawn with
+a clear message and nothing starts), refuses any start the service did not plan (the
+default server, plain or changed options, a replayed or stale plan: HTTP 400 from the hub's
+API, before anything is made), keeps the expiry time in the spawner's state so the lifetime
 holds across hub restarts, and builds the runtime's notebook spec.
 """
 from __future__ import annotations

@@ -6,8 +6,10 @@ nothing starts.
 
 `plan` is what the kqi service resolved for the notebook (dataset files, the model's
 clone URL and commit, the folders of mounted trainings and inferences, the persistent
-output folder); a notebook started from the hub without the service has no plan and runs
-with the plain options only.
+output folder). The service signs the whole options of each start with the time and a
+nonce (issue_plan); the spawners start nothing else, and each signed start once
+(PlanLedger): the service's checks (tenant quota, node capacity) cannot be skipped by
+starting servers through the hub's API.
 """
 from __future__ import annotations
 
