@@ -238,19 +238,29 @@ def test_tenant_name_that_breaks_the_rules_is_400(platform, admin, name):
     ({"userGroupIds": [1]}, "userGroupIds"),
 ])
 def test_bad_tenant_fields_are_400_on_create_and_edit(platform, admin, member, fields, field):
+    def names_field(errors):  # the field, or an item of it ("gitIds[0]")
+        return any(name == field or name.startswith(field + "[") for name in errors)
+
     err = error_of(platform.api("POST", "/admin/tenants", admin, json=tenant_body(**fields)), 400)
-    assert field in err["errors"], err
+    assert names_field(err["errors"]), err
     tenant, _, _, _ = member
     body = tenant_body(**fields)
     body.pop("tenantName")
     err = error_of(platform.api("PUT", f"/admin/tenants/{tenant['id']}", admin, json=body), 400)
-    assert field in err["errors"], err
+    assert names_field(err["errors"]), err
 
 
 def test_every_problem_is_reported_at_once(platform, admin):
-    body = {"tenantName": "Bad", "gitIds": [987654], "registryIds": "x", "storageId": 987654}
+    # the shape of the body (the contract's model: types, required fields, lengths, the name pattern)
+    body = {"tenantName": "Bad", "gitIds": [1], "registryIds": "x", "storageId": "1"}
     err = error_of(platform.api("POST", "/admin/tenants", admin, json=body), 400)
-    assert {"tenantName", "displayName", "gitIds", "registryIds", "storageId"} <= set(err["errors"]), err
+    assert set(err["errors"]) == {"tenantName", "displayName", "registryIds", "storageId"}, err
+    assert all(name in err["detail"] for name in err["errors"]), err
+    # a body of the right shape: everything the rules that read the database find
+    body = {"tenantName": "kqi-bad", "displayName": "X", "gitIds": [987654], "registryIds": [987654],
+            "storageId": 987654}
+    err = error_of(platform.api("POST", "/admin/tenants", admin, json=body), 400)
+    assert set(err["errors"]) == {"tenantName", "gitIds", "registryIds", "storageId"}, err
 
 
 def test_existing_tenant_name_is_409(platform, admin, member):

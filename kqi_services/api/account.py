@@ -12,6 +12,8 @@ from ..domain.validation import Fields
 from ..hub_client import HubError
 from ..permissions import Access, tenant_token_scopes
 from .base import TENANT_COOKIE, ApiError, BaseAPIHandler
+from .schemas.account import AccountOutput, DefaultTenantQuery, LoginInput, LoginOutput, SwitchTenantInput
+from .schemas.core import contract
 
 DEFAULT_EXPIRES_IN = 864000  # ten days, as KAMONOHASHI
 MAX_EXPIRES_IN = 365 * 24 * 3600
@@ -53,6 +55,7 @@ class LoginHandler(AccountMixin, BaseAPIHandler):
 
     access = {"POST": Access.ANONYMOUS}
 
+    @contract(body=LoginInput, response=LoginOutput, errors=(401,))
     async def post(self):
         f = Fields(self.json_body())
         name = f.str("userName", required=True, max_length=255)
@@ -117,6 +120,7 @@ class SwitchTenantHandler(AccountMixin, BaseAPIHandler):
 
     access = {"POST": Access.AUTHENTICATED}
 
+    @contract(body=SwitchTenantInput, body_required=False, response=LoginOutput)
     async def post(self, tenant_id):
         tenant_id = self.int_path(tenant_id, "tenant id")
         f = Fields(self.json_body(required=False))
@@ -145,6 +149,7 @@ class AccountHandler(AccountMixin, BaseAPIHandler):
 
     access = {"GET": Access.AUTHENTICATED, "PUT": Access.AUTHENTICATED}
 
+    @contract(response=AccountOutput)
     async def get(self):
         model, tenants = await self.hub_user_tenants(self.identity.name)
         roles = set((model or {}).get("roles") or [])
@@ -180,11 +185,9 @@ class AccountHandler(AccountMixin, BaseAPIHandler):
             "passwordChangeUrl": self.kqi.hub_prefix + "change-password",
         })
 
+    @contract(query=DefaultTenantQuery, response=AccountOutput)
     async def put(self):
-        tenant_id = self.int_query("defaultTenant", minimum=0)
-        if tenant_id is None:
-            raise ApiError(400, "Give the default tenant as ?defaultTenant=<id>.",
-                           {"defaultTenant": ["is required"]})
+        tenant_id = self.query.defaultTenant
         _, tenants = await self.hub_user_tenants(self.identity.name)
         if tenant_id not in {t.id for t in tenants}:
             raise ApiError(400, f"You are not a member of a tenant with the id {tenant_id}.",

@@ -6,11 +6,36 @@ The rules are in domain/infra.py; these handlers parse, call and answer.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 from ..domain import infra
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
+from .schemas import infra as models
+from .schemas.core import contract
+from .schemas.misc import items_body
+
+
+def _contracted(func, **declared):
+    """A method of a shared base class with the contract of one subclass (its own models)."""
+
+    @functools.wraps(func)
+    def method(self, *args):
+        return func(self, *args)
+
+    return contract(**declared)(method)
+
+
+def _catalog_contracts(output, create, edit) -> dict:
+    """The contracts of a catalog's list route (get, post) and item route (get, put, delete)."""
+    return {
+        "list": {"get": {"query": models.CatalogListQuery, "response": list[output], "paged": True},
+                 "post": {"body": create, "response": output, "status": 201, "errors": (409,)}},
+        "item": {"get": {"response": output},
+                 "put": {"body": edit, "response": output, "errors": (409,)},
+                 "delete": {"response": None, "status": 204, "errors": (409,)}},
+    }
 
 
 # ------------------------------------------------------------------ admin CRUD
@@ -28,7 +53,7 @@ class _CatalogListHandler(_CatalogHandler):
     def get(self):
         catalog = self.catalog()
         rows = catalog.list()
-        name = self.get_query_argument("name", None)
+        name = self.query.name
         if name:
             rows = [r for r in rows if name in r.name]
         self.write_json([catalog.to_json(r) for r in self.paginate(rows)])
@@ -60,20 +85,36 @@ class _CatalogItemHandler(_CatalogHandler):
         self.no_content()
 
 
+_GIT = _catalog_contracts(models.GitServerOutput, models.GitServerInput, models.GitServerEditInput)
+_REGISTRY = _catalog_contracts(models.RegistryOutput, models.RegistryInput, models.RegistryEditInput)
+_STORAGE = _catalog_contracts(models.StorageOutput, models.StorageInput, models.StorageEditInput)
+_NODE = _catalog_contracts(models.NodeOutput, models.NodeInput, models.NodeEditInput)
+
+
 class GitServerListHandler(_CatalogListHandler):
     catalog_class = infra.GitServers
+    get = _contracted(_CatalogListHandler.get, **_GIT["list"]["get"])
+    post = _contracted(_CatalogListHandler.post, **_GIT["list"]["post"])
 
 
 class GitServerHandler(_CatalogItemHandler):
     catalog_class = infra.GitServers
+    get = _contracted(_CatalogItemHandler.get, **_GIT["item"]["get"])
+    put = _contracted(_CatalogItemHandler.put, **_GIT["item"]["put"])
+    delete = _contracted(_CatalogItemHandler.delete, **_GIT["item"]["delete"])
 
 
 class RegistryListHandler(_CatalogListHandler):
     catalog_class = infra.Registries
+    get = _contracted(_CatalogListHandler.get, **_REGISTRY["list"]["get"])
+    post = _contracted(_CatalogListHandler.post, **_REGISTRY["list"]["post"])
 
 
 class RegistryHandler(_CatalogItemHandler):
     catalog_class = infra.Registries
+    get = _contracted(_CatalogItemHandler.get, **_REGISTRY["item"]["get"])
+    put = _contracted(_CatalogItemHandler.put, **_REGISTRY["item"]["put"])
+    delete = _contracted(_CatalogItemHandler.delete, **_REGISTRY["item"]["delete"])
 
 
 class _StorageCatalog:
@@ -82,19 +123,27 @@ class _StorageCatalog:
 
 
 class StorageListHandler(_StorageCatalog, _CatalogListHandler):
-    pass
+    get = _contracted(_CatalogListHandler.get, **_STORAGE["list"]["get"])
+    post = _contracted(_CatalogListHandler.post, **_STORAGE["list"]["post"])
 
 
 class StorageHandler(_StorageCatalog, _CatalogItemHandler):
-    pass
+    get = _contracted(_CatalogItemHandler.get, **_STORAGE["item"]["get"])
+    put = _contracted(_CatalogItemHandler.put, **_STORAGE["item"]["put"])
+    delete = _contracted(_CatalogItemHandler.delete, **_STORAGE["item"]["delete"])
 
 
 class NodeListHandler(_CatalogListHandler):
     catalog_class = infra.Nodes
+    get = _contracted(_CatalogListHandler.get, **_NODE["list"]["get"])
+    post = _contracted(_CatalogListHandler.post, **_NODE["list"]["post"])
 
 
 class NodeHandler(_CatalogItemHandler):
     catalog_class = infra.Nodes
+    get = _contracted(_CatalogItemHandler.get, **_NODE["item"]["get"])
+    put = _contracted(_CatalogItemHandler.put, **_NODE["item"]["put"])
+    delete = _contracted(_CatalogItemHandler.delete, **_NODE["item"]["delete"])
 
 
 class _EnumHandler(BaseAPIHandler):
@@ -103,6 +152,7 @@ class _EnumHandler(BaseAPIHandler):
     access = Access.SYSTEM_ADMIN
     values: dict[int, str] = {}
 
+    @contract(response=list[models.EnumItemOutput])
     def get(self):
         self.write_json(infra.enum_list(self.values))
 
@@ -122,6 +172,7 @@ class NodeAccessLevelsHandler(_EnumHandler):
 class AdminPartitionsHandler(BaseAPIHandler):
     access = Access.SYSTEM_ADMIN
 
+    @contract(response=list[str])
     def get(self):
         self.write_json(infra.all_partitions(self.db))
 
@@ -131,14 +182,18 @@ class QuotasHandler(BaseAPIHandler):
 
     access = Access.SYSTEM_ADMIN
 
+    @contract(response=list[models.QuotaOutput], paged=True)
     def get(self):
         self.write_json([infra.quota_json(t) for t in self.paginate(infra.list_quotas(self.db))])
 
+    @contract(response=list[models.QuotaOutput])
     def post(self):
+        # the body is a list, which a contract's body model cannot say yet: checked here
         try:
             items = json.loads(self.request.body or b"")
         except (ValueError, UnicodeDecodeError) as e:
             raise ApiError(400, f"The body is not valid JSON: {e}")
+        items, _ = items_body(models.QuotaInput, items, what="{tenantId, cpu, memory, gpu}")
         tenants = infra.set_quotas(self.db, items, self.identity.name)
         self.log.info("%s set the quotas of tenants %s", self.identity.name, ", ".join(t.name for t in tenants))
         self.write_json([infra.quota_json(t) for t in tenants])
@@ -150,6 +205,7 @@ class TenantGitServersHandler(BaseAPIHandler):
 
     access = Access.TENANT_USER
 
+    @contract(response=list[models.TenantGitServerOutput])
     def get(self):
         servers = infra.GitServers(self.db)
         rows = []
@@ -163,6 +219,7 @@ class TenantRegistriesHandler(BaseAPIHandler):
 
     access = Access.TENANT_USER
 
+    @contract(response=list[models.TenantRegistryOutput])
     def get(self):
         registries = infra.Registries(self.db)
         rows = []
@@ -174,6 +231,7 @@ class TenantRegistriesHandler(BaseAPIHandler):
 class TenantPartitionsHandler(BaseAPIHandler):
     access = Access.TENANT_USER
 
+    @contract(response=list[str])
     def get(self):
         self.write_json(infra.tenant_partitions(self.db, self.tenant))
 
@@ -181,6 +239,7 @@ class TenantPartitionsHandler(BaseAPIHandler):
 class TenantQuotaHandler(BaseAPIHandler):
     access = Access.TENANT_USER
 
+    @contract(response=models.QuotaOutput)
     def get(self):
         self.write_json(infra.quota_json(self.tenant))
 
@@ -206,12 +265,14 @@ class _GitBrowseHandler(BaseAPIHandler):
 
 
 class GitReposHandler(_GitBrowseHandler):
+    @contract(response=list[models.GitRepositoryOutput], errors=(503,))
     async def get(self, git_id):
         _, browser = self.browser(git_id)
         await self.answer(browser.repositories())
 
 
 class GitBranchesHandler(_GitBrowseHandler):
+    @contract(response=list[models.GitBranchOutput], errors=(503,))
     async def get(self, git_id, owner, repository):
         server, browser = self.browser(git_id)
         owner, repository = self.repo_names(server, owner, repository)
@@ -219,16 +280,18 @@ class GitBranchesHandler(_GitBrowseHandler):
 
 
 class GitCommitsHandler(_GitBrowseHandler):
+    @contract(query=models.GitCommitsQuery, response=list[models.GitCommitOutput], errors=(503,))
     async def get(self, git_id, owner, repository):
         server, browser = self.browser(git_id)
         owner, repository = self.repo_names(server, owner, repository)
-        branch = infra.check_branch(self.get_query_argument("branch", None))
-        page = self.int_query("page", 1, minimum=1)
-        per_page = min(self.int_query("perPage", infra.COMMITS_PER_PAGE, minimum=1), infra.COMMITS_PER_PAGE)
+        branch = infra.check_branch(self.query.branch)
+        page = self.query.page
+        per_page = min(self.query.perPage, infra.COMMITS_PER_PAGE)
         await self.answer(browser.commits(owner, repository, branch, page, per_page))
 
 
 class GitCommitHandler(_GitBrowseHandler):
+    @contract(response=models.GitCommitOutput, errors=(503,))
     async def get(self, git_id, owner, repository, commit_id):
         server, browser = self.browser(git_id)
         owner, repository = self.repo_names(server, owner, repository)

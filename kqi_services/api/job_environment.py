@@ -12,6 +12,8 @@ from ..domain import job_environment as je
 from ..domain.tenants import TenantManager
 from ..permissions import Access
 from .base import BaseAPIHandler
+from .schemas import job_environment as models
+from .schemas.core import contract
 
 
 class SystemJobEnvironmentHandler(BaseAPIHandler):
@@ -19,10 +21,12 @@ class SystemJobEnvironmentHandler(BaseAPIHandler):
 
     access = {"GET": Access.SYSTEM_ADMIN, "PUT": Access.SYSTEM_ADMIN}
 
+    @contract(response=models.SystemJobEnvironmentOutput)
     def get(self):
         """GET /admin/job-environment: the variables and network mode of every job and notebook."""
         self.write_json(je.system_json(self.db))
 
+    @contract(body=models.SystemJobEnvironmentInput, response=models.SystemJobEnvironmentOutput)
     def put(self):
         """PUT /admin/job-environment: replace the variables and/or the network mode.
 
@@ -53,6 +57,7 @@ class TenantJobEnvironmentHandler(_TenantJobEnvironment, BaseAPIHandler):
     access = {"GET": Access.SYSTEM_ADMIN, "PUT": Access.SYSTEM_ADMIN}
     path_params = ("id",)
 
+    @contract(response=models.TenantJobEnvironmentOutput)
     def get(self, tenant_id):
         """GET /admin/tenants/{id}/job-environment: the tenant's override and the effective setting.
 
@@ -60,6 +65,7 @@ class TenantJobEnvironmentHandler(_TenantJobEnvironment, BaseAPIHandler):
         tenant = TenantManager(self.db, self.kqi.hub).get(self.int_path(tenant_id))
         self.write_json(je.tenant_json(self.db, tenant))
 
+    @contract(body=models.TenantJobEnvironmentInput, response=models.TenantJobEnvironmentOutput)
     def put(self, tenant_id):
         """PUT /admin/tenants/{id}/job-environment: set the tenant's override.
 
@@ -74,10 +80,12 @@ class CurrentTenantJobEnvironmentHandler(_TenantJobEnvironment, BaseAPIHandler):
 
     access = {"GET": Access.TENANT_ADMIN, "PUT": Access.TENANT_ADMIN}
 
+    @contract(response=models.TenantJobEnvironmentOutput)
     def get(self):
         """GET /tenant/job-environment: the current tenant's override and the effective setting."""
         self.write_json(je.tenant_json(self.db, self.tenant))
 
+    @contract(body=models.TenantJobEnvironmentInput, response=models.TenantJobEnvironmentOutput)
     def put(self):
         """PUT /tenant/job-environment: set the current tenant's override.
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from ..domain.uploads import Uploads
 from ..permissions import Access
-from .base import ApiError, BaseAPIHandler
+from .base import BaseAPIHandler
+from .schemas import storage as models
+from .schemas.core import contract
 
 
 class UploadParameterHandler(BaseAPIHandler):
@@ -11,18 +13,13 @@ class UploadParameterHandler(BaseAPIHandler):
 
     access = {"GET": Access.TENANT_USER}
 
+    @contract(query=models.UploadParameterQuery, response=models.UploadParameterOutput, errors=(507,))
     async def get(self):
-        # the raw value: tornado's get_query_argument turns control characters such as NUL into
-        # spaces, which would store a file under another name than the one asked for
-        raw = self.request.query_arguments.get("fileName")
-        try:
-            file_name = raw[-1].decode("utf-8") if raw else None
-        except UnicodeDecodeError:
-            raise ApiError(400, "The file name is not valid UTF-8.", {"fileName": ["must be UTF-8"]})
-        parts = self.int_query("partSum", None, minimum=0)  # 0: an empty file (what the CLI asks for one)
-        if parts is None:
-            raise ApiError(400, "Give the number of parts as partSum.", {"partSum": ["is required"]})
-        resource_type = self.get_query_argument("type", "Data")
+        # the query model reads the raw value (tornado's get_query_argument turns control characters
+        # such as NUL into spaces, which would store a file under another name than the one asked for)
+        file_name = self.query.fileName
+        parts = self.query.partSum  # 0: an empty file (what the CLI asks for one)
+        resource_type = self.query.type
         store = self.tenant_store()
         result = await self.in_thread(
             Uploads(self.db, store, self.tenant).start, self.identity.name, file_name, parts, resource_type,
@@ -36,6 +33,7 @@ class UploadCompleteHandler(BaseAPIHandler):
 
     access = {"POST": Access.TENANT_USER}
 
+    @contract(body=models.UploadCompleteInput, response=models.UploadCompleteOutput, errors=(409, 507))
     async def post(self):
         body = self.json_body()
         store = self.tenant_store()

@@ -7,15 +7,26 @@ from ..db.models import Tenant
 from ..domain.tenants import TenantManager, read_tenant_fields, tenant_details, tenant_index
 from ..permissions import Access
 from .base import BaseAPIHandler
+from .schemas.core import contract
+from .schemas.tenants import (
+    CurrentTenantEditInput,
+    TenantCreateInput,
+    TenantDeleteOutput,
+    TenantDetailsOutput,
+    TenantEditInput,
+    TenantIndexOutput,
+)
 
 
 class TenantListHandler(BaseAPIHandler):
     access = Access.SYSTEM_ADMIN
 
+    @contract(response=list[TenantIndexOutput], paged=True)
     def get(self):
         tenants = self.db.scalars(select(Tenant).order_by(Tenant.id)).all()
         self.write_json([tenant_index(t) for t in self.paginate(list(tenants))])
 
+    @contract(body=TenantCreateInput, response=TenantIndexOutput, status=201, errors=(409,))
     async def post(self):
         values = read_tenant_fields(self.json_body(), self.db, creating=True)
         tenant = await TenantManager(self.db, self.kqi.hub).create(values, self.identity.name)
@@ -26,10 +37,12 @@ class TenantListHandler(BaseAPIHandler):
 class TenantHandler(BaseAPIHandler):
     access = Access.SYSTEM_ADMIN
 
+    @contract(response=TenantDetailsOutput)
     def get(self, tenant_id):
         tenant = TenantManager(self.db, self.kqi.hub).get(self.int_path(tenant_id))
         self.write_json(tenant_details(tenant))
 
+    @contract(body=TenantEditInput, response=TenantIndexOutput)
     def put(self, tenant_id):
         manager = TenantManager(self.db, self.kqi.hub)
         tenant = manager.get(self.int_path(tenant_id))
@@ -37,6 +50,7 @@ class TenantHandler(BaseAPIHandler):
         manager.update(tenant, values, self.identity.name)
         self.write_json(tenant_index(tenant))
 
+    @contract(response=TenantDeleteOutput, errors=(409,))
     async def delete(self, tenant_id):
         manager = TenantManager(self.db, self.kqi.hub)
         tenant = manager.get(self.int_path(tenant_id))
@@ -50,9 +64,11 @@ class CurrentTenantHandler(BaseAPIHandler):
 
     access = {"GET": Access.TENANT_ADMIN, "PUT": Access.TENANT_ADMIN}
 
+    @contract(response=TenantDetailsOutput)
     def get(self):
         self.write_json(tenant_details(self.tenant))
 
+    @contract(body=CurrentTenantEditInput, response=TenantDetailsOutput)
     def put(self):
         # a tenant administrator may rename the tenant and choose its defaults among the
         # git servers and registries that the system administrator assigned

@@ -14,6 +14,9 @@ from ..notify import policy as notify_policy
 from ..notify import slack
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
+from .schemas import user_settings as models
+from .schemas.core import contract
+from .schemas.misc import items_body
 
 
 def json_any(handler: BaseAPIHandler):
@@ -32,13 +35,17 @@ class GitTokensHandler(BaseAPIHandler):
 
     access = {"GET": Access.TENANT_USER, "PUT": Access.TENANT_USER}
 
+    @contract(response=models.GitTokensOutput)
     def get(self):
         setting = self.user_setting()
         self.db.commit()
         self.write_json(settings.git_output(self.db, setting, self.tenant))
 
+    @contract(response=models.GitTokensOutput | models.GitTokenOutput)
     def put(self):
-        changes, was_list = settings.read_git_tokens(json_any(self), self.tenant)
+        # a list of {id, token} or one: a body a contract's model cannot say yet, checked here
+        items, was_list = items_body(models.GitTokenInput, json_any(self), what="{id, token}", allow_object=True)
+        changes, was_list = settings.read_git_tokens(items if was_list else items[0], self.tenant)
         setting = self.user_setting()
         settings.apply_git_tokens(self.db, self.kqi.secret_box, setting, changes)
         self.log.info("%s changed git tokens of servers %s", self.identity.name, [c[0] for c in changes])
@@ -53,14 +60,20 @@ class RegistryCredentialsHandler(BaseAPIHandler):
 
     access = {"GET": Access.TENANT_USER, "PUT": Access.TENANT_USER}
 
+    @contract(response=models.RegistryCredentialsOutput)
     def get(self):
         setting = self.user_setting()
         self.db.commit()
         self.write_json(settings.registry_output(self.db, setting, self.tenant))
 
+    @contract(response=models.RegistryCredentialsOutput | models.RegistryCredentialOutput)
     def put(self):
+        # a list of {id, userName, password} or one: checked here (see GitTokensHandler.put)
+        items, was_list = items_body(models.RegistryCredentialInput, json_any(self),
+                                     what="{id, userName, password}", allow_object=True)
         setting = self.user_setting()
-        changes, was_list = settings.read_registry_credentials(json_any(self), self.tenant, self.db, setting)
+        changes, was_list = settings.read_registry_credentials(items if was_list else items[0], self.tenant,
+                                                               self.db, setting)
         settings.apply_registry_credentials(self.db, self.kqi.secret_box, setting, changes)
         self.log.info("%s changed registry credentials of registries %s", self.identity.name,
                       [c.registry_id for c in changes])
@@ -75,11 +88,13 @@ class SlackWebhookHandler(BaseAPIHandler):
 
     access = {"GET": Access.AUTHENTICATED, "PUT": Access.AUTHENTICATED}
 
+    @contract(response=models.SlackWebhookOutput)
     def get(self):
         setting = self.user_setting()
         self.db.commit()
         self.write_json(settings.webhook_output(setting))
 
+    @contract(body=models.SlackWebhookInput, response=None, status=204)
     def put(self):
         changes = settings.read_webhook(self.json_body())
         setting = self.user_setting()
@@ -98,6 +113,7 @@ class SlackWebhookTestHandler(BaseAPIHandler):
 
     access = {"POST": Access.AUTHENTICATED}
 
+    @contract(body=models.SlackWebhookTestInput, body_required=False, response=models.SlackWebhookTestOutput)
     async def post(self):
         body = self.json_body(required=False)
         setting = self.user_setting()
@@ -122,6 +138,7 @@ class DisplayNameHandler(BaseAPIHandler):
 
     access = {"PUT": Access.AUTHENTICATED}
 
+    @contract(body=models.DisplayNameInput, response=None, status=204)
     def put(self):
         display_name = settings.read_display_name(self.json_body())
         setting = self.user_setting()
@@ -135,6 +152,7 @@ class PasswordHandler(BaseAPIHandler):
 
     access = {"PUT": Access.AUTHENTICATED}
 
+    @contract(body=models.PasswordChangeInput, response=None, status=204)
     async def put(self):
         current, new = settings.read_password_change(self.json_body())
         await settings.change_password(self.kqi.hub, self.identity.name, current, new)

@@ -11,7 +11,23 @@ from ..domain.users import HubStepFailed, UserManager, read_new_user, read_tenan
 from ..domain.validation import Fields
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
+from .schemas.core import contract
+from .schemas.misc import items_body
+from .schemas.users import (
+    AdminUserOutput,
+    TenantMemberInput,
+    TenantUserOutput,
+    UserCreateInput,
+    UserDisplayNameInput,
+    UserEditInput,
+    UserPasswordInput,
+    UserTenantInput,
+    UserTenantsInput,
+)
 from .user_settings import json_any
+
+#: a change that takes several hub calls answers 409 or 502 when one fails (domain/users.py HubChanges)
+HUB_STEPS = (409, 502)
 
 
 class UsersAPIHandler(BaseAPIHandler):
@@ -35,9 +51,11 @@ class UserListHandler(UsersAPIHandler):
 
     access = Access.SYSTEM_ADMIN
 
+    @contract(response=list[AdminUserOutput], paged=True)
     async def get(self):
         self.write_json(self.paginate(await self.users.list_rows()))
 
+    @contract(body=UserCreateInput, response=AdminUserOutput, status=201, errors=HUB_STEPS)
     async def post(self):
         new = read_new_user(self.json_body(), self.db)
         row = await self.users.create(new)
@@ -51,15 +69,18 @@ class UserHandler(UsersAPIHandler):
 
     access = Access.SYSTEM_ADMIN
 
+    @contract(response=AdminUserOutput)
     async def get(self, name):
         self.write_json(await self.users.row(name))
 
+    @contract(body=UserEditInput, response=AdminUserOutput, errors=HUB_STEPS)
     async def put(self, name):
         changes, choice = read_user_edit(self.json_body(), self.db)
         row = await self.users.edit(name, changes, choice)
         self.log.info("%s edited the user %s", self.identity.name, name)
         self.write_json(row)
 
+    @contract(response=None, status=204, errors=HUB_STEPS)
     async def delete(self, name):
         await self.users.delete(name, self.identity.name)
         self.log.info("%s deleted the user %s", self.identity.name, name)
@@ -71,6 +92,7 @@ class UserDisplayNameHandler(UsersAPIHandler):
 
     access = {"PUT": Access.SYSTEM_ADMIN}
 
+    @contract(body=UserDisplayNameInput, response=AdminUserOutput)
     async def put(self, name):
         changes, _ = read_user_edit({"displayName": self.json_body().get("displayName")}, self.db)
         self.write_json(await self.users.edit(name, changes, None))
@@ -81,6 +103,7 @@ class UserPasswordHandler(UsersAPIHandler):
 
     access = {"PUT": Access.SYSTEM_ADMIN}
 
+    @contract(body=UserPasswordInput, response=None, status=204)
     async def put(self, name):
         password = check_new_password(self.json_body().get("password"))
         await self.users.set_password(name, password)
@@ -93,8 +116,16 @@ class UserTenantsHandler(UsersAPIHandler):
 
     access = {"PUT": Access.SYSTEM_ADMIN}
 
+    @contract(response=AdminUserOutput, errors=HUB_STEPS)
     async def put(self, name):
-        choice = read_tenants_body(json_any(self), self.db)
+        # the body is a list (or {"tenants": [...]}), which a contract's body model cannot say yet
+        body = json_any(self)
+        if isinstance(body, dict):
+            items, _ = items_body(UserTenantsInput, body, what="{tenants}", allow_object=True)
+            body = items[0]
+        else:
+            body, _ = items_body(UserTenantInput, body, what="{id, isTenantAdmin, default}", prefix="tenants")
+        choice = read_tenants_body(body, self.db)
         row = await self.users.replace_tenants(name, choice)
         self.log.info("%s set the tenants of %s to %s", self.identity.name, name,
                       sorted(choice.admin_by_tenant))
@@ -107,6 +138,7 @@ class TenantUserListHandler(UsersAPIHandler):
 
     access = {"GET": Access.TENANT_ADMIN}
 
+    @contract(response=list[TenantUserOutput], paged=True)
     async def get(self):
         self.write_json(self.paginate(await self.users.tenant_rows(self.tenant)))
 
@@ -117,9 +149,11 @@ class TenantUserHandler(UsersAPIHandler):
 
     access = Access.TENANT_ADMIN
 
+    @contract(response=TenantUserOutput)
     async def get(self, name):
         self.write_json(await self.users.tenant_row(self.tenant, name))
 
+    @contract(body=TenantMemberInput, body_required=False, response=TenantUserOutput, errors=HUB_STEPS)
     async def put(self, name):
         f = Fields(self.json_body(required=False))
         is_admin = f.bool("isTenantAdmin", default=False)
@@ -129,6 +163,7 @@ class TenantUserHandler(UsersAPIHandler):
                       "administrator" if is_admin else "member", self.tenant.name)
         self.write_json(row)
 
+    @contract(response=None, status=204, errors=HUB_STEPS)
     async def delete(self, name):
         await self.users.remove_tenant_member(self.tenant, name, self.identity.name)
         self.log.info("%s removed %s from tenant %s", self.identity.name, name, self.tenant.name)

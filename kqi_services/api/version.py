@@ -3,6 +3,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ..permissions import Access
 from .base import BaseAPIHandler
+from .schemas.core import contract
+from .schemas.misc import VersionOutput
 
 
 def platform_version() -> str:
@@ -15,6 +17,7 @@ def platform_version() -> str:
 class VersionHandler(BaseAPIHandler):
     access = {"GET": Access.ANONYMOUS}
 
+    @contract(response=VersionOutput)
     def get(self):
         self.write_json({"version": platform_version(), "messages": []})
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-try:
-    from .core import ApiModel
-except ImportError:  # until the shared core lands
-    from pydantic import BaseModel as ApiModel
+from .core import ApiModel, Id
 
 
 
@@ -25,7 +22,7 @@ class LoginInput(ApiModel):
 
     userName: str = Field(description="The user name.")
     password: str = Field(description="The user's password.")
-    tenantId: int | None = Field(None, ge=0, le=2**53, description="The tenant to sign in to (default: the"
+    tenantId: Id | None = Field(None, description="The tenant to sign in to (default: the"
                                                                       " user's default tenant, else the first).")
     expiresIn: int | None = _expires_in()
 
@@ -41,13 +38,13 @@ class LoginOutput(ApiModel):
 
     token: str
     userName: str
-    tenantId: int | None = Field(description="null for a system administrator who belongs to no tenant")
+    tenantId: Id | None = Field(description="null for a system administrator who belongs to no tenant")
     tenantName: str | None
     expiresIn: int
 
 
 class RoleInfo(ApiModel):
-    id: int
+    id: Id
     name: str
     displayName: str
     sortOrder: int
@@ -56,7 +53,7 @@ class RoleInfo(ApiModel):
 
 
 class AccountTenantInfo(ApiModel):
-    id: int
+    id: Id
     name: str
     displayName: str
     default: bool
@@ -67,7 +64,7 @@ class AccountTenantInfo(ApiModel):
 class AccountOutput(ApiModel):
     """GET/PUT /account"""
 
-    userId: int
+    userId: Id
     userName: str
     userDisplayName: str
     passwordChangeEnabled: bool
@@ -81,4 +78,4 @@ class AccountOutput(ApiModel):
 class DefaultTenantQuery(ApiModel):
     """PUT /account?defaultTenant=ID"""
 
-    defaultTenant: int = Field(ge=0, le=2**53, description="The id of one of the caller's tenants.")
+    defaultTenant: Id = Field(description="The id of one of the caller's tenants.")

@@ -10,15 +10,11 @@ of an edit model may be left out. A text field that may be left out also takes "
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
-try:
-    from .core import ApiModel
-except ImportError:  # until the shared core lands
-    from pydantic import BaseModel as ApiModel
+from .core import ApiModel, Id, Timestamp
 
 MAX_ID = 2**31 - 1
 NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9_])?$"
@@ -36,15 +32,15 @@ AccessLevel = Literal[0, 1, 2]
 
 class AuditOutput(ApiModel):
     createdBy: str | None
-    createdAt: datetime
+    createdAt: Timestamp
     modifiedBy: str | None
-    modifiedAt: datetime
+    modifiedAt: Timestamp
 
 
 class EnumItemOutput(ApiModel):
     """An entry of a fixed list (service types, access levels)."""
 
-    id: int
+    id: Id
     name: str
 
 
@@ -77,7 +73,7 @@ class GitServerInput(GitServerEditInput):
 
 
 class GitServerOutput(AuditOutput):
-    id: int
+    id: Id
     name: str
     serviceType: int
     serviceTypeName: str
@@ -116,7 +112,7 @@ class RegistryInput(RegistryEditInput):
 
 
 class RegistryOutput(AuditOutput):
-    id: int
+    id: Id
     name: str
     host: str
     portNo: int | None
@@ -141,6 +137,10 @@ class StorageEditInput(ApiModel):
     serverUrl: str = Field(None, max_length=1024, description="file:///path for a local store, an http(s)://"
                                                               " URL for S3.")
     kind: Literal["local", "s3"] | None = Field(None, description="Default: from serverUrl.")
+    publicUrl: str | None = Field(None, max_length=1024,
+                                  description="KQI, S3 only: the http(s):// address outside clients reach S3 by;"
+                                              " presigned URLs use it (signed for that host), the service keeps"
+                                              " serverUrl for its own calls. Empty or null: serverUrl.")
     bucket: str | None = Field(None, max_length=63, pattern=BUCKET_PATTERN, description="An S3 bucket name.")
     region: str | None = Field(None, max_length=64, pattern=REGION_PATTERN)
     pathStyle: bool | None = Field(None, description="Path-style S3 addresses (default true).")
@@ -159,10 +159,11 @@ class StorageInput(StorageEditInput):
 
 
 class StorageOutput(AuditOutput):
-    id: int
+    id: Id
     name: str
     kind: str
     serverUrl: str
+    publicUrl: str | None = Field(None, description="KQI: the address presigned URLs use (null: serverUrl).")
     bucket: str | None
     region: str | None
     pathStyle: bool
@@ -181,7 +182,7 @@ class NodeEditInput(ApiModel):
     partition: str | None = Field(None, max_length=63, pattern=PARTITION_PATTERN,
                                   description="A Kubernetes label value.")
     accessLevel: AccessLevel = Field(None, description="0 Disabled, 1 Private (assigned tenants only), 2 Public.")
-    assignedTenantIds: list[int] | None = Field(None, json_schema_extra={"uniqueItems": True},
+    assignedTenantIds: list[Id] | None = Field(None, json_schema_extra={"uniqueItems": True},
                                                 description="The tenants of a private node.")
     tensorBoardEnabled: bool | None = None
     notebookEnabled: bool | None = None
@@ -198,19 +199,19 @@ class NodeInput(NodeEditInput):
 
 
 class NodeTenantOutput(ApiModel):
-    id: int
+    id: Id
     name: str
     displayName: str
 
 
 class NodeOutput(AuditOutput):
-    id: int
+    id: Id
     name: str
     memo: str | None
     partition: str | None
     accessLevel: int
     accessLevelStr: str
-    assignedTenantIds: list[int]
+    assignedTenantIds: list[Id]
     assignedTenants: list[NodeTenantOutput]
     tensorBoardEnabled: bool
     notebookEnabled: bool
@@ -223,7 +224,7 @@ class NodeOutput(AuditOutput):
 class QuotaInput(ApiModel):
     """An entry of POST /admin/quotas: the three limits of a tenant (0, null or left out: no limit)."""
 
-    tenantId: int = Field(ge=1, le=MAX_ID)
+    tenantId: Id = Field(ge=1, le=MAX_ID)
     cpu: float | None = Field(None, ge=0)
     memory: float | None = Field(None, ge=0, description="GiB")
     gpu: int | None = Field(None, ge=0)
@@ -232,7 +233,7 @@ class QuotaInput(ApiModel):
 class QuotaOutput(ApiModel):
     """KAMONOHASHI's QuotaOutputModel: 0 means no limit."""
 
-    tenantId: int
+    tenantId: Id
     tenantName: str = Field(description="The tenant's display name")
     name: str = Field(description="KQI: the tenant's name")
     cpu: float
@@ -269,5 +270,5 @@ class GitCommitsQuery(ApiModel):
     """GET /git/{gitId}/repos/{owner}/{repository}/commits"""
 
     branch: str | None = Field(None, max_length=255, description="Default: the repository's HEAD.")
-    page: int = Field(1, ge=1)
-    perPage: int = Field(100, ge=1, description="At most 100 are returned.")
+    page: int = Field(1, ge=1, le=1_000_000)
+    perPage: int = Field(100, ge=1, le=2**53, description="At most 100 are returned.")

@@ -9,10 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-try:
-    from .core import ApiModel
-except ImportError:  # until the shared core lands
-    from pydantic import BaseModel as ApiModel
+from .core import ApiModel
 
 ResourceType = Literal["Data", "TrainingHistoryAttachedFiles", "InferenceHistoryAttachedFiles",
                        "PreprocHistoryAttachedFiles", "NotebookHistoryAttachedFiles"]
@@ -25,6 +22,8 @@ class UploadParameterQuery(ApiModel):
                                       " at most 255 bytes.")
     partSum: int = Field(ge=0, le=10000, description="The number of parts (0 for an empty file).")
     type: ResourceType = Field("Data", description="What the file is uploaded for.")
+    fileSize: int | None = Field(None, ge=0, le=2**53, description="KQI: the file's size in bytes, when known:"
+                                                                  " refused up front when it would not fit.")
 
 
 class UploadParameterOutput(ApiModel):

@@ -7,14 +7,9 @@ default among the given ids, reserved names).
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-try:
-    from .core import ApiModel
-except ImportError:  # until the shared core lands
-    from pydantic import BaseModel as ApiModel
+from .core import ApiModel, Id, Timestamp
 
 TENANT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 UNIQUE = {"uniqueItems": True}
@@ -28,19 +23,19 @@ class TenantFieldsInput(ApiModel):
     """The fields a system administrator sets on a tenant (create and edit)."""
 
     displayName: str = Field(max_length=128, description="The name shown to people.")
-    gitIds: list[int] = _ids("The git servers the tenant may use.")
-    defaultGitId: int | None = Field(None, description="One of gitIds (default: the first).")
-    registryIds: list[int] = _ids("The container registries the tenant may use.")
-    defaultRegistryId: int | None = Field(None, description="One of registryIds (default: the first).")
-    storageId: int = Field(description="The storage endpoint of the tenant's files.")
+    gitIds: list[Id] = _ids("The git servers the tenant may use.")
+    defaultGitId: Id | None = Field(None, description="One of gitIds (default: the first).")
+    registryIds: list[Id] = _ids("The container registries the tenant may use.")
+    defaultRegistryId: Id | None = Field(None, description="One of registryIds (default: the first).")
+    storageId: Id = Field(description="The storage endpoint of the tenant's files.")
     availableInfiniteTimeNotebook: bool | None = Field(
         None, description="Whether notebooks of the tenant may run without a time limit (default false).")
     limitCpu: float | None = Field(None, ge=0, description="KQI: the tenant's CPU quota (null or 0: no limit).")
     limitMemory: float | None = Field(None, ge=0, description="KQI: the tenant's memory quota in GiB"
                                                               " (null or 0: no limit).")
     limitGpu: int | None = Field(None, ge=0, description="KQI: the tenant's GPU quota (null or 0: no limit).")
-    userGroupIds: list[int] | None = Field(
-        None, max_length=0, description="KAMONOHASHI's LDAP user groups: not used (members are the hub"
+    userGroupIds: list[Id] | None = Field(
+        None, json_schema_extra={"maxItems": 0}, description="KAMONOHASHI's LDAP user groups: not used (members are the hub"
                                         " group's), so only an empty list is accepted.")
 
 
@@ -60,29 +55,29 @@ class CurrentTenantEditInput(ApiModel):
     """PUT /tenant: what a tenant administrator may change; a field left out keeps its value."""
 
     displayName: str = Field(None, max_length=128, description="The name shown to people.")
-    defaultGitId: int | None = Field(None, description="One of the tenant's git servers.")
-    defaultRegistryId: int | None = Field(None, description="One of the tenant's registries.")
+    defaultGitId: Id | None = Field(None, description="One of the tenant's git servers.")
+    defaultRegistryId: Id | None = Field(None, description="One of the tenant's registries.")
 
 
 class TenantIndexOutput(ApiModel):
-    id: int
+    id: Id
     name: str
     displayName: str
     storagePath: str
-    createdAt: datetime
+    createdAt: Timestamp
     createdBy: str | None
-    modifiedAt: datetime
+    modifiedAt: Timestamp
     modifiedBy: str | None
 
 
 class TenantDetailsOutput(TenantIndexOutput):
-    gitIds: list[int]
-    defaultGitId: int | None
-    registryIds: list[int]
-    defaultRegistryId: int | None
-    storageId: int | None
+    gitIds: list[Id]
+    defaultGitId: Id | None
+    registryIds: list[Id]
+    defaultRegistryId: Id | None
+    storageId: Id | None
     availableInfiniteTimeNotebook: bool
-    userGroupIds: list[int]
+    userGroupIds: list[Id]
     limitCpu: float | None = Field(description="KQI: the CPU quota (null: no limit)")
     limitMemory: float | None = Field(description="KQI: the memory quota in GiB (null: no limit)")
     limitGpu: int | None = Field(description="KQI: the GPU quota (null: no limit)")

@@ -4,15 +4,16 @@
 Secrets go in, never out: outputs carry null where a secret would be and say whether one
 is set. domain/user_settings.py keeps the rules (servers of the current tenant, secrets
 without surrounding white space, webhook URLs, password strength).
+
+The git token, registry credential and webhook bodies refuse unknown fields (the API's other
+bodies ignore them): a misspelt field there would silently keep an old secret, so the domain
+has always refused them, and the models say so.
 """
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-try:
-    from .core import ApiModel
-except ImportError:  # until the shared core lands
-    from pydantic import BaseModel as ApiModel
+from .core import ApiModel, Id
 
 SECRET_MAX = 4096
 MENTION_PATTERN = r"^$|^@?[A-Za-z0-9._-]{1,64}$"
@@ -23,7 +24,9 @@ class GitTokenInput(ApiModel):
 
     The other fields of the GET answer (name, serviceType, repositoryUrl, tokenSet) may be sent back."""
 
-    id: int = Field(description="The git server's id.")
+    model_config = ConfigDict(extra="forbid")
+
+    id: Id = Field(description="The git server's id.")
     token: str | None = Field(max_length=SECRET_MAX, description="The token; null or \"\" removes it.")
     name: str | None = None
     serviceType: int | None = None
@@ -32,7 +35,7 @@ class GitTokenInput(ApiModel):
 
 
 class GitTokenOutput(ApiModel):
-    id: int
+    id: Id
     name: str
     serviceType: int
     repositoryUrl: str
@@ -41,7 +44,7 @@ class GitTokenOutput(ApiModel):
 
 
 class GitTokensOutput(ApiModel):
-    defaultGitId: int | None
+    defaultGitId: Id | None
     gits: list[GitTokenOutput]
 
 
@@ -51,7 +54,9 @@ class RegistryCredentialInput(ApiModel):
     `password` left out keeps the stored one (changes the user name only); null or "" removes
     the credential. The other fields of the GET answer may be sent back."""
 
-    id: int = Field(description="The registry's id.")
+    model_config = ConfigDict(extra="forbid")
+
+    id: Id = Field(description="The registry's id.")
     userName: str | None = Field(None, max_length=255)
     password: str | None = Field(None, max_length=SECRET_MAX)
     name: str | None = None
@@ -61,7 +66,7 @@ class RegistryCredentialInput(ApiModel):
 
 
 class RegistryCredentialOutput(ApiModel):
-    id: int
+    id: Id
     name: str
     projectName: str | None
     serviceType: int
@@ -71,12 +76,14 @@ class RegistryCredentialOutput(ApiModel):
 
 
 class RegistryCredentialsOutput(ApiModel):
-    defaultRegistryId: int | None
+    defaultRegistryId: Id | None
     registries: list[RegistryCredentialOutput]
 
 
 class SlackWebhookInput(ApiModel):
     """PUT /account/webhook/slack: a field left out is kept; null or "" clears it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     slackUrl: str | None = Field(None, max_length=2048, description="An http(s):// incoming-webhook URL.")
     mention: str | None = Field(None, max_length=65, pattern=MENTION_PATTERN,

@@ -5,24 +5,21 @@ need it (names that are free, tenants that exist, one default tenant, not removi
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-try:
-    from .core import ApiModel
-except ImportError:  # until the shared core lands
-    from pydantic import BaseModel as ApiModel
+from .core import ApiModel, Id
 
 USER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 USER_NAME_HELP = "1-64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit."
+#: the schema of a list the domain refuses unless empty (with its own message)
+NONE = {"maxItems": 0}
 PASSWORD_HELP = "At least 8 and at most 1024 characters, without white space at either end."
 
 
 class UserTenantInput(ApiModel):
     """A wanted membership."""
 
-    id: int = Field(description="The tenant's id.")
+    id: Id = Field(description="The tenant's id.")
     isTenantAdmin: bool | None = Field(None, description="Administrator of the tenant (default false).")
     default: bool | None = Field(None, description="The user's default tenant (at most one).")
 
@@ -34,7 +31,7 @@ class UserCreateInput(ApiModel):
     password: str = Field(min_length=8, max_length=1024, description=PASSWORD_HELP)
     displayName: str | None = Field(None, max_length=255)
     tenants: list[UserTenantInput] | None = Field(None, description="The user's tenants (default none).")
-    systemRoles: list[int] | None = Field(None, max_length=0, description="Not used: system administrators"
+    systemRoles: list[int] | None = Field(None, json_schema_extra=NONE, description="Not used: system administrators"
                                                                           " are set in the hub configuration.")
 
 
@@ -43,7 +40,7 @@ class UserEditInput(ApiModel):
 
     displayName: str | None = Field(None, max_length=255, description="null or \"\": the user name is shown.")
     tenants: list[UserTenantInput] | None = Field(None, description="Replaces every membership.")
-    systemRoles: list[int] | None = Field(None, max_length=0, description="Not used: system administrators"
+    systemRoles: list[int] | None = Field(None, json_schema_extra=NONE, description="Not used: system administrators"
                                                                           " are set in the hub configuration.")
 
 
@@ -72,7 +69,7 @@ class TenantMemberInput(ApiModel):
 
 
 class AdminUserTenantOutput(ApiModel):
-    id: int
+    id: Id
     name: str
     displayName: str
     isTenantAdmin: bool
@@ -82,21 +79,21 @@ class AdminUserTenantOutput(ApiModel):
 class AdminUserOutput(ApiModel):
     """A user as the system administrator sees it."""
 
-    id: int
+    id: Id
     name: str
     displayName: str
     serviceType: int = Field(description="KAMONOHASHI's AuthServiceType: 1, local")
     isSystemAdmin: bool
-    defaultTenantId: int | None
+    defaultTenantId: Id | None
     tenants: list[AdminUserTenantOutput]
-    createdAt: datetime | None = Field(description="When the hub made the user")
-    lastActivity: datetime | None = Field(description="The hub's last activity of the user")
+    createdAt: str | None = Field(description="When the hub made the user (ISO 8601, UTC)")
+    lastActivity: str | None = Field(description="The hub's last activity of the user (ISO 8601, UTC)")
 
 
 class TenantUserOutput(ApiModel):
     """A member as the tenant administrator sees it."""
 
-    id: int
+    id: Id
     name: str
     displayName: str
     serviceType: int = Field(description="KAMONOHASHI's AuthServiceType: 1, local")
