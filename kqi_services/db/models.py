@@ -100,6 +100,8 @@ class Storage(AuditMixin, Base):
     name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False, default="s3")  # "local" | "s3"
     server_url: Mapped[str] = mapped_column(String(1024), nullable=False)
+    # S3: the address outside clients reach the service by, for presigned URLs (None: server_url)
+    public_url: Mapped[str | None] = mapped_column(String(1024))
     bucket: Mapped[str | None] = mapped_column(String(255))
     region: Mapped[str | None] = mapped_column(String(64))
     path_style: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)

@@ -368,6 +368,11 @@ class Storages(Catalog):
             check_url(f, "serverUrl", server_url, schemes=("file",))
         elif kind == "s3":
             check_url(f, "serverUrl", server_url, schemes=("http", "https"))
+        public_url = f.str("publicUrl", max_length=1024, allow_empty=True)
+        if public_url and kind == "local":
+            f.error("publicUrl", "is for S3 endpoints only (a local store's files go through the service)")
+        elif public_url:
+            check_url(f, "publicUrl", public_url, schemes=("http", "https"))
         bucket = f.str("bucket", max_length=63, pattern=BUCKET_PATTERN,
                        pattern_help="must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'")
         region = f.str("region", max_length=64, pattern=REGION_PATTERN,
@@ -376,7 +381,8 @@ class Storages(Catalog):
         access_key = f.str("accessKey", max_length=255)
         nfs_server = f.str("nfsServer", max_length=255)
         nfs_root = f.str("nfsRoot", max_length=1024)
-        values = {"name": name, "kind": kind, "server_url": server_url, "bucket": bucket or None,
+        values = {"name": name, "kind": kind, "server_url": server_url, "public_url": public_url or None,
+                  "bucket": bucket or None,
                   "region": region or None, "path_style": path_style, "access_key": access_key or None,
                   "nfs_server": nfs_server or None, "nfs_root": nfs_root or None}
         secret = body.get("secretKey")
@@ -398,6 +404,7 @@ class Storages(Catalog):
             "name": s.name,
             "kind": s.kind,
             "serverUrl": s.server_url,
+            "publicUrl": s.public_url,
             "bucket": s.bucket,
             "region": s.region,
             "pathStyle": s.path_style,

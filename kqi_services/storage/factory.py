@@ -44,7 +44,8 @@ class StoreFactory:
         if storage.kind == "s3":
             secret = self.secret_box.decrypt(storage.secret_key_encrypted) if storage.secret_key_encrypted else ""
             return S3ObjectStore(storage.server_url, storage.bucket or "kqi", storage.access_key or "", secret,
-                                 region=storage.region, path_style=storage.path_style)
+                                 region=storage.region, path_style=storage.path_style,
+                                 public_endpoint_url=storage.public_url)
         raise StoreError(f"Unknown storage kind {storage.kind!r}")
 
 

@@ -12,19 +12,31 @@ from .base import CHUNK, ObjectInfo, ObjectStore, StoreError
 
 
 class S3ObjectStore(ObjectStore):
+    """`endpoint_url` is where the service reaches S3 itself; `public_endpoint_url`, when set, the
+    address outside clients (the CLI, browsers, jobs elsewhere) reach the same S3 service by: the
+    presigned URLs handed out use it, signed for that host, so they validate at S3 when they
+    arrive through that name."""
+
     def __init__(self, endpoint_url: str, bucket: str, access_key: str, secret_key: str,
-                 region: str | None = None, path_style: bool = True, create_bucket: bool = True):
+                 region: str | None = None, path_style: bool = True, create_bucket: bool = True,
+                 public_endpoint_url: str | None = None):
         self.bucket = bucket
-        self.client = boto3.client(
-            "s3",
-            endpoint_url=endpoint_url or None,
-            aws_access_key_id=access_key,
-            aws_secret_access_key=secret_key,
-            region_name=region or "us-east-1",
-            config=Config(signature_version="s3v4",
-                          s3={"addressing_style": "path" if path_style else "virtual"},
-                          retries={"max_attempts": 3}),
-        )
+
+        def client(endpoint):
+            return boto3.client(
+                "s3",
+                endpoint_url=endpoint or None,
+                aws_access_key_id=access_key,
+                aws_secret_access_key=secret_key,
+                region_name=region or "us-east-1",
+                config=Config(signature_version="s3v4",
+                              s3={"addressing_style": "path" if path_style else "virtual"},
+                              retries={"max_attempts": 3}),
+            )
+
+        self.client = client(endpoint_url)
+        # presigning makes no request: this client only computes URLs for the public address
+        self.presign_client = client(public_endpoint_url) if public_endpoint_url else self.client
         if create_bucket:
             self._ensure_bucket()
 
@@ -46,7 +58,7 @@ class S3ObjectStore(ObjectStore):
 
     def part_urls(self, key, upload_id, parts, base_url, expires_in):
         return [
-            self.client.generate_presigned_url(
+            self.presign_client.generate_presigned_url(
                 "upload_part",
                 Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n},
                 ExpiresIn=expires_in,
@@ -95,7 +107,7 @@ class S3ObjectStore(ObjectStore):
 
     # -- objects ----------------------------------------------------------------------
     def download_url(self, key, file_name, base_url, expires_in):
-        return self.client.generate_presigned_url(
+        return self.presign_client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": key,
                     "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(file_name)}"},

@@ -7,6 +7,9 @@ code ever bypass it. Duplicates an earlier race left behind are renumbered (the 
 gets the next free id) before the indexes are made; the counters start at each tenant's
 current highest id.
 
+Also: storages.public_url, the address outside clients reach an S3 endpoint by (presigned URLs
+are made for it; the service keeps server_url for its own calls).
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-30 23:50:00.000000
@@ -35,6 +38,7 @@ def _index_name(table):
 
 
 def upgrade():
+    op.add_column('storages', sa.Column('public_url', sa.String(length=1024), nullable=True))
     op.create_table('display_id_counters',
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
@@ -70,3 +74,5 @@ def downgrade():
     for table, _scope, _kind in reversed(TABLES):
         op.drop_index(_index_name(table), table_name=table)
     op.drop_table('display_id_counters')
+    with op.batch_alter_table('storages') as batch:
+        batch.drop_column('public_url')
