@@ -33,8 +33,21 @@ def parse_args(argv=None):
     parser.add_argument(
         "--profile", default=os.environ.get("KQI_PROFILE", "local"), choices=["local", "kubernetes"]
     )
+    parser.add_argument(
+        "--base-url", default=os.environ.get("KQI_BASE_URL", "/"),
+        help="URL path the platform is served under, e.g. /kqi/ behind a shared web server (the hub's"
+             " JupyterHub.base_url; every address the platform hands out starts with it); default /",
+    )
     parser.add_argument("--debug", action="store_true", help="debug logging for the hub")
     return parser.parse_args(argv)
+
+
+def normalize_base_url(value: str) -> str:
+    """/kqi, kqi/ and /kqi/ are /kqi/; empty is /."""
+    value = (value or "/").strip().strip("/")
+    if any(c in value for c in "?#\\ ") or ".." in value.split("/"):
+        raise SystemExit(f"--base-url must be a URL path such as /kqi/, not {value!r}")
+    return f"/{value}/" if value else "/"
 
 
 def prepare_environment(args, environ=os.environ, out=sys.stdout) -> dict:
@@ -47,6 +60,7 @@ def prepare_environment(args, environ=os.environ, out=sys.stdout) -> dict:
         KQI_IP=args.ip,
         KQI_PORT=str(args.port),
         KQI_PROFILE=args.profile,
+        KQI_BASE_URL=normalize_base_url(getattr(args, "base_url", "/")),
     )
     # configurable-http-proxy and jupyterhub-singleuser sit beside this Python
     bindir = os.path.dirname(sys.executable)

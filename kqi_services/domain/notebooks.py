@@ -305,7 +305,18 @@ class NotebookManager:
             store.delete_prefix(tenant_key(self.tenant, f"{OUTPUT_FOLDER}/{nb.id}/"))
 
 
+def hub_base_url(hub_prefix: str) -> str:
+    """The hub's base URL (JupyterHub.base_url, e.g. /kqi/) from its pages' prefix (<base_url>hub/)."""
+    return hub_prefix[:-len("hub/")] if hub_prefix.endswith("/hub/") else "/"
+
+
+def notebook_url(nb: Notebook, base_url: str) -> str:
+    """The notebook's JupyterLab through the hub's proxy, under the hub's base URL."""
+    return f"{(base_url or '/').rstrip('/')}/user/{nb.created_by}/{nb.server_name}/lab"
+
+
 def notebook_output(nb: Notebook, base_url: str) -> dict:
+    """A notebook as the API shows it; `base_url` is the hub's base URL (see hub_base_url)."""
     def iso(value: datetime | None):
         return value.isoformat() if value else None
 
@@ -329,5 +340,5 @@ def notebook_output(nb: Notebook, base_url: str) -> dict:
         "modifiedAt": iso(nb.modified_at),
         # KQI additions: where the notebook is served (through the hub's proxy)
         "serverName": nb.server_name,
-        "url": f"{base_url}/user/{nb.created_by}/{nb.server_name}/lab",
+        "url": notebook_url(nb, base_url),
     }

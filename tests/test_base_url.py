@@ -1,0 +1,104 @@
+"""The hub's base URL (`kqi-hub --base-url /kqi/`, KQI_BASE_URL) honoured in every address the
+platform hands out: the API and UI under /kqi/services/kqi/, the hub under /kqi/hub/, a
+notebook's "open" address under /kqi/user/..., upload part URLs, the UI's hub links; each
+address is then used and works."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from .platform import Platform, new_platform, remove_tree, tenant_user, upload_parts, user_hub_token, wait_notebook
+
+BASE = "/kqi/"
+
+
+@dataclass
+class BasePlatform(Platform):
+    """The test platform's helpers with every address under BASE."""
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.port}{BASE.rstrip('/')}"
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.root}/services/kqi"
+
+    @property
+    def hub_api_url(self) -> str:
+        return f"{self.root}/hub/api"
+
+
+@pytest.fixture(scope="module")
+def plat(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("base-url"))
+    made = new_platform(base, {"KQI_BASE_URL": BASE})
+    p = BasePlatform(**{k: getattr(made, k) for k in ("data_dir", "port", "admin_password", "env")})
+    p.db_backend = "sqlite"
+    p.start()
+    yield p
+    p.stop()
+    remove_tree(base)
+
+
+def origin(p) -> str:
+    return f"http://127.0.0.1:{p.port}"
+
+
+def test_everything_is_under_the_base_url(plat):
+    assert requests.get(f"{plat.hub_api_url}/", timeout=10).status_code == 200
+    assert requests.get(f"{origin(plat)}/hub/api/", timeout=10).status_code == 404  # nothing at the old root
+    user = tenant_user(plat)
+
+    # upload part URLs: under the base, and they take the parts
+    upload = upload_parts(user, "a.txt", [b"hello "], complete=True)
+    assert all(u.startswith(f"{origin(plat)}{BASE}services/kqi/") for u in upload["uris"]), upload["uris"]
+
+    # the hub links the API gives the UI
+    r = user.api("GET", "/account")
+    assert r.status_code == 200, r.text
+    change = r.json().get("passwordChangeUrl")
+    if change:
+        assert change.startswith(f"{BASE}hub/"), change
+
+    # the UI page: every hub and service link under the base
+    session = requests.Session()
+    page = session.get(f"{plat.root}/hub/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
+    r = session.post(f"{plat.root}/hub/login", timeout=60,
+                     data={"username": user.name, "password": user.password,
+                           **({"_xsrf": xsrf.group(1)} if xsrf else {})})
+    r = session.get(f"{plat.service_url}/", timeout=30)
+    assert r.status_code == 200 and r.url.startswith(plat.service_url), r.url
+    links = re.findall(r'(?:href|src|action)="(/[^"]*)"', r.text)
+    assert links, r.text[:500]
+    bad = [link for link in links if not link.startswith(BASE)]
+    assert not bad, bad
+    assert f'"{BASE}hub/' in r.text or f"{BASE}hub/" in r.text
+
+
+def test_the_notebook_open_address_works_under_the_base_url(plat):
+    user = tenant_user(plat)
+    r = user.api("POST", "/notebook/run", json={"name": "nb", "cpu": 1, "memory": 1, "gpu": 0, "expiresIn": 3600})
+    assert r.status_code == 201, r.text
+    nb_id = r.json()["id"]
+    try:
+        nb = wait_notebook(plat, user.token, nb_id, "Running", timeout=180)
+        assert nb["url"].startswith(f"{BASE}user/{user.name}/"), nb["url"]
+        r = user.api("GET", f"/notebook/{nb_id}/endpoint")
+        assert r.status_code == 200, r.text
+        url = r.json()["url"]
+        assert url == nb["url"] and url.startswith(f"{BASE}user/{user.name}/") and url.endswith("/lab"), url
+        # the address reaches the Jupyter server through the hub's proxy
+        token = user_hub_token(plat, user.name, user.password)
+        server = url[:-len("lab")]
+        got = requests.get(f"{origin(plat)}{server}api/contents/", headers={"Authorization": f"token {token}"},
+                           timeout=30)
+        assert got.status_code == 200 and got.json()["type"] == "directory", (got.status_code, got.text[:300])
+        lab = requests.get(f"{origin(plat)}{url}", headers={"Authorization": f"token {token}"}, timeout=30)
+        assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[:300])
+    finally:
+        user.api("POST", f"/notebook/{nb_id}/halt")
