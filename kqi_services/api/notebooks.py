@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from ..domain.notebooks import OUTPUT_FOLDER, NotebookManager, notebook_output
+from ..domain.notebooks import OUTPUT_FOLDER, NotebookManager, hub_base_url, notebook_output, notebook_url
 from ..domain.validation import NotFoundError
 from ..permissions import Access
 from ..storage.factory import tenant_key
@@ -23,7 +23,7 @@ class NotebookHandlerBase(BaseAPIHandler):
         return self.manager().get(self.int_path(notebook_id))
 
     def output(self, nb) -> dict:
-        return notebook_output(nb, "")
+        return notebook_output(nb, hub_base_url(self.kqi.hub_prefix))
 
 
 class NotebookListHandler(NotebookHandlerBase):
@@ -90,7 +90,8 @@ class NotebookEndpointHandler(NotebookHandlerBase):
         nb = await self.manager().refresh(self.notebook(notebook_id))
         if nb.status != "Running":
             raise NotFoundError(f"The notebook {nb.name} is not running ({nb.status}).")
-        self.write_json({"url": f"/user/{nb.created_by}/{nb.server_name}/lab", "nodePort": None, "token": None})
+        self.write_json({"url": notebook_url(nb, hub_base_url(self.kqi.hub_prefix)), "nodePort": None,
+                         "token": None})
 
 
 class NotebookContainerFilesHandler(NotebookHandlerBase):
