@@ -418,10 +418,19 @@ class KqiService(Application):
             "Hashing %s failed: %s", stored_path, f.exception()))
 
     def clean_uploads(self) -> None:
-        from .domain.uploads import clean_expired_uploads
+        from .db.models import Storage
+        from .domain.uploads import clean_expired_uploads, clean_orphan_upload_folders
+        from .storage.base import StoreError
 
         with self.session_factory() as db:
             removed = clean_expired_uploads(db, self.stores.for_tenant, self.upload_expiry_seconds, self.log)
+            local = []
+            for storage in db.scalars(select(Storage).where(Storage.kind == "local")).all():
+                try:
+                    local.append(self.stores.for_storage(storage))
+                except StoreError as e:
+                    self.log.warning("Storage %s: %s", storage.name, e)
+            removed += clean_orphan_upload_folders(db, local, self.upload_expiry_seconds)
         if removed:
             self.log.info("Removed %d stale uploads", removed)
 

@@ -514,3 +514,181 @@ def test_local_store_never_serves_through_a_link(tmp_path):
         with pytest.raises(_StoreError):
             b"".join(store.read(key))
     assert b"".join(store.read("tenants/t/TrainingContainerOutputFiles/1/real.txt")) == b"ok"
+
+
+# ------------------------------------------------------------------ room on the disk
+def test_reserve_rule():
+    from kqi_services.storage.base import InsufficientStorage, SpaceReserve
+
+    GiB = 1024 * MiB
+    default = SpaceReserve()
+    assert default.bytes_for(10 * GiB) == GiB  # 1 GiB is more than 5 % of 10 GiB
+    assert default.bytes_for(100 * GiB) == 5 * GiB  # 5 % of 100 GiB is more than 1 GiB
+    reserve = SpaceReserve(min_bytes=8 * MiB, percent=0)
+    total = 96 * MiB
+    assert reserve.refusal(free=20 * MiB, total=total) is None  # no size told: room enough
+    assert reserve.refusal(free=20 * MiB, total=total, needed=12 * MiB) is None  # leaves exactly 8 MiB
+    cut = reserve.refusal(free=20 * MiB, total=total, needed=12 * MiB + 1)
+    assert isinstance(cut, InsufficientStorage) and cut.status == 507
+    assert "does not fit" in str(cut) and "8.0 MiB" in str(cut) and "kept free" in str(cut)
+    under = reserve.refusal(free=8 * MiB - 1, total=total)
+    assert under.status == 507 and "nearly full" in str(under)
+    assert reserve.refusal(free=8 * MiB - 1, total=total, needed=0).status == 507  # even an empty file
+    never = reserve.refusal(free=90 * MiB, total=total, needed=88 * MiB + 1)
+    assert never.status == 413 and "larger than this storage can ever take" in str(never)
+    assert reserve.refusal(free=90 * MiB, total=total, needed=82 * MiB) is None
+    assert SpaceReserve(min_bytes=0, percent=10).bytes_for(total) == int(total * 0.1)
+
+
+def test_local_store_space_refusal_reads_the_real_free_space(local):
+    from kqi_services.storage.base import SpaceReserve
+
+    st = os.statvfs(local.root)
+    free, total = local.space()
+    assert total == st.f_blocks * st.f_frsize and 0 < free <= total
+    assert local.space_refusal(SpaceReserve(min_bytes=0, percent=0), 1) is None
+    assert local.space_refusal(SpaceReserve(min_bytes=total, percent=0)).status == 507
+    assert local.space_refusal(SpaceReserve(min_bytes=0, percent=0), total + 1).status == 413
+
+
+def test_disk_full_errors_are_recognised(tmp_path):
+    import errno
+    import sqlite3
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from kqi_services.storage.base import is_disk_full
+
+    assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not is_disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not is_disk_full(ValueError("x"))
+    # a real SQLITE_FULL: a database that may not grow past a few pages
+    engine = create_engine(f"sqlite:///{tmp_path}/full.sqlite")
+    with pytest.raises(OperationalError) as caught:
+        with engine.begin() as c:
+            c.execute(text("PRAGMA max_page_count = 3"))
+            c.execute(text("CREATE TABLE t (x TEXT)"))
+            for _ in range(100):
+                c.execute(text("INSERT INTO t VALUES (:x)"), {"x": "y" * 1000})
+    assert "database or disk is full" in str(caught.value)
+    assert isinstance(caught.value.orig, sqlite3.OperationalError)
+    assert is_disk_full(caught.value)
+    # as the API answers it: 507 in the error shape's terms, no internals
+    from kqi_services.api.base import as_api_error
+
+    mapped = as_api_error(caught.value)
+    assert mapped.status_code == 507 and "disk is full" in mapped.detail and "sqlite" not in mapped.detail.lower()
+    assert as_api_error(RuntimeError("other")) is None
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A tmpfs of 4 MiB (root only): writes there meet ENOSPC for real."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    import subprocess
+
+    path = tmp_path / "tiny"
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], check=True)
+    yield str(path)
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def used_bytes(path: str) -> int:
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+@pytest.mark.parametrize("told", [True, False], ids=["in-place", "kept-apart"])
+def test_a_part_that_meets_enospc_leaves_no_bytes(tiny_disk, told):
+    from kqi_services.storage.base import InsufficientStorage
+
+    store = LocalObjectStore(os.path.join(tiny_disk, "store"), UrlSigner(b"k" * 32), "/s", store_id=1)
+    upload_id = store.start_upload("t/a.bin")
+    used = used_bytes(tiny_disk)
+    data = os.urandom(6 * MiB)  # more than the disk holds
+    writer = store.part_writer(upload_id, 1, len(data) if told else None)
+    with pytest.raises(InsufficientStorage) as caught:
+        for i in range(0, len(data), 64 * 1024):
+            writer.write(data[i:i + 64 * 1024])
+    assert caught.value.status == 507 and "full" in str(caught.value)
+    left = upload_files(store, upload_id)
+    assert not [n for n in left if n.endswith((".partial", ".lock", ".etag")) or n == "1"], left
+    if told:  # the in-place part wrote into the upload's data file: dropping the upload frees it
+        store.abort_upload("t/a.bin", upload_id)
+    assert used_bytes(tiny_disk) <= used + 64 * 1024, (used, used_bytes(tiny_disk))
+    # a part that fits still goes through afterwards
+    upload_id = store.start_upload("t/b.bin")
+    etag = put_local_part(store, upload_id, 1, b"small")
+    assert store.complete_upload("t/b.bin", upload_id, [etag]) == 5
+
+
+def test_an_object_that_meets_enospc_leaves_no_file(tiny_disk):
+    from kqi_services.storage.base import InsufficientStorage
+
+    store = LocalObjectStore(os.path.join(tiny_disk, "store"), UrlSigner(b"k" * 32), "/s", store_id=1)
+    used = used_bytes(tiny_disk)
+    with pytest.raises(InsufficientStorage):
+        store.write("t/out/big.bin", iter([b"x" * MiB] * 6))
+    assert list(store.list("t/")) == []
+    assert [n for n in os.listdir(os.path.join(store.root, "t", "out"))] == []
+    assert used_bytes(tiny_disk) <= used + 64 * 1024
+
+
+def test_abandoned_uploads_go_after_the_configured_age(tmp_path, local):
+    from datetime import timedelta
+
+    from kqi_services.app import KqiService
+    from kqi_services.db.models import Storage, Tenant, utcnow
+    from kqi_services.db.models_data import Upload
+    from kqi_services.db.session import make_engine, make_session_factory, upgrade
+    from kqi_services.domain.uploads import Uploads, clean_expired_uploads
+
+    assert KqiService.class_traits()["upload_expiry_seconds"].default_value == 3600
+    url = f"sqlite:///{tmp_path}/kqi.sqlite"
+    upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+
+    class Log:
+        def warning(self, *args):
+            raise AssertionError(args)
+
+    with sessions() as db:
+        tenant = Tenant(name=f"t{uuid.uuid4().hex[:6]}", display_name="T",
+                        storage=Storage(name=f"s{uuid.uuid4().hex[:6]}", kind="local",
+                                        server_url=f"file://{local.root}"))
+        db.add(tenant)
+        db.commit()
+        uploads = Uploads(db, local, tenant)
+        started = {age: uploads.start("u", f"{age}.bin", 1, "Data", "http://x", 60) for age in (3599, 3601, 7200)}
+        for age, info in started.items():
+            row = db.query(Upload).filter_by(store_upload_id=info["uploadId"]).one()
+            row.created_at = utcnow() - timedelta(seconds=age)
+        db.commit()
+        assert clean_expired_uploads(db, lambda t: local, 3600, Log()) == 2
+        left = {r.store_upload_id for r in db.query(Upload).all()}
+        assert left == {started[3599]["uploadId"]}
+        assert upload_files(local, started[3599]["uploadId"]) == ["meta"]
+        assert upload_files(local, started[3601]["uploadId"]) == []
+        assert upload_files(local, started[7200]["uploadId"]) == []
+        # a shorter age set by the operator takes the young one too
+        assert clean_expired_uploads(db, lambda t: local, 60, Log()) == 1
+        assert db.query(Upload).count() == 0
+
+
+def test_part_folders_without_an_upload_row_go_after_the_age(tmp_path, local):
+    from kqi_services.db.session import make_engine, make_session_factory, upgrade
+    from kqi_services.domain.uploads import clean_orphan_upload_folders
+
+    url = f"sqlite:///{tmp_path}/kqi.sqlite"
+    upgrade(url)
+    orphan = local.start_upload("t/orphan.bin")  # its row was never written
+    folder = os.path.join(local.root, ".uploads", orphan)
+    with make_session_factory(make_engine(url))() as db:
+        assert clean_orphan_upload_folders(db, [local], 3600) == 0  # young: left alone
+        os.utime(folder, (time.time() - 3601, time.time() - 3601))
+        assert clean_orphan_upload_folders(db, [local], 3600) == 1
+    assert not os.path.exists(folder)

@@ -178,3 +178,16 @@ def clean_expired_uploads(db: Session, store_for_tenant, expiry_seconds: float, 
         db.delete(upload)
     db.commit()
     return len(stale)
+
+
+def clean_orphan_upload_folders(db: Session, local_stores, expiry_seconds: float) -> int:
+    """Remove the part folders of local stores that no upload row owns (the row never got written,
+    e.g. on a full disk, or was removed) once they are older than the expiry; returns how many."""
+    known = set(db.scalars(select(Upload.store_upload_id)).all())
+    removed = 0
+    for store in local_stores:
+        for upload_id in store.stale_uploads(expiry_seconds):
+            if upload_id not in known:
+                store.abort_upload("", upload_id)
+                removed += 1
+    return removed

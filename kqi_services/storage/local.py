@@ -257,7 +257,16 @@ class LocalObjectStore(ObjectStore):
         """Upload ids whose folder has not changed for `older_than` seconds."""
         base = os.path.join(self.root, UPLOADS)
         cutoff = time.time() - older_than
-        return [u for u in os.listdir(base) if os.path.getmtime(os.path.join(base, u)) < cutoff]
+        stale = []
+        for upload_id in os.listdir(base):
+            if len(upload_id) != 32 or not all(c in "0123456789abcdef" for c in upload_id):
+                continue  # an upload being completed (<id>.closing)
+            try:
+                if os.path.getmtime(os.path.join(base, upload_id)) < cutoff:
+                    stale.append(upload_id)
+            except FileNotFoundError:
+                continue  # finished meanwhile
+        return stale
 
     # -- objects ----------------------------------------------------------------------
     def download_url(self, key, file_name, base_url, expires_in):
