@@ -9,7 +9,7 @@ from .schemas.core import contract
 
 
 class UploadParameterHandler(BaseAPIHandler):
-    """GET /upload/parameter?fileName=&partSum=&type= : one signed URL per part."""
+    """GET /upload/parameter?fileName=&partSum=&type=[&fileSize=] : one signed URL per part."""
 
     access = {"GET": Access.TENANT_USER}
 
@@ -20,10 +20,12 @@ class UploadParameterHandler(BaseAPIHandler):
         file_name = self.query.fileName
         parts = self.query.partSum  # 0: an empty file (what the CLI asks for one)
         resource_type = self.query.type
+        # the file's size, when the client tells it: refused up front if it would not leave the reserve
+        file_size = self.query.fileSize
         store = self.tenant_store()
         result = await self.in_thread(
             Uploads(self.db, store, self.tenant).start, self.identity.name, file_name, parts, resource_type,
-            self.base_url(), self.kqi.upload_url_expiry_seconds,
+            self.base_url(), self.kqi.upload_url_expiry_seconds, self.kqi.space_reserve(), file_size,
         )
         self.write_json(result)
 
