@@ -89,6 +89,8 @@ def _strip_titles(schema):
             out[key] = value
         else:
             out[key] = _strip_titles(value)
+    if out.get("default", 0) is None and "type" in out and "null" not in out["type"]:
+        del out["default"]  # `x: str = None` (a field that may be left out, not be null)
     return out
 
 
@@ -403,6 +405,11 @@ def schema_of(value, schemas: dict) -> dict:
     return _strip_titles(schema)
 
 
+def _group_bodies(pattern: str) -> list[str]:
+    """The insides of a pattern's capturing groups, in order (`[0-9]+` for `/x/([0-9]+)`)."""
+    return re.findall(r"\((?:\?P<\w+>)?([^()]*)\)", pattern)
+
+
 def _error_ref(code: str) -> dict:
     return {"$ref": f"#/components/responses/Error{code}"}
 
@@ -441,8 +448,9 @@ def _operation(pattern: str, handler: type, method: str, path_names: list[str],
     declared = contract_of(handler, method)
     paged = declared.paged if declared is not None else (calls.paged and method == "GET")
     parameters = []
+    digits = [body in (r"[0-9]+", r"\d+") for body in _group_bodies(pattern)]
     for i, name in enumerate(path_names):
-        integer = i < len(arguments) and arguments[i] in calls.int_arguments
+        integer = (i < len(arguments) and arguments[i] in calls.int_arguments) or (i < len(digits) and digits[i])
         parameters.append({"name": name, "in": "path", "required": True,
                            "schema": dict(ID_SCHEMA) if integer else {"type": "string"}})
     if paged:
@@ -481,6 +489,8 @@ def _operation(pattern: str, handler: type, method: str, path_names: list[str],
         op["x-kqi-contract"] = True
         if declared.status == 204:
             responses["204"] = {"description": "Done; no content."}
+        elif declared.status == 101:
+            responses["101"] = {"description": "Switching to the WebSocket protocol."}
         else:
             if declared.content_type == "application/json":
                 schema = schema_of(declared.response, schemas)

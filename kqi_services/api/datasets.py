@@ -5,6 +5,20 @@ from ..domain.datasets import DataSetManager, data_types, dataset_index
 from ..permissions import Access
 from ..storage.factory import tenant_key
 from .base import BaseAPIHandler
+from .schemas.core import contract
+from .schemas.datasets import (
+    DataSetCopyInput,
+    DataSetCreateInput,
+    DataSetDetailsOutput,
+    DataSetEditEntriesInput,
+    DataSetEditInput,
+    DataSetFilesOutput,
+    DataSetFilesQuery,
+    DataSetIndexOutput,
+    DataSetPathPairOutput,
+    DataSetSearchQuery,
+    DataTypeOutput,
+)
 
 
 class DataSetHandlerBase(BaseAPIHandler):
@@ -15,33 +29,38 @@ class DataSetHandlerBase(BaseAPIHandler):
 
 
 class DataSetListHandler(DataSetHandlerBase):
+    @contract(query=DataSetSearchQuery, response=list[DataSetIndexOutput], paged=True)
     def get(self):
-        args = {k: self.get_query_argument(k, None) or self.get_query_argument(k[0].upper() + k[1:], None)
-                for k in ("id", "name", "memo", "createdAt")}
+        args = {k: getattr(self.query, k) for k in ("id", "name", "memo", "createdAt")}
         rows = self.manager().search(args)
         self.write_json([dataset_index(d) for d in self.paginate(rows)])
 
+    @contract(body=DataSetCreateInput, response=DataSetIndexOutput, status=201)
     def post(self):
         dataset = self.manager().create(self.json_body(), self.identity.name)
         self.write_json(dataset_index(dataset), status=201)
 
 
 class DataSetHandler(DataSetHandlerBase):
+    @contract(response=DataSetDetailsOutput)
     def get(self, dataset_id):
         manager = self.manager()
         self.write_json(manager.details(manager.get(self.int_path(dataset_id))))
 
+    @contract(body=DataSetEditEntriesInput, response=DataSetIndexOutput, errors=(409,))
     def put(self, dataset_id):
         manager = self.manager()
         dataset = manager.update_entries(manager.get(self.int_path(dataset_id)), self.json_body(),
                                          self.identity.name)
         self.write_json(dataset_index(dataset))
 
+    @contract(body=DataSetEditInput, response=DataSetIndexOutput)
     def patch(self, dataset_id):
         manager = self.manager()
         dataset = manager.update_meta(manager.get(self.int_path(dataset_id)), self.json_body(), self.identity.name)
         self.write_json(dataset_index(dataset))
 
+    @contract(response=None, status=204, errors=(409,))
     def delete(self, dataset_id):
         manager = self.manager()
         manager.delete(manager.get(self.int_path(dataset_id)))
@@ -51,6 +70,7 @@ class DataSetHandler(DataSetHandlerBase):
 class DataSetCopyHandler(DataSetHandlerBase):
     """POST /datasets/{id}/copy {name?, memo?} (KQI addition): a new dataset with the same data."""
 
+    @contract(body=DataSetCopyInput, body_required=False, response=DataSetIndexOutput, status=201)
     def post(self, dataset_id):
         manager = self.manager()
         new = manager.copy(manager.get(self.int_path(dataset_id)), self.json_body(required=False),
@@ -59,11 +79,12 @@ class DataSetCopyHandler(DataSetHandlerBase):
 
 
 class DataSetFilesHandler(DataSetHandlerBase):
+    @contract(query=DataSetFilesQuery, response=DataSetFilesOutput)
     def get(self, dataset_id):
         manager = self.manager()
         dataset = manager.get(self.int_path(dataset_id))
         url_for = None
-        if self.get_query_argument("withUrl", "false").lower() == "true":
+        if self.query.withUrl:
             store, base_url = self.tenant_store(), self.base_url()
 
             def url_for(f):
@@ -74,12 +95,14 @@ class DataSetFilesHandler(DataSetHandlerBase):
 
 
 class DataSetPathPairsHandler(DataSetHandlerBase):
+    @contract(response=list[DataSetPathPairOutput])
     def get(self, dataset_id):
         manager = self.manager()
         self.write_json(manager.path_pairs(manager.get(self.int_path(dataset_id))))
 
 
 class DataTypesHandler(DataSetHandlerBase):
+    @contract(response=list[DataTypeOutput])
     def get(self):
         self.write_json([{"id": t.id, "name": t.name} for t in data_types(self.db)])
 

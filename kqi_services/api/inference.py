@@ -14,7 +14,9 @@ from ..domain.jobs import JobSubmission, create_job, job_index
 from ..domain.validation import Fields, ValidationError
 from ..jobs.engine import OUTPUT_FOLDER
 from ..storage.factory import tenant_key
-from .jobs_common import JobListHandler, JobRunHandler, job_routes, kind_classes
+from .jobs_common import JobHandler, JobListHandler, JobRunHandler, job_routes, kind_classes
+from .schemas.core import answering, contract
+from .schemas.jobs import InferenceCreateInput, InferenceDetailsOutput, InferenceIndexOutput, JobIndexOutput
 
 VALUE_FILE = "value.txt"
 MAX_VALUE_BYTES = 256
@@ -57,6 +59,7 @@ class InferenceRunHandler(JobRunHandler):
         values["extra"] = {"inferenceIds": inference_ids}
         return values
 
+    @contract(body=InferenceCreateInput, response=JobIndexOutput, status=201)
     async def post(self):
         body = self.json_body()
         values = await self.in_thread(self.read_submission, body)
@@ -70,6 +73,7 @@ class InferenceRunHandler(JobRunHandler):
 
 class InferenceListHandler(JobListHandler):
     kind = "inference"
+    kqi_contracts = {"GET": answering(JobListHandler, "GET", list[InferenceIndexOutput])}
 
     def index(self, job: Job) -> dict:
         out = job_index(self.db, job)
@@ -79,5 +83,6 @@ class InferenceListHandler(JobListHandler):
 
 CLASSES = kind_classes("inference", run_class=InferenceRunHandler)
 CLASSES["list"] = InferenceListHandler
+CLASSES["one"].kqi_contracts = {"GET": answering(JobHandler, "GET", InferenceDetailsOutput)}
 
 default_handlers = job_routes("inferences", CLASSES)

@@ -21,6 +21,23 @@ from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
 from ..proxy import node_ports
 from .base import BaseAPIHandler
+from .schemas.core import contract
+from .schemas.jobs import (
+    ContainerFilesOutput,
+    ContainerFilesQuery,
+    JobAddFileInput,
+    JobAddFileOutput,
+    JobCreateInput,
+    JobDetailsOutput,
+    JobEditInput,
+    JobFileOutput,
+    JobFilesQuery,
+    JobIndexOutput,
+    JobLogQuery,
+    JobSearchQuery,
+    JobSimpleOutput,
+    JobSimpleQuery,
+)
 
 MAX_DIR_ENTRIES = 10000
 UPLOAD_TYPE = {"training": "TrainingHistoryAttachedFiles", "inference": "InferenceHistoryAttachedFiles"}
@@ -52,12 +69,12 @@ class JobHandlerBase(BaseAPIHandler):
 
 
 class JobListHandler(JobHandlerBase):
+    @contract(query=JobSearchQuery, response=list[JobIndexOutput], paged=True)
     def get(self):
         keys = ("id", "name", "parentId", "parentName", "startedAt", "startedBy", "dataSet", "memo", "status",
                 "entryPoint")
-        args = {k: self.get_query_argument(k, None) or self.get_query_argument(k[0].upper() + k[1:], None)
-                for k in keys}
-        args["tags"] = [t for t in self.get_query_arguments("tag") + self.get_query_arguments("tags") if t.strip()]
+        args = {k: getattr(self.query, k) for k in keys}
+        args["tags"] = [t for t in self.query.tag + self.query.tags if t.strip()]
         rows = self.queries().search(args)
         self.write_json([self.index(j) for j in self.paginate(rows)])
 
@@ -68,6 +85,7 @@ class JobRunHandler(JobHandlerBase):
     def read_submission(self, body: dict) -> dict:
         return JobSubmission(self.db, self.tenant, self.identity.name, self.kind, self.kqi.secret_box).read(body)
 
+    @contract(body=JobCreateInput, response=JobIndexOutput, status=201)
     async def post(self):
         body = self.json_body()
         values = await self.in_thread(self.read_submission, body)
@@ -79,13 +97,16 @@ class JobRunHandler(JobHandlerBase):
 
 
 class JobHandler(JobHandlerBase):
+    @contract(response=JobDetailsOutput)
     def get(self, job_id):
         self.write_json(self.details(self.job(job_id)))
 
+    @contract(body=JobEditInput, response=JobIndexOutput)
     def put(self, job_id):
         job = self.queries().update(self.job(job_id), self.json_body(), self.identity.name)
         self.write_json(self.index(job))
 
+    @contract(response=None, status=204, errors=(409,))
     async def delete(self, job_id):
         job = self.job(job_id)
         self.queries().check_deletable(job)
@@ -112,6 +133,7 @@ class JobHaltHandler(JobHandlerBase):
     end_status = st.KILLED
     reason = "halted by the user"
 
+    @contract(response=JobIndexOutput, errors=(409,))
     async def post(self, job_id):
         job = self.job(job_id)
         if job.status not in st.ACTIVE:
@@ -132,9 +154,10 @@ class JobCompleteHandler(JobHaltHandler):
 class JobFilesHandler(JobHandlerBase):
     """GET /<kind>/{id}/files (log, output.zip, attached files), POST to attach an uploaded file."""
 
+    @contract(query=JobFilesQuery, response=list[JobFileOutput])
     def get(self, job_id):
         job = self.job(job_id)
-        with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        with_url = self.query.withUrl
         store = self.tenant_store() if with_url else None
         base_url = self.base_url()
         out = []
@@ -145,6 +168,7 @@ class JobFilesHandler(JobHandlerBase):
                         "url": url, "size": f.size})
         self.write_json(out)
 
+    @contract(body=JobAddFileInput, response=JobAddFileOutput, status=201, errors=(409,))
     def post(self, job_id):
         job = self.job(job_id)
         body = self.json_body()
@@ -163,6 +187,7 @@ class JobFilesHandler(JobHandlerBase):
 
 
 class JobFileHandler(JobHandlerBase):
+    @contract(response=None, status=204, errors=(409,))
     async def delete(self, job_id, file_id):
         job = self.job(job_id)
         file_id = self.int_path(file_id, "file id")
@@ -188,10 +213,11 @@ def clean_path(path: str) -> str:
 class JobContainerFilesHandler(JobHandlerBase):
     """GET /<kind>/{id}/container-files?path=/&withUrl= : browse /kqi/output, also while it runs."""
 
+    @contract(query=ContainerFilesQuery, response=ContainerFilesOutput)
     async def get(self, job_id):
         job = self.job(job_id)
-        rel = clean_path(self.get_query_argument("path", "/"))
-        with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        rel = clean_path(self.query.path)
+        with_url = self.query.withUrl
         store = self.tenant_store()
         base_url = self.base_url()
         prefix = f"{OUTPUT_FOLDER[job.kind]}/{job.id}" + (f"/{rel}" if rel else "")
@@ -252,10 +278,12 @@ class JobLogHandler(JobHandlerBase):
     streams new lines until the job ends (the web UI's live log).
     """
 
+    @contract(query=JobLogQuery, response=str, content_type="text/plain",
+              headers={"X-Log-Offset": "The byte after the last one sent: the offset to ask for next."})
     async def get(self, job_id):
         job = self.job(job_id)
-        offset = self.int_query("offset", 0, minimum=0)
-        follow = self.get_query_argument("follow", "false").lower() == "true"
+        offset = self.query.offset
+        follow = self.query.follow
         store = self.tenant_store()
         key = tenant_key(self.tenant, f"{ATTACH_FOLDER[job.kind]}/{job.id}/{log_name(job)}")
         path = None
@@ -287,6 +315,7 @@ class JobLogHandler(JobHandlerBase):
 
 
 class JobTagsHandler(JobHandlerBase):
+    @contract(response=list[str])
     def get(self):
         names = self.db.scalars(select(JobTag.name).join(Job, Job.id == JobTag.job_id)
                                 .where(Job.tenant_id == self.tenant.id, Job.kind == self.kind)
@@ -299,9 +328,10 @@ class JobSimpleListHandler(JobHandlerBase):
 
     only_mountable = False
 
+    @contract(query=JobSimpleQuery, response=list[JobSimpleOutput])
     def get(self):
         rows = self.queries().search({})
-        status = self.get_query_argument("status", None)
+        status = self.query.status
         if self.only_mountable:
             rows = [j for j in rows if j.status in (status.split(",") if status else st.FINISHED + (st.RUNNING,))]
         self.write_json([{"id": j.id, "displayId": j.display_id, "name": j.name, "fullName": f"{j.id}:{j.name}",

@@ -7,6 +7,18 @@ from ..domain.preprocessing import PreprocessingManager, preprocessing_index
 from ..domain.validation import ValidationError
 from ..permissions import Access
 from .base import BaseAPIHandler
+from .schemas.core import contract
+from .schemas.jobs import (
+    PreprocessingAddOutputDataInput,
+    PreprocessingCreateInput,
+    PreprocessingDetailsOutput,
+    PreprocessingEditInput,
+    PreprocessingHistoryOutput,
+    PreprocessingIndexOutput,
+    PreprocessingOutputDataOutput,
+    PreprocessingRunInput,
+    PreprocessingSearchQuery,
+)
 
 
 class PreprocessingHandlerBase(BaseAPIHandler):
@@ -20,12 +32,13 @@ class PreprocessingHandlerBase(BaseAPIHandler):
 
 
 class PreprocessingListHandler(PreprocessingHandlerBase):
+    @contract(query=PreprocessingSearchQuery, response=list[PreprocessingIndexOutput], paged=True)
     def get(self):
-        args = {k: self.get_query_argument(k, None) or self.get_query_argument(k[0].upper() + k[1:], None)
-                for k in ("id", "name", "memo", "createdAt")}
+        args = {k: getattr(self.query, k) for k in ("id", "name", "memo", "createdAt")}
         rows = self.manager().search(args)
         self.write_json([preprocessing_index(p) for p in self.paginate(rows)])
 
+    @contract(body=PreprocessingCreateInput, response=PreprocessingIndexOutput, status=201)
     async def post(self):
         body = self.json_body()
         p = await self.in_thread(self.manager().create, body)
@@ -33,19 +46,23 @@ class PreprocessingListHandler(PreprocessingHandlerBase):
 
 
 class PreprocessingHandler(PreprocessingHandlerBase):
+    @contract(response=PreprocessingDetailsOutput)
     def get(self, preprocess_id):
         self.write_json(self.manager().details(self.definition(preprocess_id)))
 
+    @contract(body=PreprocessingCreateInput, response=PreprocessingIndexOutput, errors=(409,))
     async def put(self, preprocess_id):
         p = self.definition(preprocess_id)
         body = self.json_body()
         await self.in_thread(self.manager().replace, p, body)
         self.write_json(preprocessing_index(p))
 
+    @contract(body=PreprocessingEditInput, response=PreprocessingIndexOutput)
     def patch(self, preprocess_id):
         p = self.manager().patch(self.definition(preprocess_id), self.json_body())
         self.write_json(preprocessing_index(p))
 
+    @contract(response=None, status=204, errors=(409,))
     def delete(self, preprocess_id):
         self.manager().delete(self.definition(preprocess_id))
         self.no_content()
@@ -58,6 +75,8 @@ class PreprocessingRunHandler(PreprocessingHandlerBase):
     before any run starts, so a bad one starts nothing.
     """
 
+    @contract(body=PreprocessingRunInput, response=PreprocessingHistoryOutput | list[PreprocessingHistoryOutput],
+              status=201, errors=(409,))
     def post(self, preprocess_id):
         p = self.definition(preprocess_id)
         body = self.json_body()
@@ -78,6 +97,7 @@ class PreprocessingRunHandler(PreprocessingHandlerBase):
 
 
 class HistoryListHandler(PreprocessingHandlerBase):
+    @contract(response=list[PreprocessingHistoryOutput], paged=True)
     def get(self, preprocess_id):
         manager = self.manager()
         p = self.definition(preprocess_id)
@@ -87,17 +107,20 @@ class HistoryListHandler(PreprocessingHandlerBase):
 class HistoryHandler(PreprocessingHandlerBase):
     """GET, POST (open an offline history) and DELETE /preprocessings/{id}/histories/{dataId}."""
 
+    @contract(response=PreprocessingHistoryOutput)
     def get(self, preprocess_id, data_id):
         manager = self.manager()
         h = manager.history(self.definition(preprocess_id), self.int_path(data_id, "data id"))
         out = manager.history_output(h)
         self.write_json(out)
 
+    @contract(response=PreprocessingHistoryOutput, status=201, errors=(409,))
     def post(self, preprocess_id, data_id):
         manager = self.manager()
         h = manager.open_history(self.definition(preprocess_id), self.int_path(data_id, "data id"))
         self.write_json(manager.history_output(h), status=201)
 
+    @contract(response=None, status=204, errors=(409,))
     async def delete(self, preprocess_id, data_id):
         manager = self.manager()
         h = manager.history(self.definition(preprocess_id), self.int_path(data_id, "data id"))
@@ -108,6 +131,8 @@ class HistoryHandler(PreprocessingHandlerBase):
 class HistoryDataHandler(PreprocessingHandlerBase):
     """POST /preprocessings/{id}/histories/{dataId}/data {name, memo, tags, files}: a result data."""
 
+    @contract(body=PreprocessingAddOutputDataInput, response=PreprocessingOutputDataOutput, status=201,
+              errors=(409,))
     def post(self, preprocess_id, data_id):
         manager = self.manager()
         p = self.definition(preprocess_id)
@@ -119,6 +144,7 @@ class HistoryDataHandler(PreprocessingHandlerBase):
 class HistoryEndHandler(PreprocessingHandlerBase):
     end_status = st.KILLED
 
+    @contract(response=PreprocessingHistoryOutput, errors=(409,))
     async def post(self, preprocess_id, data_id):
         manager = self.manager()
         h = manager.history(self.definition(preprocess_id), self.int_path(data_id, "data id"))
@@ -141,6 +167,7 @@ class HistoryCompleteHandler(HistoryEndHandler):
 class HistoryLogHandler(PreprocessingHandlerBase):
     """GET /preprocessings/{id}/histories/{dataId}/log (KQI addition): the run's stdout_stderr log."""
 
+    @contract(response=str, content_type="text/plain")
     async def get(self, preprocess_id, data_id):
         from ..jobs.engine import ATTACH_FOLDER, log_name
         from ..storage.factory import tenant_key

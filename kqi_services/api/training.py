@@ -6,6 +6,8 @@ from ..db.models_jobs import Job
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
 from .jobs_common import JobHandlerBase, job_routes, kind_classes
+from .schemas.core import contract
+from .schemas.jobs import AdminTensorBoardOutput, TensorBoardInput, TensorBoardOutput
 
 
 class TensorBoardHandler(JobHandlerBase):
@@ -18,9 +20,11 @@ class TensorBoardHandler(JobHandlerBase):
     def boards(self):
         return self.kqi.tensorboards
 
+    @contract(response=TensorBoardOutput)
     def get(self, training_id):
         self.write_json(self.boards.view(self.job(training_id)))
 
+    @contract(body=TensorBoardInput, body_required=False, response=TensorBoardOutput, errors=(409,))
     async def put(self, training_id):
         job = self.job(training_id)
         body = self.json_body(required=False)
@@ -28,6 +32,7 @@ class TensorBoardHandler(JobHandlerBase):
         await self.in_thread(self.boards.start, self.db, self.tenant, job, expires, ids, self.identity.name)
         self.write_json(self.boards.view(job))
 
+    @contract(response=None, status=204)
     async def delete(self, training_id):
         job = self.job(training_id)
         if not self.boards.state(job):
@@ -41,6 +46,7 @@ class AdminTensorBoardListHandler(BaseAPIHandler):
 
     access = {"GET": Access.SYSTEM_ADMIN}
 
+    @contract(response=list[AdminTensorBoardOutput], paged=True)
     def get(self):
         out = []
         for job in self.kqi.tensorboards.all_jobs(self.db):
@@ -56,6 +62,7 @@ class AdminTensorBoardHandler(BaseAPIHandler):
 
     access = {"DELETE": Access.SYSTEM_ADMIN}
 
+    @contract(response=None, status=204)
     async def delete(self, training_id):
         job = self.db.get(Job, self.int_path(training_id))
         if job is None or job.kind != "training" or not self.kqi.tensorboards.state(job):

@@ -36,6 +36,11 @@ How to declare a contract
     @contract(response=str, content_type="text/plain")   # a non-JSON answer (`bytes` for binary)
     @contract(body=X, body_required=False)       # a body that may be left out
 
+    # a subclass that inherits a method but answers another model:
+    kqi_contracts = {"GET": answering(JobListHandler, "GET", list[InferenceIndexOutput])}
+    # a method inherited from a library class (a WebSocket's GET):
+    kqi_contracts = {"GET": declare(response=None, status=101, errors=(409,))}
+
 Rules of the models (decided once for the whole API):
 - Field names are the JSON names (camelCase), written as they are on the wire.
 - Unknown request fields are ignored (`extra="ignore"`): the official kamonohashi-sdk 4.0.2 and
@@ -54,7 +59,7 @@ Rules of the models (decided once for the whole API):
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin
 
@@ -153,15 +158,8 @@ def contract(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None
     (400 for bad input, 401, 403, 404 for a path id). `headers` documents response headers
     ({name: description}).
     """
-    if body is not None and not (isinstance(body, type) and issubclass(body, ApiModel)):
-        raise TypeError(f"contract body must be an ApiModel, not {body!r}")
-    if query is not None and not (isinstance(query, type) and issubclass(query, ApiModel)):
-        raise TypeError(f"contract query must be an ApiModel, not {query!r}")
-    if response is None and status != 204 and content_type == "application/json":
-        raise TypeError("a contract without a response model answers 204: say status=204")
-    declared = Contract(body=body, body_required=body_required, query=query, response=response,
-                        status=status, paged=paged, content_type=content_type, errors=tuple(errors),
-                        headers=dict(headers or {}))
+    declared = declare(body=body, query=query, response=response, status=status, paged=paged,
+                       body_required=body_required, content_type=content_type, errors=errors, headers=headers)
 
     def mark(func):
         func.__kqi_contract__ = declared
@@ -170,9 +168,38 @@ def contract(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None
     return mark
 
 
+def declare(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None = None,
+            response: Any = None, status: int = 200, paged: bool = False, body_required: bool = True,
+            content_type: str = "application/json", errors: tuple[int, ...] = (),
+            headers: dict[str, str] | None = None) -> Contract:
+    """The Contract `contract(...)` attaches, for a class's `kqi_contracts` (a method it inherits
+    from a library class, e.g. a WebSocket's GET answered with 101)."""
+    if body is not None and not (isinstance(body, type) and issubclass(body, ApiModel)):
+        raise TypeError(f"contract body must be an ApiModel, not {body!r}")
+    if query is not None and not (isinstance(query, type) and issubclass(query, ApiModel)):
+        raise TypeError(f"contract query must be an ApiModel, not {query!r}")
+    if response is None and status not in (101, 204) and content_type == "application/json":
+        raise TypeError("a contract without a response model answers 204 (or 101): say status=204")
+    return Contract(body=body, body_required=body_required, query=query, response=response, status=status,
+                    paged=paged, content_type=content_type, errors=tuple(errors), headers=dict(headers or {}))
+
+
 def contract_of(handler: type, method: str) -> Contract | None:
+    """The method's contract: the handler class's `kqi_contracts` override ({"GET": Contract}), which
+    a subclass sharing its parent's methods uses for an answer of its own, else the method's own."""
+    overrides = getattr(handler, "kqi_contracts", None) or {}
+    if method.upper() in overrides:
+        return overrides[method.upper()]
     func = getattr(handler, method.lower(), None)
     return getattr(func, "__kqi_contract__", None)
+
+
+def answering(handler: type, method: str, response: Any) -> Contract:
+    """The inherited contract of `handler.<method>` with another response type (for `kqi_contracts`)."""
+    inherited = contract_of(handler, method)
+    if inherited is None:
+        raise TypeError(f"{handler.__name__}.{method.lower()} has no contract to vary")
+    return replace(inherited, response=response)
 
 
 # -------------------------------------------------------------------------- validation
