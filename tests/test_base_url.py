@@ -5,12 +5,14 @@ address is then used and works."""
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import pytest
 import requests
 
-from .platform import Platform, new_platform, remove_tree, tenant_user, upload_parts, user_hub_token, wait_notebook
+from .platform import (ModelRepo, Platform, create_data, new_platform, remove_tree, tenant_user, upload_parts,
+                       user_hub_token, wait_job, wait_notebook)
 
 BASE = "/kqi/"
 
@@ -102,3 +104,51 @@ def test_the_notebook_open_address_works_under_the_base_url(plat):
         assert lab.status_code == 200 and "JupyterLab" in lab.text, (lab.status_code, lab.text[:300])
     finally:
         user.api("POST", f"/notebook/{nb_id}/halt")
+
+
+def test_job_port_and_tensorboard_addresses_under_the_base_url(plat, tmp_path):
+    user = tenant_user(plat)
+    repo = ModelRepo(plat, str(tmp_path / "work"), "team", "base-url-model", tenant=user.tenant)
+    commit = repo.commit({"README.md": "a model\n"}, "a model")
+    data = create_data(user, "d", {"a.txt": b"alpha"})["id"]
+    r = user.api("POST", "/datasets", json={"name": "s", "entries": {"training": [{"id": data}]}})
+    assert r.status_code == 201, r.text
+    port = 8765
+    entry = (f"cd /kqi/output && printf '%s' \"$KQI_SERVER\" > server.txt"
+             f" && exec python3 -m http.server {port} --bind 127.0.0.1")
+    r = user.api("POST", "/training/run", json={
+        "name": "serve", "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": r.json()["id"],
+        "gitModel": {"owner": repo.owner, "repository": repo.name, "commitId": commit}, "entryPoint": entry,
+        "cpu": 0.2, "memory": 0.2, "gpu": 0, "ports": [port]})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    try:
+        wait_job(user, job_id, "Running", timeout=120)
+        ports = user.api("GET", f"/training/{job_id}").json()["nodePorts"]
+        assert [p["url"] for p in ports] == [f"{BASE}services/kqi/proxy/training/{job_id}/{port}/"], ports
+        # through that address: the job's page, and the platform address the job was given
+        deadline = time.monotonic() + 60
+        while True:
+            got = requests.get(f"{origin(plat)}{ports[0]['url']}server.txt",
+                               headers={"Authorization": f"Bearer {user.token}"}, timeout=30)
+            if got.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert got.status_code == 200, got.text
+        assert got.text == f"{origin(plat)}{BASE}services/kqi"
+
+        r = user.api("PUT", f"/training/{job_id}/tensorboard", json={"expiresIn": 600})
+        assert r.status_code == 200, r.text
+        board = r.json()["url"]
+        assert board == f"{BASE}services/kqi/proxy/tensorboard/{job_id}/", board
+        deadline = time.monotonic() + 120
+        while True:
+            page = requests.get(f"{origin(plat)}{board}", headers={"Authorization": f"Bearer {user.token}"},
+                                timeout=30)
+            if page.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert page.status_code == 200 and "<tb-webapp>" in page.text, (page.status_code, page.text[:300])
+    finally:
+        user.api("DELETE", f"/training/{job_id}/tensorboard")
+        user.api("POST", f"/training/{job_id}/halt")
