@@ -85,6 +85,9 @@ def _concurrently(user, path: str, bodies: list[dict]) -> list[requests.Response
 
 
 def test_concurrent_creations_get_distinct_ids(platform):
+    """50 at once through the real API. (The service runs these handlers one at a time on its
+    event loop, so this holds with max()+1 too; the writers test above is the one that fails
+    without the counter. This one checks the API's ids end to end.)"""
     user = tenant_user(platform)
     answers = _concurrently(user, "/data", [{"name": f"d{i}"} for i in range(50)])
     assert [r.status_code for r in answers] == [201] * 50, [r.text for r in answers if r.status_code != 201][:3]
