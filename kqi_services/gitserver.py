@@ -48,6 +48,7 @@ from tornado import web
 
 from .db.models import GitServer, Tenant
 from .domain.infra import GIT_LOCAL, REPO_SEGMENT, TENANT_FOLDER, file_url_path, tenant_git_root
+from .hub_client import HubError
 from .permissions import identity_from_model, job_identity
 
 log = logging.getLogger(__name__)
@@ -281,7 +282,12 @@ class GitHttpHandler(web.RequestHandler):
 
     async def _user_tenants(self, name: str | None, token: str) -> set[str]:
         hub_auth = self.kqi.hub_auth
-        model = await hub_auth.user_for_token(token, sync=False)
+        try:
+            model = await hub_auth.user_for_token(token, sync=False)
+        except web.HTTPError as e:
+            if e.status_code >= 500:
+                raise Refusal(503, "The hub cannot check the token now: try again in a moment.")
+            model = None
         if not model or model.get("kind", "user") != "user" or (name and model.get("name") != name):
             raise Refusal(401, "The user name and token do not match a hub user: use your hub user name and"
                                " one of your hub API tokens.")
@@ -296,7 +302,10 @@ class GitHttpHandler(web.RequestHandler):
         tenant = db.get(Tenant, job.tenant_id) if job is not None else None
         if tenant is None:
             raise Refusal(401, "This job token is not valid: its job has ended or it never existed.")
-        owner = await self.kqi.hub.get_user_cached(job.created_by, self.kqi.hub_auth_cache_seconds)
+        try:
+            owner = await self.kqi.hub.get_user_cached(job.created_by, self.kqi.hub_auth_cache_seconds)
+        except HubError:
+            raise Refusal(503, "The hub cannot check the job's owner now: try again in a moment.")
         identity = job_identity(owner, tenant.name)
         if identity is None:
             raise Refusal(403, f"This job token no longer works: the job's owner is no longer a member of the"
@@ -448,9 +457,4 @@ class GitHttpHandler(web.RequestHandler):
 
 def make_handlers(service_prefix: str) -> list:
     return [(url_path_join(service_prefix, "git/") + "(.*)", GitHttpHandler)]
-
-
-def clone_url(public_url: str, service_prefix: str, tenant: str, owner: str, repository: str) -> str:
-    """The address users give git for a repository of the embedded server."""
-    return url_path_join(public_url.rstrip("/") + service_prefix, "git", tenant, owner, repository + ".git")
 
