@@ -54,3 +54,26 @@ def test_a_declared_method_still_works_next_to_the_405(platform):
     assert r.status_code == 200, r.text
     r = requests.delete(f"{platform.api_url}/data", timeout=30)  # anonymous, undeclared: 405 before 401
     assert r.status_code == 405 and r.headers["Allow"] == "GET, POST", (r.status_code, r.headers)
+
+
+def test_a_nul_character_in_a_filter_or_a_path_is_a_400(platform):
+    """Found on PostgreSQL: `GET /data?name=a%00b` answered 500 (PostgreSQL text cannot hold NUL,
+    the search handed it to the database). Now any query parameter or path segment with a NUL is a
+    400 naming it, on SQLite as on PostgreSQL, and the same search without it still works."""
+    from .platform import create_data, tenant_user
+
+    user = tenant_user(platform)
+    create_data(user, "nul-search")
+    for path, params, field in [
+        ("/data", {"name": "nul\x00search"}, "name"),
+        ("/data", {"memo": "\x00", "name": "x"}, "memo"),
+        ("/datasets", {"name": "a\x00"}, "name"),
+        ("/training", {"name": "a\x00"}, "name"),
+        ("/data/1/tags/a\x00b", {}, "path"),
+    ]:
+        method = "PUT" if "/tags/" in path else "GET"
+        r = user.api(method, path.replace("\x00", "%00"), params=params)
+        assert r.status_code == 400, (path, params, r.status_code, r.text)
+        assert r.json()["errors"] == {field: ["must not hold NUL characters"]}, r.text
+    r = user.api("GET", "/data", params={"name": "nul-search"})
+    assert r.status_code == 200 and [d["name"] for d in r.json()] == ["nul-search"], r.text

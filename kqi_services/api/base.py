@@ -93,7 +93,19 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     async def prepare(self):
         await self._authorize()
+        self.refuse_nul()
         self.check_contract()
+
+    def refuse_nul(self) -> None:
+        """No name, id or filter of the API holds a NUL character, and PostgreSQL text cannot: a
+        query parameter or a path segment with one is a 400, not a database error (a 500)."""
+        bad = sorted({name for name, values in self.request.query_arguments.items()
+                      if "\0" in name or any(b"\0" in value for value in values)})
+        if any("\0" in (arg or "") for arg in self.path_args):
+            bad.append("path")
+        if bad:
+            raise ApiError(400, "NUL characters are not allowed in " + ", ".join(bad) + ".",
+                           {name: ["must not hold NUL characters"] for name in bad})
 
     def check_contract(self) -> None:
         """Validate the body and the query against the method's contract (schemas/core.py): a 400
