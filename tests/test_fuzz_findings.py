@@ -77,3 +77,37 @@ def test_a_nul_character_in_a_filter_or_a_path_is_a_400(platform):
         assert r.json()["errors"] == {field: ["must not hold NUL characters"]}, r.text
     r = user.api("GET", "/data", params={"name": "nul-search"})
     assert r.status_code == 200 and [d["name"] for d in r.json()] == ["nul-search"], r.text
+
+
+def test_data_in_a_preprocessing_history_is_not_deleted_from_under_it(platform):
+    """Found: `DELETE /data/{id}` answered 500 (a foreign key error) for data a preprocessing
+    history reads (its input) or wrote (its output). Now it is a 409 naming the preprocessing, the
+    data and its history stay whole, and once the history is deleted the data can go."""
+    from .platform import create_data, tenant_user
+
+    user = tenant_user(platform)
+    source = create_data(user, "fuzz-input", {"a.txt": b"a"})
+    prep = user.api("POST", "/preprocessings", json={"name": "fuzz-prep"})
+    assert prep.status_code == 201, prep.text
+    prep = prep.json()
+    history = f"/preprocessings/{prep['id']}/histories/{source['id']}"
+    r = user.api("POST", history)
+    assert r.status_code == 201, r.text
+    r = user.api("POST", f"{history}/data", json={"name": "fuzz-output", "files": []})
+    assert r.status_code in (200, 201), r.text
+    output_id = r.json()["id"]
+
+    for data_id, role in [(source["id"], "input"), (output_id, "output")]:
+        r = user.api("DELETE", f"/data/{data_id}")
+        assert r.status_code == 409, (role, r.status_code, r.text)
+        assert f"fuzz-prep (id {prep['id']}, as its {role})" in r.json()["detail"], r.text
+        assert user.api("GET", f"/data/{data_id}").status_code == 200
+    r = user.api("GET", history)
+    assert r.status_code == 200, r.text
+    assert [f["fileName"] for f in user.api("GET", f"/data/{source['id']}/files").json()] == ["a.txt"]
+
+    r = user.api("DELETE", history)
+    assert r.status_code == 204, r.text
+    r = user.api("DELETE", f"/data/{source['id']}")
+    assert r.status_code == 204, r.text
+    assert user.api("GET", f"/data/{source['id']}").status_code == 404

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
 from ..db.models_data import Data, DataFile, DataSet, DataSetEntry, DataTag
+from ..db.models_preprocessing import PreprocessHistory, PreprocessHistoryOutput, Preprocessing
 from ..storage.base import ObjectStore
 from ..storage.factory import tenant_key
 from .uploads import Uploads, check_file_name
@@ -216,11 +217,27 @@ class DataManager:
             select(DataSet).join(DataSetEntry).where(DataSetEntry.data_id == data.id).order_by(DataSet.id)
         ).unique().all())
 
+    def preprocessings_using(self, data: Data) -> list[tuple[Preprocessing, str]]:
+        """(preprocessing, "input" or "output") of every preprocessing history that reads or wrote `data`."""
+        found = self.db.execute(
+            select(Preprocessing, PreprocessHistory.input_data_id)
+            .join(PreprocessHistory, PreprocessHistory.preprocess_id == Preprocessing.id)
+            .outerjoin(PreprocessHistoryOutput, PreprocessHistoryOutput.history_id == PreprocessHistory.id)
+            .where((PreprocessHistory.input_data_id == data.id) | (PreprocessHistoryOutput.data_id == data.id))
+            .order_by(Preprocessing.id)
+        ).all()
+        return list(dict.fromkeys((p, "input" if input_id == data.id else "output") for p, input_id in found))
+
     def delete(self, data: Data) -> None:
         users = self.datasets_using(data)
         if users:
             names = ", ".join(f"{d.name} (id {d.id})" for d in users)
             raise ConflictError(f"The data {data.name} is used by the dataset(s) {names}: remove it from them first.")
+        runs = self.preprocessings_using(data)
+        if runs:
+            names = ", ".join(f"{p.name} (id {p.id}, as its {role})" for p, role in runs)
+            raise ConflictError(f"The data {data.name} belongs to a history of the preprocessing(s) {names}:"
+                                " delete that history first.")
         keys = [tenant_key(self.tenant, f.stored_path) for f in data.files]
         self.db.delete(data)
         self.db.commit()
