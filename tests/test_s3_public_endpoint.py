@@ -60,6 +60,14 @@ def test_presigned_urls_use_the_public_endpoint(platform, s3_server):
     swapped = inside.download_url(key, "a.bin", "", 60).replace(internal, public, 1)
     assert requests.get(swapped, timeout=30).status_code == 403
 
+    # the platform's own containers (jobs, notebooks) get URLs without a caller's address: internal
+    both = S3ObjectStore(internal, bucket, s3_server.access_key, s3_server.secret_key, region=s3_server.region,
+                         create_bucket=False, public_endpoint_url=public)
+    for base_url, expected in (("", internal), ("http://127.0.0.1:8000", public)):
+        url = both.download_url(key, "a.bin", base_url, 60)
+        assert url.startswith(expected + "/"), (base_url, url)
+        assert requests.get(url, timeout=30).content == content
+
     # cleared: back to the internal address
     r = platform.api("PUT", f"/admin/storage/endpoints/{storage['id']}", admin,
                      json={**body, "publicUrl": "", "secretKey": None})

@@ -15,7 +15,9 @@ class S3ObjectStore(ObjectStore):
     """`endpoint_url` is where the service reaches S3 itself; `public_endpoint_url`, when set, the
     address outside clients (the CLI, browsers, jobs elsewhere) reach the same S3 service by: the
     presigned URLs handed out use it, signed for that host, so they validate at S3 when they
-    arrive through that name."""
+    arrive through that name. URLs made without a caller's address (`base_url` ""), which the
+    platform's own job and notebook containers fetch their data by, keep the internal address:
+    they run where the service runs, and may not reach the public name."""
 
     def __init__(self, endpoint_url: str, bucket: str, access_key: str, secret_key: str,
                  region: str | None = None, path_style: bool = True, create_bucket: bool = True,
@@ -40,6 +42,11 @@ class S3ObjectStore(ObjectStore):
         if create_bucket:
             self._ensure_bucket()
 
+    def _presigner(self, base_url: str):
+        """The client that signs URLs for a caller from outside (base_url given) or for the platform's
+        own containers (no base_url)."""
+        return self.presign_client if base_url else self.client
+
     def _ensure_bucket(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
@@ -58,7 +65,7 @@ class S3ObjectStore(ObjectStore):
 
     def part_urls(self, key, upload_id, parts, base_url, expires_in):
         return [
-            self.presign_client.generate_presigned_url(
+            self._presigner(base_url).generate_presigned_url(
                 "upload_part",
                 Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": n},
                 ExpiresIn=expires_in,
@@ -107,7 +114,7 @@ class S3ObjectStore(ObjectStore):
 
     # -- objects ----------------------------------------------------------------------
     def download_url(self, key, file_name, base_url, expires_in):
-        return self.presign_client.generate_presigned_url(
+        return self._presigner(base_url).generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": key,
                     "ResponseContentDisposition": f"attachment; filename*=UTF-8''{quote(file_name)}"},
