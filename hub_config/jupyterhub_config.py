@@ -27,8 +27,10 @@ SERVICE_NAME = "kqi"
 c.JupyterHub.ip = BIND_IP
 c.JupyterHub.port = PUBLIC_PORT
 # the URL path everything is served under (`kqi-hub --base-url /kqi/`); the kqi service learns it
-# from the hub (JUPYTERHUB_BASE_URL, JUPYTERHUB_SERVICE_PREFIX) and builds its addresses on it
-c.JupyterHub.base_url = os.environ.get("KQI_BASE_URL", "/")
+# from the hub (JUPYTERHUB_BASE_URL, JUPYTERHUB_SERVICE_PREFIX) and builds its addresses on it.
+# Unset (as on Kubernetes, where z2jh's hub.baseUrl sets it), the hub's own setting stays.
+if os.environ.get("KQI_BASE_URL"):
+    c.JupyterHub.base_url = os.environ["KQI_BASE_URL"]
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = env_port("KQI_HUB_API_PORT")
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{env_port('KQI_PROXY_API_PORT')}"
