@@ -62,6 +62,12 @@ def test_the_connection_goes_only_to_checked_addresses():
         assert result.success is False
         assert "a loopback address" in result.reason and "secret123secret" not in result.reason
         assert receiver.requests == []
+        # the job-end message too (what the jobs send): with the default policy, nothing is posted
+        result = asyncio.run(slack.notify_job_end(
+            f"https://127.0.0.1:{port}/hook", kind="training", job_id=1, name="n", tenant="T", user_name="u",
+            status="Completed", url="https://kqi.example.com/"))
+        assert result.success is False and "a loopback address" in result.reason
+        assert receiver.requests == []
 
         allowed = NotificationPolicy(allow_http=True, allowed_networks=["127.0.0.1/32"])
         result = asyncio.run(slack.send(f"http://localhost:{port}/hook", {"text": "y"}, policy=allowed))

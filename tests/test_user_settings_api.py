@@ -396,11 +396,14 @@ def test_job_end_notification_is_posted(receiver):
     import asyncio
 
     from kqi_services.notify import slack
+    from kqi_services.notify.policy import NotificationPolicy
 
     secret = uuid.uuid4().hex
     url = receiver.url(f"/services/T9/B9/{secret}")
     fields = dict(kind="training", job_id=7, name="resnet", tenant="Sandbox", user_name="alice",
-                  status="Completed", url="http://127.0.0.1:8000/services/kqi/#/training/7", mention="U0JOB")
+                  status="Completed", url="http://127.0.0.1:8000/services/kqi/#/training/7", mention="U0JOB",
+                  # the receiver is on http://127.0.0.1, which the default allow-list refuses
+                  policy=NotificationPolicy(allowed_networks=["127.0.0.1/32"], allow_http=True))
     result = asyncio.run(slack.notify_job_end(url, **fields))
     assert result.success, result.reason
     message = receiver.requests[-1]["json"]
@@ -411,8 +414,8 @@ def test_job_end_notification_is_posted(receiver):
     assert attachment["title_link"] == fields["url"]
 
     # a running job that was deleted: no status, the reason as text
-    deleted = slack.job_end_message(**{**fields, "status": None, "mention": None,
-                                       "message": "The job was deleted while it ran."})
+    deleted = slack.job_end_message(**{**{k: v for k, v in fields.items() if k != "policy"}, "status": None,
+                                       "mention": None, "message": "The job was deleted while it ran."})
     assert not deleted["text"].startswith("<@")
     assert "Status" not in [f["title"] for f in deleted["attachments"][0]["fields"]]
     assert deleted["attachments"][0]["text"] == "The job was deleted while it ran."
