@@ -260,6 +260,22 @@ def test_data_creation_on_a_disk_full_to_the_last_byte_is_507_not_500(small):
     assert r.status_code == 201, r.text
 
 
+def test_the_kqi_service_stops_on_sigterm_with_the_disk_full(small):
+    running(small)
+    services = service_pids(small)
+    assert len(services) == 1
+    with Filler(small, 0):
+        started = time.monotonic()
+        os.kill(services[0], signal.SIGTERM)
+        while time.monotonic() - started < 20 and os.path.exists(f"/proc/{services[0]}") \
+                and _state(services[0]) != "Z":
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{services[0]}") or _state(services[0]) == "Z", \
+            "the kqi service did not stop within 20 s of SIGTERM with its disk full"
+    print(f"kqi service stopped {time.monotonic() - started:.1f} s after SIGTERM with the disk full")
+    small.stop()  # the hub does not start its service again by itself
+
+
 def test_the_hub_stops_on_sigterm_with_the_disk_full(small):
     running(small)
     hub = small.process
