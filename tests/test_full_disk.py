@@ -215,6 +215,29 @@ def test_a_part_or_file_that_would_cut_into_the_reserve_is_refused_up_front(smal
     assert requests.put(r.json()["uris"][0], data=b"f" * MiB, timeout=30).status_code == 200
 
 
+def test_the_cli_is_told_why_when_a_file_does_not_fit(small, tmp_path):
+    running(small)
+    user = tenant_user(small, home=str(tmp_path / "home"))
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as f:
+        f.write(os.urandom(40 * MiB))  # three 16 MiB parts as the SDK sends them
+    before = uploads_on_disk(small)
+    with Filler(small, RESERVE + 24 * MiB):
+        free = free_bytes(small.data_dir)
+        r = user.cli("data", "create", "-n", "too-big", "-f", str(big), check=False)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, out
+        assert "507" in out and "kept free" in out, out
+        assert uploads_on_disk(small) == before  # the first part went with its upload
+        assert free_bytes(small.data_dir) >= free - MiB
+    # with room again the same file goes up
+    user.cli("data", "create", "-n", "fits-now", "-f", str(big))
+    tenant_dir = os.path.join(local_store_dir(small), *user.tenant["storagePath"].split("/"))
+    stored = [os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(tenant_dir) for n in names
+              if n == "big.bin"]
+    assert stored == [40 * MiB], stored
+
+
 def test_other_tenants_sign_in_and_create_data_after_a_refused_upload(small):
     running(small)
     uploader = tenant_user(small)
