@@ -7,10 +7,12 @@ process, so it always describes the running code; the copy in the repository
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from .. import openapi
 from ..permissions import Access
 from .base import BaseAPIHandler
+from .schemas.core import contract
 
 
 @lru_cache(maxsize=1)
@@ -23,6 +25,7 @@ class OpenAPIHandler(BaseAPIHandler):
 
     access = {"GET": Access.ANONYMOUS}
 
+    @contract(response=dict[str, Any])
     def get(self):
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-cache")

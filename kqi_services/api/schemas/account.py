@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .core import ApiModel, Id
+from .core import NAME_PATTERN, ApiModel, Id
 
 
 
@@ -20,7 +20,7 @@ def _expires_in():
 class LoginInput(ApiModel):
     """POST /account/login"""
 
-    userName: str = Field(description="The user name.")
+    userName: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN, description="The user name.")
     password: str = Field(description="The user's password.")
     tenantId: Id | None = Field(None, description="The tenant to sign in to (default: the"
                                                                       " user's default tenant, else the first).")

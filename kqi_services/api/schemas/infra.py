@@ -163,7 +163,7 @@ class StorageOutput(AuditOutput):
     name: str
     kind: str
     serverUrl: str
-    publicUrl: str | None = Field(None, description="KQI: the address presigned URLs use (null: serverUrl).")
+    publicUrl: str | None = Field(description="KQI: the address presigned URLs use (null: serverUrl).")
     bucket: str | None
     region: str | None
     pathStyle: bool

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .core import ApiModel
+from .core import NAME_PATTERN, ApiModel
 
 ResourceType = Literal["Data", "TrainingHistoryAttachedFiles", "InferenceHistoryAttachedFiles",
                        "PreprocHistoryAttachedFiles", "NotebookHistoryAttachedFiles"]
@@ -38,8 +38,8 @@ class UploadParameterOutput(ApiModel):
 class UploadCompleteInput(ApiModel):
     """POST /upload/complete"""
 
-    key: str = Field(max_length=2048)
-    uploadId: str = Field(max_length=1024)
+    key: str = Field(min_length=1, max_length=2048, pattern=NAME_PATTERN)
+    uploadId: str = Field(min_length=1, max_length=1024, pattern=NAME_PATTERN)
     partETags: list[str] = Field(description="'<part number>+<ETag>' for each part, in order"
                                              " (empty only for an empty file).")
 

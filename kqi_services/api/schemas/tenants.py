@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .core import ApiModel, Id, Timestamp
+from .core import NAME_PATTERN, ApiModel, Id, Timestamp
 
 TENANT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 UNIQUE = {"uniqueItems": True}
@@ -22,7 +22,8 @@ def _ids(description: str, required: bool = True):
 class TenantFieldsInput(ApiModel):
     """The fields a system administrator sets on a tenant (create and edit)."""
 
-    displayName: str = Field(max_length=128, description="The name shown to people.")
+    displayName: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN,
+                             description="The name shown to people.")
     gitIds: list[Id] = _ids("The git servers the tenant may use.")
     defaultGitId: Id | None = Field(None, description="One of gitIds (default: the first).")
     registryIds: list[Id] = _ids("The container registries the tenant may use.")
@@ -35,8 +36,9 @@ class TenantFieldsInput(ApiModel):
                                                               " (null or 0: no limit).")
     limitGpu: int | None = Field(None, ge=0, description="KQI: the tenant's GPU quota (null or 0: no limit).")
     userGroupIds: list[Id] | None = Field(
-        None, json_schema_extra={"maxItems": 0}, description="KAMONOHASHI's LDAP user groups: not used (members are the hub"
-                                        " group's), so only an empty list is accepted.")
+        None, json_schema_extra={"maxItems": 0},
+        description="KAMONOHASHI's LDAP user groups: not used (members are the hub group's), so only an"
+                    " empty list is accepted.")
 
 
 class TenantCreateInput(TenantFieldsInput):
@@ -54,7 +56,8 @@ class TenantEditInput(TenantFieldsInput):
 class CurrentTenantEditInput(ApiModel):
     """PUT /tenant: what a tenant administrator may change; a field left out keeps its value."""
 
-    displayName: str = Field(None, max_length=128, description="The name shown to people.")
+    displayName: str = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
+                             description="The name shown to people.")
     defaultGitId: Id | None = Field(None, description="One of the tenant's git servers.")
     defaultRegistryId: Id | None = Field(None, description="One of the tenant's registries.")
 

@@ -17,6 +17,8 @@ from .core import ApiModel, Id
 
 SECRET_MAX = 4096
 MENTION_PATTERN = r"^$|^@?[A-Za-z0-9._-]{1,64}$"
+#: an http(s) URL with a host and no white space, or "" (domain/user_settings.check_webhook_url)
+WEBHOOK_URL_PATTERN = r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+[^\s]*$"
 
 
 class GitTokenInput(ApiModel):
@@ -85,7 +87,8 @@ class SlackWebhookInput(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    slackUrl: str | None = Field(None, max_length=2048, description="An http(s):// incoming-webhook URL.")
+    slackUrl: str | None = Field(None, max_length=2048, pattern=WEBHOOK_URL_PATTERN,
+                                 description="An http(s):// incoming-webhook URL.")
     mention: str | None = Field(None, max_length=65, pattern=MENTION_PATTERN,
                                 description="A Slack member id such as U012AB3CD (or here, channel, everyone).")
     slackUrlSet: bool | None = Field(None, description="Ignored (the GET answer may be sent back).")
@@ -100,7 +103,7 @@ class SlackWebhookOutput(ApiModel):
 class SlackWebhookTestInput(ApiModel):
     """POST /account/webhook/slack/test: the stored URL and mention unless given (the body may be left out)."""
 
-    slackUrl: str | None = Field(None, max_length=2048)
+    slackUrl: str | None = Field(None, max_length=2048, pattern=WEBHOOK_URL_PATTERN)
     mention: str | None = Field(None, max_length=65, pattern=MENTION_PATTERN)
 
 
@@ -118,6 +121,7 @@ class DisplayNameInput(ApiModel):
 class PasswordChangeInput(ApiModel):
     """PUT /account/password"""
 
-    currentPassword: str
-    newPassword: str = Field(description="At least 8 and at most 1024 characters, without white space at"
+    currentPassword: str = Field(min_length=1)
+    newPassword: str = Field(min_length=8, max_length=1024,
+                             description="At least 8 and at most 1024 characters, without white space at"
                                          " either end; not the current one.")
