@@ -8,13 +8,21 @@ kqi service is never stopped and the event loop never ends: SIGINT and SIGTERM d
 Here a failed commit during shutdown is rolled back and logged instead (the hub brings its
 database in line with what runs on its next start), the whole clean-up has a time limit, and
 the event loop is stopped whatever happened. `kqi-hub` runs `python -m kqi_services.hubapp`.
+
+While it runs, a commit that only records activity (the last_activity of a token, user or
+server, written on every token check at most every activity_resolution) and fails for a full
+disk is rolled back and logged, not raised: a full disk then no longer turns every token check
+into "not signed in". Every other write still fails as it would.
 """
 from __future__ import annotations
 
 import asyncio
 
 from jupyterhub.app import JupyterHub
+from sqlalchemy import inspect
 from traitlets import Float
+
+from .storage.base import is_disk_full
 
 
 class KqiHub(JupyterHub):
@@ -23,6 +31,10 @@ class KqiHub(JupyterHub):
         help="Longest time (seconds) the clean-up on SIGINT/SIGTERM may take (stopping the kqi service, the"
         " proxy and the servers); past it the hub stops the kqi service and the proxy directly and exits.",
     ).tag(config=True)
+
+    def init_db(self):
+        super().init_db()
+        _tolerate_failed_activity_commits(self.db, self.log)
 
     async def cleanup(self):
         _tolerate_failed_commits(self.db, self.log)
@@ -59,6 +71,33 @@ async def _maybe_await(value):
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
+
+
+def activity_only(db) -> bool:
+    """Whether the session's pending changes are last_activity updates and nothing else."""
+    if db.new or db.deleted:
+        return False
+    for obj in db.dirty:
+        state = inspect(obj)
+        if any(attr.key != "last_activity" and attr.history.has_changes() for attr in state.attrs):
+            return False
+    return True
+
+
+def _tolerate_failed_activity_commits(db, log) -> None:
+    commit = db.commit
+
+    def commit_activity_or_raise():
+        only_activity = activity_only(db)
+        try:
+            commit()
+        except Exception as e:
+            if not (only_activity and is_disk_full(e)):
+                raise
+            log.warning("Activity not recorded: the hub database's disk is full (%s)", e)
+            db.rollback()
+
+    db.commit = commit_activity_or_raise
 
 
 def _tolerate_failed_commits(db, log) -> None:

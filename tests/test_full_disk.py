@@ -265,11 +265,12 @@ def test_other_tenants_sign_in_and_create_data_after_a_refused_upload(small):
 
 def test_data_creation_on_a_disk_full_to_the_last_byte_is_507_not_500(small):
     running(small)
-    user = tenant_user(small)
-    # the hub records a token's activity at most every 30 s: used now, it is not written to while full
-    assert user.api("GET", "/data").status_code == 200
+    user = tenant_user(small)  # its token not used yet: the hub's first check records its activity
     with Filler(small, 0):
         assert free_bytes(small.data_dir) < 64 * 1024
+        # the token still signs the user in (the activity the hub cannot write is let go)
+        r = user.api("GET", "/data")
+        assert r.status_code == 200, r.text
         statuses = []
         for i in range(3):
             r = user.api("POST", "/data", json={"name": f"while-full-{i}", "memo": "x" * 4000})
