@@ -96,7 +96,8 @@ def main(argv=None):
     # where users start: the KQI UI (the hub's own pages lead there too)
     from kqi_hub_config.doors import kqi_ui_url
 
-    print(f"KQI Hub on {kqi_ui_url(args.ip, args.port)} (data in {env['KQI_DATA_DIR']})", flush=True)
+    print(f"KQI Hub on {kqi_ui_url(args.ip, args.port, env['KQI_BASE_URL'])} (data in {env['KQI_DATA_DIR']})",
+          flush=True)
     # JupyterHub, made to stop on SIGINT/SIGTERM even with a full disk (see hubapp.py)
     cmd = [sys.executable, "-m", "kqi_services.hubapp", "-f", CONFIG_FILE]
     if args.debug:

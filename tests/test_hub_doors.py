@@ -17,14 +17,15 @@ import os
 import re
 import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
 import requests
 
 from kqi_services.domain import notebooks as notebooks_domain
 
-from .platform import (ModelRepo, containers, create_data, hub_servers, tenant_user, user_hub_token, wait_job,
-                       wait_notebook)
+from .platform import (ModelRepo, Platform, containers, create_data, hub_servers, new_platform, remove_tree,
+                       tenant_user, user_hub_token, wait_job, wait_notebook)
 
 
 def notebook_body(**fields) -> dict:
@@ -164,6 +165,53 @@ def test_the_start_up_line_prints_the_kqi_ui(platform):
     with open(platform.log_path, errors="replace") as f:
         log = f.read()
     assert f"KQI Hub on http://127.0.0.1:{platform.port}/services/kqi/ (data in" in log, log[:2000]
+
+
+BASE = "/ai/"
+
+
+@dataclass
+class BasePlatform(Platform):
+    """The platform's helpers with every address under BASE."""
+
+    @property
+    def service_url(self) -> str:
+        return f"{self.url}{BASE}services/kqi"
+
+    @property
+    def hub_api_url(self) -> str:
+        return f"{self.url}{BASE}hub/api"
+
+
+@pytest.fixture(scope="module")
+def base_platform(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("doors-base-url"))
+    made = new_platform(base, {"KQI_BASE_URL": BASE})
+    plat = BasePlatform(**{k: getattr(made, k) for k in ("data_dir", "port", "admin_password", "env")})
+    plat.start()
+    yield plat
+    plat.stop()
+    remove_tree(base)
+
+
+def test_the_doors_honour_the_hubs_base_url(base_platform):
+    plat = base_platform
+    with open(plat.log_path, errors="replace") as f:
+        assert f"KQI Hub on http://127.0.0.1:{plat.port}{BASE}services/kqi/ (data in" in f.read()
+    tenant = plat.create_tenant()
+    name, password = plat.create_user(tenants=[tenant["name"]])
+    for path in ("hub/", "hub/home", "hub/spawn", f"hub/spawn/{name}/x"):
+        page = requests.get(f"{plat.url}{BASE}{path}", allow_redirects=False, timeout=30)
+        assert page.status_code == 302 and page.headers["location"] == f"{BASE}services/kqi/", (path, page.headers)
+    session = requests.Session()
+    login = session.get(f"{plat.url}{BASE}hub/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', login.text)
+    r = session.post(f"{plat.url}{BASE}hub/login", timeout=60,
+                     data={"username": name, "password": password, **({"_xsrf": xsrf.group(1)} if xsrf else {})})
+    assert r.status_code == 200 and r.url.startswith(f"{plat.url}{BASE}services/kqi/"), (r.status_code, r.url)
+    token = user_hub_token(plat, name, password)
+    r = hub_post(plat, token, f"/users/{name}/servers/x", {"cpu": 4, "memory": 8, "lifetimeHours": 8760})
+    assert r.status_code == 400 and "only the kqi service makes plans" in r.json()["message"], r.text
 
 
 # ------------------------------------------------------------------------------ capacity
