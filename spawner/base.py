@@ -52,8 +52,9 @@ class KqiSpawnerMixin(LoggingConfigurable):
         "",
         help="The kqi service's secret key (KQI_SECRET_KEY or <data dir>/kqi/secret_key). A plan (host"
         " folders or volume sub-paths to mount, clone URL, whether the tenant allows no lifetime) is only"
-        " accepted with the service's signature: users can start named servers through the hub's API"
-        " with any user_options. Empty: every plan is refused.",
+        " accepted with the service's signature, and every start needs one (plan_max_age_seconds): users"
+        " could otherwise start servers through the hub's API with any user_options. Empty: every start"
+        " is refused.",
     ).tag(config=True)
 
     plan_max_age_seconds = Float(
