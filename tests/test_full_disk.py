@@ -202,7 +202,7 @@ def test_a_part_or_file_that_would_cut_into_the_reserve_is_refused_up_front(smal
         small_part = requests.put(upload["uris"][0], data=b"z" * MiB, timeout=30)
         assert small_part.status_code == 200, small_part.text
         big_part = requests.put(upload["uris"][1], data=b"z" * (6 * MiB), timeout=30)
-        assert_error_shape(big_part, 507, "kept free", "dropped")
+        assert_error_shape(big_part, 507, "The part 2 (6.0 MiB) does not fit", "kept free", "dropped")
         assert uploads_on_disk(small) == before  # the first part went with its upload
         assert free_bytes(small.data_dir) >= free - MiB
     # under the reserve: no upload starts at all, and the reason is given

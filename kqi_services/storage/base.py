@@ -71,13 +71,14 @@ class SpaceReserve:
         """The reserve on a file system of `total` bytes."""
         return max(int(self.min_bytes), int(total * self.percent / 100))
 
-    def refusal(self, free: int, total: int, needed: int | None = None) -> InsufficientStorage | None:
-        """Why `needed` more bytes (None: an unknown amount) may not be written on a file system of
-        `total` bytes with `free` bytes free; None when they may."""
+    def refusal(self, free: int, total: int, needed: int | None = None,
+                what: str = "file") -> InsufficientStorage | None:
+        """Why `needed` more bytes (None: an unknown amount) of a `what` may not be written on a file
+        system of `total` bytes with `free` bytes free; None when they may."""
         reserve = self.bytes_for(total)
         if needed is not None and needed > total - reserve:
             return InsufficientStorage(
-                f"The file ({_size(needed)}) is larger than this storage can ever take: it holds {_size(total)}"
+                f"The {what} ({_size(needed)}) is larger than this storage can ever take: it holds {_size(total)}"
                 f" and keeps {_size(reserve)} free for the platform.", status=413)
         if free < reserve:
             return InsufficientStorage(
@@ -85,7 +86,7 @@ class SpaceReserve:
                 " platform; uploads are refused until files are deleted or space is added.")
         if needed is not None and free - needed < reserve:
             return InsufficientStorage(
-                f"The file ({_size(needed)}) does not fit now: {_size(free)} free, of which {_size(reserve)} are"
+                f"The {what} ({_size(needed)}) does not fit now: {_size(free)} free, of which {_size(reserve)} are"
                 " kept free for the platform; delete files or ask for more space.")
         return None
 
@@ -110,9 +111,10 @@ class ObjectStore(abc.ABC):
     """Where files live. Keys are '/'-separated paths without a leading '/'."""
 
     # -- room ------------------------------------------------------------------------
-    def space_refusal(self, reserve: SpaceReserve, needed: int | None = None) -> InsufficientStorage | None:
-        """Why `needed` more bytes (None: an unknown amount) may not be stored now, or None. Stores
-        whose room is not on this machine's disks (S3) refuse nothing here."""
+    def space_refusal(self, reserve: SpaceReserve, needed: int | None = None,
+                      what: str = "file") -> InsufficientStorage | None:
+        """Why `needed` more bytes (None: an unknown amount) of a `what` may not be stored now, or None.
+        Stores whose room is not on this machine's disks (S3) refuse nothing here."""
         return None
 
     # -- multipart upload -------------------------------------------------------------

@@ -76,7 +76,7 @@ class PartUploadHandler(_SignedHandler):
             announced = int(length) if length and length.isdigit() else None
             store.upload_key(upload)  # an unknown upload is refused as such, not for want of room
             self._store = store
-            no_room = store.space_refusal(self.settings["kqi"].space_reserve(), announced)
+            no_room = store.space_refusal(self.settings["kqi"].space_reserve(), announced, f"part {number}")
             if no_room is not None:
                 return self._no_room(no_room)
             self.writer = store.part_writer(upload, number, announced)

@@ -108,9 +108,10 @@ class LocalObjectStore(ObjectStore):
         st = os.statvfs(self.root)
         return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
 
-    def space_refusal(self, reserve: SpaceReserve, needed: int | None = None) -> InsufficientStorage | None:
+    def space_refusal(self, reserve: SpaceReserve, needed: int | None = None,
+                      what: str = "file") -> InsufficientStorage | None:
         free, total = self.space()
-        return reserve.refusal(free, total, needed)
+        return reserve.refusal(free, total, needed, what)
 
     def _upload_dir(self, upload_id: str) -> str:
         if not upload_id or not all(c in "0123456789abcdef" for c in upload_id) or len(upload_id) != 32:
