@@ -111,3 +111,34 @@ def test_data_in_a_preprocessing_history_is_not_deleted_from_under_it(platform):
     r = user.api("DELETE", f"/data/{source['id']}")
     assert r.status_code == 204, r.text
     assert user.api("GET", f"/data/{source['id']}").status_code == 404
+
+
+def test_an_id_beyond_the_database_range_is_a_404(platform):
+    """Found on PostgreSQL: schema-valid path ids above 2**31-1 (the document allows 0..2**53)
+    answered 500 (`integer out of range`: the tables' ids are 32-bit). Such an id names nothing:
+    a 404, on SQLite as on PostgreSQL, for a user's and the administrator's routes; above 2**53 the
+    id is refused as out of range (400) as before."""
+    from .platform import tenant_user
+
+    user = tenant_user(platform)
+    admin = platform.admin_hub_token()
+    big = [2**31, 17179869183, 2**53 - 1]
+    for number in big:
+        for method, path, token in [
+            ("GET", f"/datasets/{number}", user.token),
+            ("POST", f"/datasets/{number}/copy", user.token),
+            ("GET", f"/training/{number}/tensorboard", user.token),
+            ("DELETE", f"/training/{number}/tensorboard", user.token),
+            ("POST", f"/inferences/{number}/halt", user.token),
+            ("POST", f"/training/{number}/user-cancel", user.token),
+            ("DELETE", f"/notebook/{number}", user.token),
+            ("POST", f"/preprocessings/{number}/histories/1", user.token),
+            ("DELETE", f"/admin/tenants/{number}", admin),
+        ]:
+            r = platform.api(method, path, token, json={} if method == "POST" else None)
+            assert r.status_code == 404, (method, path, r.status_code, r.text)
+            assert r.json()["status"] == 404 and str(number) in r.json()["detail"], r.text
+    r = platform.api("GET", f"/datasets/{2**31 - 1}", user.token)  # the largest id: an ordinary 404
+    assert r.status_code == 404, r.text
+    r = platform.api("GET", f"/datasets/{2**53 + 1}", user.token)
+    assert r.status_code == 400 and r.json()["detail"] == "The id is out of range.", r.text

@@ -14,10 +14,11 @@ schema-violating request accepted, use after delete, ...) are run and their coun
 do not fail the test: a business rule (a name already taken, a tenant that does not exist) is
 not a schema violation.
 
-Excluded operations: none (see EXCLUDED). What would be long-lived is kept short instead: the
-platform's default notebook image is one that does not exist, so a notebook the fuzzer starts
-fails at once instead of running a Jupyter server for hours, and the module removes the
-platform's containers at the end.
+Excluded operations: none (see EXCLUDED); tests/schema_fuzz_hooks.py only keeps the run's own
+account and tenant out of the routes that would end its session (its own password reset). What
+would be long-lived is kept short instead: the platform's default notebook image is one that
+does not exist, so a notebook the fuzzer starts fails at once instead of running a Jupyter
+server for hours, and the module removes the platform's containers at the end.
 
 The counts of each run (operations, test cases, failures by check, duration) are printed and
 written to tests/artifacts/schema-fuzz-<backend>.json. A failing run shows schemathesis' own
@@ -37,6 +38,8 @@ import pytest
 from .platform import VENV_BIN, new_platform, remove_tree, tenant_user, user_hub_token
 
 SCHEMATHESIS = os.path.join(VENV_BIN, "schemathesis")
+#: keeps the run's own account and tenant out of the routes that would end its session
+HOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema_fuzz_hooks.py")
 FUZZ_SECONDS = int(os.environ.get("KQI_FUZZ_SECONDS", "60"))
 FUZZ_EXAMPLES = int(os.environ.get("KQI_FUZZ_EXAMPLES", "30"))
 
@@ -95,7 +98,7 @@ def _remove_containers(platform) -> None:
         subprocess.run(["podman", "rm", "--force", "--time", "2", *ids], capture_output=True)
 
 
-def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str) -> dict:
+def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str, name: str) -> dict:
     """One bounded schemathesis run with every check; its JSON report, with its console output
     under "console" and its wall time under "seconds"."""
     report_path = os.path.join(work, f"{label}.json")
@@ -111,8 +114,10 @@ def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str
     for operation in EXCLUDED:
         args += ["--exclude-name", operation]  # schemathesis names an operation "METHOD /path"
     started = time.monotonic()
+    env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "SCHEMATHESIS_HOOKS": HOOKS,
+           "KQI_FUZZ_SELF": name, "KQI_FUZZ_TENANT": str(tenant_id)}
     result = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=FUZZ_SECONDS * 4 + 300,
-                            env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"})
+                            env=env)
     seconds = time.monotonic() - started
     assert os.path.exists(report_path), (
         f"schemathesis wrote no report (exit {result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
@@ -163,12 +168,15 @@ def test_schema_fuzzing_as_tenant_user_and_admin(fuzz_platform, db_backend, tmp_
     admin_token = plat.admin_hub_token()
     runs = [
         # the tenant user first: the administrator's run may delete that user or tenant
-        ("tenant-user", user_token, user.tenant["id"]),
-        ("admin", admin_token, 1),
+        ("tenant-user", user_token, user.tenant["id"], user.name),
+        ("admin", admin_token, 1, "admin"),
     ]
     results = []
-    for label, token, tenant_id in runs:
-        report = run_schemathesis(plat, token, tenant_id, label, str(tmp_path))
+    for label, token, tenant_id, name in runs:
+        report = run_schemathesis(plat, token, tenant_id, label, str(tmp_path), name)
+        # the run's own sign-in still works at its end (else most of it tested only 401s)
+        r = plat.api("GET", "/account", token, headers={"X-KQI-Tenant": str(tenant_id)})
+        assert r.status_code == 200 and r.json()["selectedTenant"]["id"] == tenant_id, (label, r.text)
         results.append((label, report, figures(report, label)))
 
     with open(os.path.join(artifacts_dir, f"schema-fuzz-{db_backend}.json"), "w", encoding="utf-8") as f:

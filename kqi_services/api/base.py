@@ -27,6 +27,8 @@ from .schemas.core import InputError, Paging, contract_of, response_problems, va
 TENANT_HEADER = "X-KQI-Tenant"
 TENANT_COOKIE = "kqi-tenant"
 MAX_PER_PAGE = 1000
+#: the largest id the database holds (INTEGER columns); a path id above it names nothing (404)
+DB_MAX_ID = 2**31 - 1
 #: the methods a route may answer, in the order its 405's `Allow` header lists them
 ALLOW_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -278,6 +280,8 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             raise ApiError(400, f"The {what} must be a whole number, not {value!r}.")
         if number < 0 or number > 2**53:
             raise ApiError(400, f"The {what} is out of range.")
+        if number > DB_MAX_ID:  # the database's ids are 32-bit: a larger one names nothing
+            raise ApiError(404, f"Nothing here has the {what} {number}.")
         return number
 
     def int_query(self, name: str, default: int | None = None, *, minimum: int | None = None) -> int | None:
