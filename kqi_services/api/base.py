@@ -57,10 +57,23 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
 
     identity: Identity | None = None
     tenant: Tenant | None = None
-    #: the validated request body and query (models of the method's contract), None without one
-    body = None
+    #: the validated query and paging (models of the method's contract), None without one
     query = None
     paging: Paging | None = None
+    _body_model = None
+    _body_error: InputError | None = None
+    _body_read = False
+
+    @property
+    def body(self):
+        """The validated body (the contract's body model; None when it may be and was left out).
+
+        A body that does not fit is refused (400) when the handler reads it, after it has looked up
+        the object the path names: another tenant's or a missing object is a 404 whatever the body."""
+        self._body_read = True
+        if self._body_error is not None:
+            raise ApiError(400, self._body_error.detail, self._body_error.errors)
+        return self._body_model
 
     # ----------------------------------------------------------------- set-up
     @property
@@ -115,9 +128,12 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         declared = contract_of(type(self), self.request.method)
         if declared is None:
             return
+        if declared.body is not None:
+            try:
+                self._body_model = validate_body(declared.body, self.request.body, declared.body_required)
+            except InputError as e:
+                self._body_error = e  # raised when the handler reads the body (see `body`)
         try:
-            if declared.body is not None:
-                self.body = validate_body(declared.body, self.request.body, declared.body_required)
             if declared.query is not None:
                 self.query = validate_query(declared.query, self.request.query_arguments)
             if declared.paged:
@@ -317,6 +333,7 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
     def write_json(self, value: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self._refuse_unread_body()
         text = json.dumps(value, ensure_ascii=False, default=_json_default)
         if getattr(self.kqi, "check_responses", False):
             self.check_response(text)
@@ -332,7 +349,13 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             self.log.error("Response of %s %s does not fit its contract: %s", self.request.method,
                            self.request.path, "; ".join(problems[:10]))
 
+    def _refuse_unread_body(self) -> None:
+        """A body that does not fit its model is never answered with success, read or not."""
+        if self._body_error is not None and not self._body_read:
+            self.body
+
     def no_content(self) -> None:
+        self._refuse_unread_body()
         self.set_status(204)
         self.finish()
 

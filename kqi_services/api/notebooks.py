@@ -11,6 +11,16 @@ from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
 from .base import BaseAPIHandler
 from .jobs_common import MAX_DIR_ENTRIES, clean_path
+from .schemas.core import contract
+from .schemas.notebooks import (
+    NotebookContainerFilesOutput,
+    NotebookContainerFilesQuery,
+    NotebookEditInput,
+    NotebookEndpointOutput,
+    NotebookListQuery,
+    NotebookOutput,
+    NotebookRunInput,
+)
 
 
 class NotebookHandlerBase(BaseAPIHandler):
@@ -27,6 +37,7 @@ class NotebookHandlerBase(BaseAPIHandler):
 
 
 class NotebookListHandler(NotebookHandlerBase):
+    @contract(query=NotebookListQuery, response=list[NotebookOutput], paged=True)
     async def get(self):
         manager = self.manager()
         notebooks = manager.list()
@@ -35,7 +46,7 @@ class NotebookListHandler(NotebookHandlerBase):
         for nb in notebooks:
             server = ((models.get(nb.created_by) or {}).get("servers") or {}).get(nb.server_name)
             await manager.refresh(nb, server, fetched=True)
-        status = self.get_query_argument("status", None)
+        status = self.query.status
         if status:
             notebooks = [nb for nb in notebooks if nb.status.lower() == status.lower()]
         self.write_json([self.output(nb) for nb in self.paginate(notebooks)])
@@ -44,16 +55,19 @@ class NotebookListHandler(NotebookHandlerBase):
 class NotebookRunHandler(NotebookHandlerBase):
     """POST /notebook/run: check the options, record the notebook and start its server."""
 
+    @contract(body=NotebookRunInput, response=NotebookOutput, status=201, errors=(409,))
     async def post(self):
         nb = await self.manager().run(self.json_body())
         self.write_json(self.output(nb), status=201)
 
 
 class NotebookHandler(NotebookHandlerBase):
+    @contract(response=NotebookOutput)
     async def get(self, notebook_id):
         nb = await self.manager().refresh(self.notebook(notebook_id))
         self.write_json(self.output(nb))
 
+    @contract(body=NotebookEditInput, response=NotebookOutput)
     def put(self, notebook_id):
         nb = self.notebook(notebook_id)
         body = self.json_body()
@@ -65,12 +79,14 @@ class NotebookHandler(NotebookHandlerBase):
         self.db.commit()
         self.write_json(self.output(nb))
 
+    @contract(response=None, status=204, errors=(409,))
     async def delete(self, notebook_id):
         await self.manager().delete(self.notebook(notebook_id))
         self.no_content()
 
 
 class NotebookHaltHandler(NotebookHandlerBase):
+    @contract(response=NotebookOutput, errors=(409,))
     async def post(self, notebook_id):
         nb = await self.manager().halt(self.notebook(notebook_id))
         self.write_json(self.output(nb))
@@ -80,12 +96,14 @@ class NotebookRerunHandler(NotebookHandlerBase):
     """POST /notebook/{id}/rerun: start it again with the same conditions (changes in the body win);
     dataset changes are picked up, /kqi/output is kept."""
 
+    @contract(body=NotebookRunInput, body_required=False, response=NotebookOutput, errors=(409,))
     async def post(self, notebook_id):
         nb = await self.manager().rerun(self.notebook(notebook_id), self.json_body(required=False))
         self.write_json(self.output(nb))
 
 
 class NotebookEndpointHandler(NotebookHandlerBase):
+    @contract(response=NotebookEndpointOutput)
     async def get(self, notebook_id):
         nb = await self.manager().refresh(self.notebook(notebook_id))
         if nb.status != "Running":
@@ -97,10 +115,11 @@ class NotebookEndpointHandler(NotebookHandlerBase):
 class NotebookContainerFilesHandler(NotebookHandlerBase):
     """GET /notebook/{id}/container-files?path=/&withUrl= : browse the notebook's /kqi/output."""
 
+    @contract(query=NotebookContainerFilesQuery, response=NotebookContainerFilesOutput)
     async def get(self, notebook_id):
         nb = self.notebook(notebook_id)
-        rel = clean_path(self.get_query_argument("path", "/"))
-        with_url = self.get_query_argument("withUrl", "false").lower() == "true"
+        rel = clean_path(self.query.path)
+        with_url = self.query.withUrl
         store = self.tenant_store()
         base_url = self.base_url()
         prefix = f"{OUTPUT_FOLDER}/{nb.id}" + (f"/{rel}" if rel else "")
@@ -142,6 +161,7 @@ class NotebookContainerFilesHandler(NotebookHandlerBase):
 
 
 class AvailableInfiniteTimeHandler(NotebookHandlerBase):
+    @contract(response=bool)
     def get(self):
         self.write_json(self.tenant.available_infinite_time_notebook)
 

@@ -33,6 +33,8 @@ from ..domain.preprocessing import PreprocessingManager
 from ..domain.validation import ConflictError
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler, iso
+from .schemas.core import contract
+from .schemas.shell import SHELL_CONTRACTS, ShellSessionOutput, ShellSessionQuery
 
 #: how often an open shell checks that its job still runs
 WATCH_SECONDS = 2.0
@@ -68,6 +70,7 @@ class JobShellHandler(BaseAPIHandler, websocket.WebSocketHandler):
     """A root shell in the job's running container (WebSocket, terminado messages)."""
 
     access = {"GET": Access.TENANT_USER}
+    kqi_contracts = SHELL_CONTRACTS
     kind = "training"
 
     shell = None
@@ -226,12 +229,13 @@ class ShellSessionListHandler(BaseAPIHandler):
 
     access = {"GET": Access.TENANT_ADMIN}
 
+    @contract(query=ShellSessionQuery, response=list[ShellSessionOutput], paged=True)
     def get(self):
         q = select(ShellSession).where(ShellSession.tenant_id == self.tenant.id)
-        job_id = self.int_query("jobId", None, minimum=0)
+        job_id = self.query.jobId
         if job_id is not None:
             q = q.where(ShellSession.job_id == job_id)
-        kind = self.get_query_argument("kind", None)
+        kind = self.query.kind
         if kind:
             q = q.where(ShellSession.job_kind == kind)
         rows = list(self.db.scalars(q.order_by(ShellSession.id.desc())).all())

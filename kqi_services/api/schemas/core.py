@@ -59,6 +59,7 @@ Rules of the models (decided once for the whole API):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin
@@ -212,9 +213,17 @@ class InputError(ValueError):
         self.errors = errors
 
 
+def _is_union_tag(part: str) -> bool:
+    """pydantic names the member of a union that failed in the error's location (`int`,
+    `constrained-str`, `function-after[...]`): not a field."""
+    return any(c in part for c in "-[(") or part in ("int", "str", "float", "bool", "list", "dict", "none")
+
+
 def _field_name(loc: tuple, where: str) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str) and _is_union_tag(part):
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -222,21 +231,77 @@ def _field_name(loc: tuple, where: str) -> str:
     return out or where
 
 
+#: pydantic's error types in the words the domain's own checks use (domain/validation.py)
+MESSAGES = {
+    "missing": "is required",
+    "greater_than": "must be more than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "finite_number": "must be a finite number",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "string_too_long": "must have at most {max_length} characters",
+    "string_too_short": "must have at least {min_length} characters",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+}
+
+
+#: what a pattern means, for its error message (a group module adds its own with `pattern_message`)
+PATTERN_MESSAGES = {NAME_PATTERN: "must not be blank nor hold NUL characters"}
+
+
+def pattern_message(pattern: str, message: str) -> str:
+    """Name the rule of a `pattern=` for people; returns the pattern (for Field(pattern=...))."""
+    PATTERN_MESSAGES[pattern] = message
+    return pattern
+
+
+def _plain(value):
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _message(error: dict) -> str:
-    if error["type"] == "missing":
-        return "is required"
-    if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == NAME_PATTERN:
-        return "must not be blank nor hold NUL characters"
+    ctx = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
+    if error["type"] in MESSAGES:
+        try:
+            return MESSAGES[error["type"]].format(**ctx)
+        except (KeyError, IndexError):
+            return error["msg"]
+    if error["type"] == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MESSAGES:
+        return PATTERN_MESSAGES[ctx["pattern"]]
     if error["type"] == "value_error":
         return str(error.get("ctx", {}).get("error") or error["msg"]).removeprefix("Value error, ")
     return error["msg"]
 
 
 def input_error(e: ValidationError, where: str) -> InputError:
-    errors: dict[str, list[str]] = {}
+    """Per-field messages: the exact place (`files[0].fileName`, `containerImage.tag`) and, for a place
+    inside a field, also the field itself with the place in the message (`files`: "[0].fileName: ...")
+    so that a form can mark the field it shows."""
+    precise: dict[str, list[str]] = {}
     for err in e.errors(include_url=False):
-        errors.setdefault(_field_name(err["loc"], where), []).append(_message(err))
-    listed = "; ".join(f"{name}: {', '.join(msgs)}" for name, msgs in errors.items())
+        messages = precise.setdefault(_field_name(err["loc"], where), [])
+        if _message(err) not in messages:
+            messages.append(_message(err))
+    errors = {name: list(msgs) for name, msgs in precise.items()}
+    for name, msgs in precise.items():
+        top = re.split(r"[.\[]", name, maxsplit=1)[0]
+        if top != name:
+            rest = name[len(top):].lstrip(".")
+            errors.setdefault(top, []).extend(f"{rest}: {m}" for m in msgs if f"{rest}: {m}" not in errors[top])
+    listed = "; ".join(f"{name}: {', '.join(msgs)}" for name, msgs in precise.items())
     what = "body" if where == "body" else "query string"
     return InputError(f"The request {what} is invalid: {listed}", errors)
 

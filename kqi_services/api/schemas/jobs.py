@@ -6,15 +6,17 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .core import ApiModel, Id, Name, QueryBool, Timestamp
+from .core import ApiModel, Id, Name, QueryBool, Timestamp, pattern_message
 from .data import AddFileInput
 from .datasets import DataSetIndexOutput
 
-JOB_NAME_PATTERN = r"^\s*[a-z0-9-]{1,30}\s*$"
+JOB_NAME_PATTERN = pattern_message(r"^\s*[a-z0-9-]{1,30}\s*$",
+                                   "lower-case letters, digits and '-', at most 30 characters")
 #: a job's name: lower-case letters, digits and '-', at most 30 characters
 JobName = Annotated[str, Field(pattern=JOB_NAME_PATTERN)]
 #: an id, or its digits as a string (the official CLI sends `-pid 3` as "3")
-IdOrDigits = Id | Annotated[str, Field(pattern=r"^\s*[0-9]{1,15}\s*$")]
+DIGITS_PATTERN = pattern_message(r"^\s*[0-9]{1,15}\s*$", "must be a whole number")
+IdOrDigits = Id | Annotated[str, Field(pattern=DIGITS_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 #: environment variables of the job: names to values (numbers and booleans are written as text)
 EnvOptions = dict[str, str | int | float | bool | None]
