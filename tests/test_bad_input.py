@@ -293,3 +293,41 @@ def test_default_tenant_of_another_tenant_is_400(platform, member, admin):
     sandbox = platform.api("GET", "/account", admin).json()["selectedTenant"]["id"]
     err = error_of(platform.api("PUT", f"/account?defaultTenant={sandbox}", token), 400)
     assert err["errors"] == {"defaultTenant": ["not one of your tenants"]}
+
+
+# ------------------------------------------------------- ids beyond the database's range
+BIG = 2**40  # a JSON integer the database's 32-bit id columns cannot hold
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"gitIds": [BIG]}, "gitIds[0]"),
+    ({"registryIds": [BIG]}, "registryIds[0]"),
+    ({"storageId": BIG}, "storageId"),
+    ({"defaultGitId": BIG}, "defaultGitId"),
+])
+def test_body_ids_beyond_the_database_range_are_400(platform, admin, field, fields):
+    """Row ids in a body are refused by the contract (a 400 naming the field), never a 500 from the
+    database's integer range."""
+    err = error_of(platform.api("POST", "/admin/tenants", admin, json=tenant_body(**fields)), 400)
+    assert field in err["errors"], err
+
+
+def test_member_ids_beyond_the_database_range_are_400(platform, member):
+    _, _, _, token = member
+    for path, body in (("/account/registries", [{"id": BIG, "userName": "u"}]),
+                       ("/account/gits", [{"id": BIG, "token": "t"}]),
+                       ("/account/login", {"userName": "x", "password": "y", "tenantId": BIG})):
+        r = platform.api("PUT" if path != "/account/login" else "POST", path, token, json=body)
+        err = error_of(r, 400)
+        assert any("id" in name.lower() for name in err["errors"]), err
+
+
+@pytest.mark.parametrize("method, path, body, field", [
+    ("POST", "/admin/tenants", tenant_body(limitGpu=BIG), "limitGpu"),
+    ("POST", "/admin/nodes", {"name": "big-gpu", "accessLevel": 2, "gpu": BIG}, "gpu"),
+    ("POST", "/admin/quotas", [{"tenantId": 1, "gpu": BIG}], "[0].gpu"),
+])
+def test_counts_beyond_the_database_range_are_400(platform, admin, method, path, body, field):
+    """A GPU count the database's integer column cannot hold is a 400 naming the field, not a 500."""
+    err = error_of(platform.api(method, path, admin, json=body), 400)
+    assert field in err["errors"], err

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .core import NAME_PATTERN, ApiModel, Id
+from .misc import RowId
 
 
 
@@ -22,7 +23,7 @@ class LoginInput(ApiModel):
 
     userName: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN, description="The user name.")
     password: str = Field(description="The user's password.")
-    tenantId: Id | None = Field(None, description="The tenant to sign in to (default: the"
+    tenantId: RowId | None = Field(None, description="The tenant to sign in to (default: the"
                                                                       " user's default tenant, else the first).")
     expiresIn: int | None = _expires_in()
 
@@ -78,4 +79,4 @@ class AccountOutput(ApiModel):
 class DefaultTenantQuery(ApiModel):
     """PUT /account?defaultTenant=ID"""
 
-    defaultTenant: Id = Field(description="The id of one of the caller's tenants.")
+    defaultTenant: RowId = Field(description="The id of one of the caller's tenants.")

@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import Field
 
 from .core import ApiModel, Id, Timestamp
+from .misc import Count, RowId
 
-MAX_ID = 2**31 - 1
 NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9_])?$"
 HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
 NODE_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
@@ -182,13 +182,13 @@ class NodeEditInput(ApiModel):
     partition: str | None = Field(None, max_length=63, pattern=PARTITION_PATTERN,
                                   description="A Kubernetes label value.")
     accessLevel: AccessLevel = Field(None, description="0 Disabled, 1 Private (assigned tenants only), 2 Public.")
-    assignedTenantIds: list[Id] | None = Field(None, json_schema_extra={"uniqueItems": True},
+    assignedTenantIds: list[RowId] | None = Field(None, json_schema_extra={"uniqueItems": True},
                                                 description="The tenants of a private node.")
     tensorBoardEnabled: bool | None = None
     notebookEnabled: bool | None = None
     cpu: float | None = Field(None, ge=0)
     memory: float | None = Field(None, ge=0, description="GiB")
-    gpu: int | None = Field(None, ge=0)
+    gpu: Count | None = None
 
 
 class NodeInput(NodeEditInput):
@@ -224,10 +224,10 @@ class NodeOutput(AuditOutput):
 class QuotaInput(ApiModel):
     """An entry of POST /admin/quotas: the three limits of a tenant (0, null or left out: no limit)."""
 
-    tenantId: Id = Field(ge=1, le=MAX_ID)
+    tenantId: RowId = Field(ge=1)
     cpu: float | None = Field(None, ge=0)
     memory: float | None = Field(None, ge=0, description="GiB")
-    gpu: int | None = Field(None, ge=0)
+    gpu: Count | None = None
 
 
 class QuotaOutput(ApiModel):

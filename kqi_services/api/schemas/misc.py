@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
 
 from ...domain.validation import ValidationError
 from .core import ApiModel, input_error
+
+#: the largest id the database holds (its id columns are 32-bit integers)
+DB_MAX_ID = 2**31 - 1
+
+#: a reference in a body to a row of the database (a tenant, git server, registry, storage endpoint):
+#: 0..2**31-1, so an id the database cannot hold is a 400 naming the field, not a database error
+RowId = Annotated[int, Field(ge=0, le=DB_MAX_ID)]
+
+#: a whole number the database keeps in an integer column (a GPU count): 0..2**31-1
+Count = Annotated[int, Field(ge=0, le=DB_MAX_ID)]
 
 
 class VersionOutput(ApiModel):

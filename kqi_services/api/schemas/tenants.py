@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .core import NAME_PATTERN, ApiModel, Id, Timestamp
+from .misc import Count, RowId
 
 TENANT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 UNIQUE = {"uniqueItems": True}
@@ -24,18 +25,18 @@ class TenantFieldsInput(ApiModel):
 
     displayName: str = Field(min_length=1, max_length=128, pattern=NAME_PATTERN,
                              description="The name shown to people.")
-    gitIds: list[Id] = _ids("The git servers the tenant may use.")
-    defaultGitId: Id | None = Field(None, description="One of gitIds (default: the first).")
-    registryIds: list[Id] = _ids("The container registries the tenant may use.")
-    defaultRegistryId: Id | None = Field(None, description="One of registryIds (default: the first).")
-    storageId: Id = Field(description="The storage endpoint of the tenant's files.")
+    gitIds: list[RowId] = _ids("The git servers the tenant may use.")
+    defaultGitId: RowId | None = Field(None, description="One of gitIds (default: the first).")
+    registryIds: list[RowId] = _ids("The container registries the tenant may use.")
+    defaultRegistryId: RowId | None = Field(None, description="One of registryIds (default: the first).")
+    storageId: RowId = Field(description="The storage endpoint of the tenant's files.")
     availableInfiniteTimeNotebook: bool | None = Field(
         None, description="Whether notebooks of the tenant may run without a time limit (default false).")
     limitCpu: float | None = Field(None, ge=0, description="KQI: the tenant's CPU quota (null or 0: no limit).")
     limitMemory: float | None = Field(None, ge=0, description="KQI: the tenant's memory quota in GiB"
                                                               " (null or 0: no limit).")
-    limitGpu: int | None = Field(None, ge=0, description="KQI: the tenant's GPU quota (null or 0: no limit).")
-    userGroupIds: list[Id] | None = Field(
+    limitGpu: Count | None = Field(None, description="KQI: the tenant's GPU quota (null or 0: no limit).")
+    userGroupIds: list[RowId] | None = Field(
         None, json_schema_extra={"maxItems": 0},
         description="KAMONOHASHI's LDAP user groups: not used (members are the hub group's), so only an"
                     " empty list is accepted.")
@@ -58,8 +59,8 @@ class CurrentTenantEditInput(ApiModel):
 
     displayName: str = Field(None, min_length=1, max_length=128, pattern=NAME_PATTERN,
                              description="The name shown to people.")
-    defaultGitId: Id | None = Field(None, description="One of the tenant's git servers.")
-    defaultRegistryId: Id | None = Field(None, description="One of the tenant's registries.")
+    defaultGitId: RowId | None = Field(None, description="One of the tenant's git servers.")
+    defaultRegistryId: RowId | None = Field(None, description="One of the tenant's registries.")
 
 
 class TenantIndexOutput(ApiModel):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from .core import ApiModel, Id
+from .misc import RowId
 
 SECRET_MAX = 4096
 MENTION_PATTERN = r"^$|^@?[A-Za-z0-9._-]{1,64}$"
@@ -28,7 +29,7 @@ class GitTokenInput(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Id = Field(description="The git server's id.")
+    id: RowId = Field(description="The git server's id.")
     token: str | None = Field(max_length=SECRET_MAX, description="The token; null or \"\" removes it.")
     name: str | None = None
     serviceType: int | None = None
@@ -58,7 +59,7 @@ class RegistryCredentialInput(ApiModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: Id = Field(description="The registry's id.")
+    id: RowId = Field(description="The registry's id.")
     userName: str | None = Field(None, max_length=255)
     password: str | None = Field(None, max_length=SECRET_MAX)
     name: str | None = None

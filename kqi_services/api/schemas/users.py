@@ -8,6 +8,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .core import ApiModel, Id
+from .misc import RowId
 
 USER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 USER_NAME_HELP = "1-64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit."
@@ -19,7 +20,7 @@ PASSWORD_HELP = "At least 8 and at most 1024 characters, without white space at 
 class UserTenantInput(ApiModel):
     """A wanted membership."""
 
-    id: Id = Field(description="The tenant's id.")
+    id: RowId = Field(description="The tenant's id.")
     isTenantAdmin: bool | None = Field(None, description="Administrator of the tenant (default false).")
     default: bool | None = Field(None, description="The user's default tenant (at most one).")
 
