@@ -142,3 +142,28 @@ def test_an_id_beyond_the_database_range_is_a_404(platform):
     assert r.status_code == 404, r.text
     r = platform.api("GET", f"/datasets/{2**53 + 1}", user.token)
     assert r.status_code == 400 and r.json()["detail"] == "The id is out of range.", r.text
+
+
+def test_a_filter_number_beyond_the_database_range_matches_as_it_reads(platform):
+    """Found on PostgreSQL: `GET /training?parentId=1099511627777` (and an `id` filter such as
+    `id=>3000000000`) answered 500 (`integer out of range`). Now such a number matches no id, and
+    `<` / `<=` it matches every one; a parentId that is not a number is a 400."""
+    from .platform import create_data, tenant_user
+
+    user = tenant_user(platform)
+    data = create_data(user, "filter-range")
+    for path, params, expected in [
+        ("/training", {"parentId": "1099511627777"}, []),
+        ("/inferences", {"parentId": str(2**31)}, []),
+        ("/training", {"id": "3000000000"}, []),
+        ("/data", {"id": ">3000000000"}, []),
+        ("/data", {"id": ">=2147483648"}, []),
+        ("/data", {"id": "<3000000000"}, [data["id"]]),
+        ("/data", {"id": "<=99999999999"}, [data["id"]]),
+        ("/datasets", {"id": "=2147483648"}, []),
+    ]:
+        r = user.api("GET", path, params=params)
+        assert r.status_code == 200, (path, params, r.status_code, r.text)
+        assert [item["id"] for item in r.json()] == expected, (path, params, r.text)
+    r = user.api("GET", "/training", params={"parentId": "x1"})
+    assert r.status_code == 400 and "parentId" in r.json()["errors"], r.text

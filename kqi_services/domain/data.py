@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, false, select, true
 from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
@@ -46,8 +46,14 @@ def date_filter(value: str, field: str):
     return op, text, when
 
 
+#: the largest id the database holds (32-bit INTEGER columns): a larger number names no row
+DB_MAX_ID = 2**31 - 1
+
+
 def apply_number(query, column, value, field):
     op, number = number_filter(value, field)
+    if number > DB_MAX_ID:  # no id is that large (and PostgreSQL refuses it as an integer)
+        return query.where(true() if op in ("<", "<=") else false())
     return query.where({"=": column == number, "<": column < number, "<=": column <= number,
                         ">": column > number, ">=": column >= number}[op])
 

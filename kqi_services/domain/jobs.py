@@ -6,14 +6,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSetting
 from ..db.models_data import DataSet
 from ..db.models_jobs import Job, JobParent, JobTag
 from . import job_status as st
-from .data import apply_date, apply_number, like, read_tags, replace_tags
+from .data import DB_MAX_ID, apply_date, apply_number, like, number_filter, read_tags, replace_tags
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
@@ -309,7 +309,9 @@ class JobQueries:
             q = q.where(Job.dataset_id.in_(select(DataSet.id).where(
                 DataSet.name.ilike(like(args["dataSet"]), escape="\\"))))
         if args.get("parentId"):
-            q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id == int(args["parentId"]))))
+            _, parent_id = number_filter(str(args["parentId"]), "parentId")
+            q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id == parent_id))
+                        if parent_id <= DB_MAX_ID else false())
         for tag in args.get("tags") or []:
             q = q.where(Job.id.in_(select(JobTag.job_id).where(JobTag.name == tag)))
         return list(self.db.scalars(q.order_by(Job.id.desc())).all())
