@@ -167,3 +167,27 @@ def test_a_filter_number_beyond_the_database_range_matches_as_it_reads(platform)
         assert [item["id"] for item in r.json()] == expected, (path, params, r.text)
     r = user.api("GET", "/training", params={"parentId": "x1"})
     assert r.status_code == 400 and "parentId" in r.json()["errors"], r.text
+
+
+def test_a_body_or_query_id_beyond_the_database_range_is_refused_or_matches_nothing(platform):
+    """Found on PostgreSQL: `POST /training/run` with a schema-valid `dataSetId` above 2**31-1
+    answered 500 (the dataset was looked up with it), and so did
+    `GET /tenant/shell-sessions?jobId=<such a number>`. Now a body number above the database's
+    range is a 400 naming the field (ids and id lists alike), and the filter matches nothing."""
+    from .platform import tenant_user
+
+    user = tenant_user(platform)
+    big = 2**40
+    body = {"name": "big-ids", "containerImage": {"image": "python", "tag": "3.11", "registryId": big},
+            "dataSetId": big, "parentIds": [1, big], "gitModel": {"gitId": big, "owner": "o", "repository": "r"},
+            "entryPoint": "true", "cpu": 1, "memory": 1, "gpu": 0}
+    for path in ("/training/run", "/inferences/run"):
+        r = user.api("POST", path, json=body)
+        assert r.status_code == 400, (path, r.status_code, r.text)
+        errors = r.json()["errors"]
+        assert errors.get("dataSetId") == [f"must be at most {2**31 - 1}"], (path, errors)
+        assert errors.get("parentIds") == [f"must hold numbers of at most {2**31 - 1}"], (path, errors)
+    name, password = platform.create_user(admin_of=[user.tenant["name"]])
+    admin_token = platform.login(name, password, user.tenant["id"])
+    r = platform.api("GET", "/tenant/shell-sessions", admin_token, params={"jobId": str(big)})
+    assert r.status_code == 200 and r.json() == [], r.text

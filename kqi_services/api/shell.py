@@ -21,7 +21,7 @@ import codecs
 import json
 from urllib.parse import urlparse
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from tornado import websocket
 
 from ..db.models_jobs import Job
@@ -30,7 +30,7 @@ from ..db.models import utcnow
 from ..domain import job_status as st
 from ..domain.jobs import JobQueries
 from ..domain.preprocessing import PreprocessingManager
-from ..domain.validation import ConflictError
+from ..domain.validation import DB_MAX_INT, ConflictError
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler, iso
 from .schemas.core import contract
@@ -233,8 +233,8 @@ class ShellSessionListHandler(BaseAPIHandler):
     def get(self):
         q = select(ShellSession).where(ShellSession.tenant_id == self.tenant.id)
         job_id = self.query.jobId
-        if job_id is not None:
-            q = q.where(ShellSession.job_id == job_id)
+        if job_id is not None:  # an id beyond the database's range names no job
+            q = q.where(ShellSession.job_id == job_id if job_id <= DB_MAX_INT else false())
         kind = self.query.kind
         if kind:
             q = q.where(ShellSession.job_kind == kind)

@@ -13,7 +13,7 @@ from ..db.models_preprocessing import PreprocessHistory, PreprocessHistoryOutput
 from ..storage.base import ObjectStore
 from ..storage.factory import tenant_key
 from .uploads import Uploads, check_file_name
-from .validation import ConflictError, Fields, NotFoundError, ValidationError
+from .validation import DB_MAX_INT, ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
 from .ids import next_display_id
 
@@ -47,7 +47,7 @@ def date_filter(value: str, field: str):
 
 
 #: the largest id the database holds (32-bit INTEGER columns): a larger number names no row
-DB_MAX_ID = 2**31 - 1
+DB_MAX_ID = DB_MAX_INT
 
 
 def apply_number(query, column, value, field):

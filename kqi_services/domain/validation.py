@@ -26,6 +26,8 @@ class NotFoundError(LookupError):
 
 
 _MISSING = object()
+#: every whole number the platform stores (ids, gpus, ports) is a 32-bit INTEGER column
+DB_MAX_INT = 2**31 - 1
 
 
 class Fields:
@@ -75,6 +77,9 @@ class Fields:
             self.error(name, f"must be at least {minimum}")
         if maximum is not None and value > maximum:
             self.error(name, f"must be at most {maximum}")
+        elif value > DB_MAX_INT:  # not stored, nor looked up (PostgreSQL refuses it: a 500)
+            self.error(name, f"must be at most {DB_MAX_INT}")
+            return default
         return value
 
     def number(self, name, *, required=False, minimum=None, maximum=None, default=None):
@@ -120,6 +125,9 @@ class Fields:
             return []
         if len(set(value)) != len(value):
             self.error(name, "must not repeat an id")
+        if any(v > DB_MAX_INT for v in value):
+            self.error(name, f"must hold numbers of at most {DB_MAX_INT}")
+            return []
         return list(value)
 
     def done(self) -> None:
