@@ -39,7 +39,7 @@ def test_switch_tenant_and_webhook_test_notification(platform, browser, webhook_
         expect(page.locator("#kqi-home-tenant-name")).to_have_text("sandbox")
         # a plain member sees no administration
         expect(page.locator("#kqi-nav-admin")).to_have_count(0)
-        expect(page.locator("#kqi-home-link-hub")).to_have_attribute("href", "/hub/home")
+        expect(page.locator("#kqi-home-link-hub")).to_have_attribute("href", "/hub/token")
         shot(page, artifacts_dir, "home-sandbox")
 
         # the switcher lists both tenants; choosing the team switches and reloads
