@@ -516,7 +516,8 @@ def test_git_browsing_of_local_bare_repositories(platform, admin, sandbox_user, 
 @pytest.mark.parametrize("path, field", [
     ("/repos/%2E%2E%2Fetc/r/branches", "owner"), ("/repos/o/..%2F..%2Fx/branches", "repository"),
     ("/repos/o/%2E%2E.git/branches", "repository"), ("/repos/a%2Fb/r/branches", "owner"),
-    ("/repos/o/r%00x/branches", "repository"), ("/repos/o/..x/commits", "repository"),
+    ("/repos/o/r%00x/branches", "path"),  # a NUL anywhere in the path is refused first (BaseAPIHandler.refuse_nul)
+    ("/repos/o/..x/commits", "repository"),
     ("/repos/.hidden/r/branches", "owner"), ("/repos/-o/r/branches", "owner"), ("/repos/a/b/c/branches", "owner"),
     ("/repos/o/r/commits?branch=-x", "branch"), ("/repos/o/r/commits?branch=a..b", "branch"),
     ("/repos/o/r/commits?page=0", "page"), ("/repos/o/r/commits?page=x", "page"),

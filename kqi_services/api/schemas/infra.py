@@ -14,15 +14,21 @@ from typing import Literal
 
 from pydantic import Field
 
-from .core import ApiModel, Id, Timestamp
+from .core import ApiModel, Id, Timestamp, pattern_message
 from .misc import Count, RowId
 
-NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9_])?$"
-HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$"
-NODE_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
-PARTITION_PATTERN = r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
-BUCKET_PATTERN = r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-REGION_PATTERN = r"^$|^[a-z0-9-]{1,64}$"
+# the patterns of domain/infra.py (anchored; "" allowed where the domain takes "" for "none"), with its messages
+NAME_PATTERN = pattern_message(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9_])?$",
+                               "must be letters, digits, '.', '_' and '-', starting with a letter or digit")
+HOST_PATTERN = pattern_message(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$",
+                               "must be a host name or address without scheme, port or path")
+NODE_NAME_PATTERN = pattern_message(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+                                    "must be a host name: letters, digits, '.', '_' and '-'")
+PARTITION_PATTERN = pattern_message(r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$",
+                                    "must be letters, digits, '.', '_' and '-' (a Kubernetes label value)")
+BUCKET_PATTERN = pattern_message(r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+                                 "must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'")
+REGION_PATTERN = pattern_message(r"^$|^[a-z0-9-]{1,64}$", "must be lower-case letters, digits and '-'")
 NAME_HELP = "Letters, digits, '.', '_' and '-', starting with a letter or digit."
 
 GitServiceType = Literal[1, 2, 3, 4, 5, 6]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .core import NAME_PATTERN, ApiModel, Id, Timestamp
+from ...domain.tenants import TENANT_NAME_HELP
+from .core import NAME_PATTERN, ApiModel, Id, Timestamp, pattern_message
 from .misc import Count, RowId
 
-TENANT_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+TENANT_NAME_PATTERN = pattern_message(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", TENANT_NAME_HELP)
 UNIQUE = {"uniqueItems": True}
 
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from .core import ApiModel, Id
+from ...domain.user_settings import MENTION_HELP
+from .core import ApiModel, Id, pattern_message
 from .misc import RowId
 
 SECRET_MAX = 4096
-MENTION_PATTERN = r"^$|^@?[A-Za-z0-9._-]{1,64}$"
+MENTION_PATTERN = pattern_message(r"^$|^@?[A-Za-z0-9._-]{1,64}$", MENTION_HELP)
 #: an http(s) URL with a host and no white space, or "" (domain/user_settings.check_webhook_url)
-WEBHOOK_URL_PATTERN = r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+[^\s]*$"
+WEBHOOK_URL_PATTERN = pattern_message(r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+[^\s]*$",
+                                      "must be an http:// or https:// URL with a host and no white space")
 
 
 class GitTokenInput(ApiModel):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .core import ApiModel, Id
+from .core import ApiModel, Id, pattern_message
 from .misc import RowId
 
-USER_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 USER_NAME_HELP = "1-64 lower-case letters, digits, '.', '_' and '-', starting with a letter or digit."
+USER_NAME_PATTERN = pattern_message(r"^[a-z0-9][a-z0-9._-]{0,63}$", "must be " + USER_NAME_HELP[:1].lower()
+                                    + USER_NAME_HELP[1:-1])
 #: the schema of a list the domain refuses unless empty (with its own message)
 NONE = {"maxItems": 0}
 PASSWORD_HELP = "At least 8 and at most 1024 characters, without white space at either end."
