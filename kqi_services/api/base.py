@@ -123,8 +123,8 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
                            {name: ["must not hold NUL characters"] for name in bad})
 
     def check_contract(self) -> None:
-        """Validate the body and the query against the method's contract (schemas/core.py): a 400
-        with per-field messages when they do not fit, before the method runs."""
+        """Validate the query (a 400 with per-field messages before the method runs) and the body
+        (kept, refused when the method reads it: see `body`) against the method's contract."""
         declared = contract_of(type(self), self.request.method)
         if declared is None:
             return

@@ -8,7 +8,7 @@ from pydantic import Field
 from .core import ApiModel, Id, QueryBool, pattern_message
 from .jobs import EnvOptions, IdOrDigits
 
-NOTEBOOK_NAME_PATTERN = pattern_message(r"^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$", "lower-case letters, digits and"
+NOTEBOOK_NAME_PATTERN = pattern_message(r"^$|^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$", "lower-case letters, digits and"
                                         " '-', at most 30, not starting or ending with '-'")
 NotebookName = Annotated[str, Field(pattern=NOTEBOOK_NAME_PATTERN)]
 
@@ -39,7 +39,8 @@ class NotebookRunInput(ApiModel):
     """POST /notebook/run (every field optional: the tenant's and the platform's defaults apply)."""
 
     name: NotebookName | None = None
-    """Lower-case letters, digits and '-', at most 30, not starting or ending with '-' (default notebook)."""
+    """Lower-case letters, digits and '-', at most 30, not starting or ending with '-' (empty or left
+    out: notebook)."""
     memo: str | None = None
     cpu: float | None = Field(None, gt=0)
     memory: float | None = Field(None, gt=0)
