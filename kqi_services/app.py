@@ -200,6 +200,30 @@ class KqiService(Application):
         1024**3, help="The largest part a client may PUT to a local-store part URL (the SDK sends 16 MiB)."
     ).tag(config=True)
 
+    direct_transfer_port = Integer(
+        int(os.environ.get("KQI_DIRECT_TRANSFER_PORT") or 0),
+        help="Port of a second listener of this service that serves only the local object store's signed"
+        " URLs (upload parts and downloads; they carry their own signature, no hub cookie or token), so"
+        " that their bytes do not pass through the hub's proxy: the URLs handed out then point at it"
+        " (see direct_transfer_url). Nothing else of the service is served there. 0: no such listener,"
+        " the URLs go through the hub's proxy. `kqi-hub` sets a free port on the hub's address by default"
+        " (KQI_DIRECT_TRANSFER=off to turn it off; KQI_DIRECT_TRANSFER_PORT to choose it).",
+    ).tag(config=True)
+
+    direct_transfer_ip = Unicode(
+        os.environ.get("KQI_DIRECT_TRANSFER_IP", "127.0.0.1"),
+        help="Address the listener of direct_transfer_port binds to (0.0.0.0: every interface, e.g. in a"
+        " pod behind a Service).",
+    ).tag(config=True)
+
+    direct_transfer_url = Unicode(
+        os.environ.get("KQI_DIRECT_TRANSFER_URL", ""),
+        help="The address (scheme://host[:port], no path) clients reach the listener of direct_transfer_port"
+        " at, e.g. a Kubernetes Service or an Ingress that routes <base url>services/kqi/storage/ to it;"
+        " the signed URLs keep their path (<base url>services/kqi/storage/...). Empty: http://<the host name"
+        " the caller used>:<direct_transfer_port>. Used only when direct_transfer_port is set.",
+    ).tag(config=True)
+
     git_max_push_bytes = Integer(
         4 * 1024**3, help="The largest request body (a push) the embedded git server takes at"
         " <service prefix>git/<tenant>/<owner>/<repository>.git, in bytes."
@@ -279,7 +303,8 @@ class KqiService(Application):
         )
         self.io_executor = ThreadPoolExecutor(self.io_threads, thread_name_prefix="kqi-io")
         self.hash_executor = ThreadPoolExecutor(1, thread_name_prefix="kqi-hash")
-        self.stores = StoreFactory(self.secret_box, self.secret_key, url_path_join(self.service_prefix, "storage"))
+        self.stores = StoreFactory(self.secret_box, self.secret_key, url_path_join(self.service_prefix, "storage"),
+                                   direct=self.direct_address())
         self.version = _version()
         self.jobs = self.make_job_engine()
         from .tensorboard import TensorBoards
@@ -304,6 +329,14 @@ class KqiService(Application):
                        {"path": os.path.join(self.xterm_dir, "@xterm")}))
         routes.extend(ui.make_handlers(self.service_prefix))
         return routes
+
+    def direct_address(self):
+        """Where the local store's signed URLs point when they bypass the proxy (None: they do not)."""
+        from .storage.local import DirectAddress
+
+        if not self.direct_transfer_port:
+            return None
+        return DirectAddress(self.direct_transfer_url, self.direct_transfer_port)
 
     def make_app(self) -> web.Application:
         from .api.base import NotFoundHandler
@@ -457,6 +490,13 @@ class KqiService(Application):
     def start(self):
         server = httpserver.HTTPServer(self.tornado_app, xheaders=True)
         server.listen(self.port, self.ip)
+        if self.direct_transfer_port:
+            # only the signed object routes, not through the hub's proxy (storage/handlers.py)
+            direct = httpserver.HTTPServer(storage_handlers.make_direct_app(self), xheaders=False)
+            direct.listen(self.direct_transfer_port, self.direct_transfer_ip)
+            self.log.info("signed object URLs also on http://%s:%d%sstorage/ (handed out as %s)",
+                          self.direct_transfer_ip, self.direct_transfer_port, self.service_prefix,
+                          self.direct_transfer_url or "the caller's host name with that port")
         self.log.info("kqi service on http://%s:%d%s (db %s)", self.ip, self.port, self.service_prefix,
                       self.engine.url.render_as_string(hide_password=True))
         loop = ioloop.IOLoop.current()

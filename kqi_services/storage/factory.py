@@ -6,15 +6,17 @@ import threading
 
 from ..db.models import Storage, Tenant
 from .base import ObjectStore, StoreError
-from .local import LocalObjectStore, UrlSigner
+from .local import DirectAddress, LocalObjectStore, UrlSigner
 from .s3 import S3ObjectStore
 
 
 class StoreFactory:
     """Makes (and caches, per endpoint and version) the store of a storage endpoint."""
 
-    def __init__(self, secret_box, signing_key: str, route_prefix: str):
+    def __init__(self, secret_box, signing_key: str, route_prefix: str, direct: DirectAddress | None = None):
+        """`direct`: where local stores hand their signed URLs out to (not through the proxy), if set."""
         self.secret_box = secret_box
+        self.direct = direct
         self.signer = UrlSigner(hashlib.sha256(("kqi-store-urls:" + signing_key).encode()).digest())
         self.route_prefix = route_prefix
         self._cache: dict[tuple, ObjectStore] = {}
@@ -40,7 +42,8 @@ class StoreFactory:
         if storage.kind == "local":
             if not storage.server_url.startswith("file://"):
                 raise StoreError(f"The local storage {storage.name} needs a file:// URL")
-            return LocalObjectStore(storage.server_url[len("file://"):], self.signer, self.route_prefix, storage.id)
+            return LocalObjectStore(storage.server_url[len("file://"):], self.signer, self.route_prefix, storage.id,
+                                    direct=self.direct)
         if storage.kind == "s3":
             secret = self.secret_box.decrypt(storage.secret_key_encrypted) if storage.secret_key_encrypted else ""
             return S3ObjectStore(storage.server_url, storage.bucket or "kqi", storage.access_key or "", secret,

@@ -4,7 +4,10 @@
     GET <prefix>storage/object?key=&name=&expires=&signature=     an object, as a download
 
 They carry no hub token: the HMAC signature (made by the service when it handed the URL
-out) is the credential, and it expires. Bodies stream to disk and files stream out in
+out) is the credential, and it expires. They are served on the service's own address (through
+the hub's proxy) and, when KqiService.direct_transfer_port is set, by a second listener that
+serves nothing else (`make_direct_app`), so that the bytes skip the proxy; there the answers
+allow any origin (CORS: the signature is the credential, no cookie is used), for the web UI. Bodies stream to disk and files stream out in
 chunks; neither is held in memory.
 
 A part that does not fit is answered 507 (413 when it could never fit) in the API's error
@@ -40,6 +43,25 @@ class _SignedHandler(web.RequestHandler):
                                 "title": responses.get(status, "Error"), "detail": message,
                                 "instance": self.request.path, "errors": {}}))
 
+    def set_default_headers(self):
+        if self.settings.get("kqi_direct"):
+            # another origin than the UI's: the browser needs these to PUT a part and read its ETag
+            self.set_header("Access-Control-Allow-Origin", "*")
+            self.set_header("Access-Control-Expose-Headers", "ETag, Content-Length, Content-Disposition")
+
+    def options(self):
+        """CORS preflight of the direct listener (a PUT with a Content-Type from the web UI)."""
+        if not self.settings.get("kqi_direct"):
+            raise web.HTTPError(405)
+        self.set_header("Access-Control-Allow-Methods", "GET, PUT, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Content-Type")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
+
+    def write_error(self, status_code, **kwargs):
+        self.fail(status_code, self._reason)
+
     def log_exception(self, typ, value, tb):
         if isinstance(value, StoreError) and value.client_error:
             return
@@ -60,6 +82,8 @@ class PartUploadHandler(_SignedHandler):
     _unchecked: int | None = None  # bytes since the last look at the free space (parts without a length)
 
     def prepare(self):
+        if self.request.method == "OPTIONS":
+            return
         if self.request.method != "PUT":
             raise web.HTTPError(405)
         connection = self.request.connection
@@ -190,3 +214,18 @@ class ObjectDownloadHandler(_SignedHandler):
 def make_handlers(service_prefix: str) -> list:
     base = service_prefix.rstrip("/") + "/storage"
     return [(base + "/part", PartUploadHandler), (base + "/object", ObjectDownloadHandler)]
+
+
+class DirectNotFoundHandler(_SignedHandler):
+    """Everything else on the direct listener: nothing of the API or the UI is served there."""
+
+    def prepare(self):
+        self.fail(404, "This address serves only the signed upload and download URLs of the local object store.")
+
+
+def make_direct_app(kqi) -> web.Application:
+    """The application of the direct listener (KqiService.direct_transfer_port): the two signed
+    routes under the same path as through the proxy, and a 404 for anything else."""
+    return web.Application(make_handlers(kqi.service_prefix), kqi=kqi, kqi_direct=True,
+                           default_handler_class=DirectNotFoundHandler, xsrf_cookies=False,
+                           log_function=kqi._log_request)

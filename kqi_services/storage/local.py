@@ -31,7 +31,7 @@ import shutil
 import time
 import uuid
 from typing import Iterator
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from .base import CHUNK, InsufficientStorage, ObjectInfo, ObjectStore, SpaceReserve, StoreError, is_disk_full
 
@@ -59,6 +59,34 @@ class UrlSigner:
             raise StoreError("The link has expired: ask for a new one.", client_error=True)
 
 
+class DirectAddress:
+    """Where clients reach the service's own listener for the signed URLs (the service's
+    `direct_transfer_*` settings), so that their bytes do not pass through the hub's proxy.
+
+    `url` (scheme://host[:port], no path) is that address as clients know it, e.g. a Service or
+    an Ingress; without it, `port` on the host name the caller used (`kqi-hub` on one machine:
+    the hub and that listener are bound to the same address). The URL's path stays the one
+    through the proxy (<base url>services/kqi/storage/...), so the hub's base URL holds there
+    too and an Ingress can route by path."""
+
+    def __init__(self, url: str = "", port: int = 0, scheme: str = "http"):
+        self.url = url.rstrip("/")
+        self.port = port
+        self.scheme = scheme
+
+    def base_for(self, base_url: str) -> str:
+        """The scheme://host[:port] of the signed URLs for a caller who used `base_url`. No
+        `base_url` (URLs for the platform's own containers, relative): unchanged."""
+        if not base_url:
+            return base_url
+        if self.url:
+            return self.url
+        host = urlsplit(base_url).hostname or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        return f"{self.scheme}://{host}:{self.port}"
+
+
 def safe_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") or "\x00" in p for p in parts):
@@ -69,10 +97,14 @@ def safe_key(key: str) -> str:
 
 
 class LocalObjectStore(ObjectStore):
-    def __init__(self, root: str, signer: UrlSigner, route_prefix: str, store_id: int = 0):
+    def __init__(self, root: str, signer: UrlSigner, route_prefix: str, store_id: int = 0,
+                 direct: DirectAddress | None = None):
         """`route_prefix`: URL path under which the service serves /part and /object;
-        `store_id`: the storage endpoint's id, signed into every URL."""
+        `store_id`: the storage endpoint's id, signed into every URL; `direct`: the address of the
+        service's listener for these URLs that bypasses the hub's proxy (None: the URLs go to the
+        address the caller used, through the proxy)."""
         self.store_id = str(store_id)
+        self.direct = direct
         self.root = os.path.abspath(root)
         self.signer = signer
         self.route_prefix = route_prefix.rstrip("/")
@@ -141,7 +173,11 @@ class LocalObjectStore(ObjectStore):
         except FileNotFoundError:
             raise StoreError("Unknown or finished upload.", client_error=True)
 
+    def _base(self, base_url: str) -> str:
+        return self.direct.base_for(base_url) if self.direct is not None else base_url
+
     def part_urls(self, key, upload_id, parts, base_url, expires_in):
+        base_url = self._base(base_url)
         expires_at = int(time.time()) + expires_in
         urls = []
         for number in range(1, parts + 1):
@@ -271,6 +307,7 @@ class LocalObjectStore(ObjectStore):
 
     # -- objects ----------------------------------------------------------------------
     def download_url(self, key, file_name, base_url, expires_in):
+        base_url = self._base(base_url)
         expires_at = int(time.time()) + expires_in
         fields = {"store": self.store_id, "key": safe_key(key), "name": file_name}
         query = {**fields, "expires": expires_at, "signature": self.signer.sign("get", fields, expires_at)}

@@ -14,6 +14,12 @@ _jobs = _settings["jobs"]
 # the proxy pod reaches the service through the hub Service: listen on all addresses
 c.KqiService.ip = "0.0.0.0"
 c.KqiService.job_backend = "kubernetes"
+# service.directTransfer: the signed URLs of a local store on a listener of their own (off: 0)
+_direct = _settings.get("directTransfer") or {}
+if int(_direct.get("port") or 0):
+    c.KqiService.direct_transfer_port = int(_direct["port"])
+    c.KqiService.direct_transfer_ip = "0.0.0.0"
+    c.KqiService.direct_transfer_url = _direct.get("url") or ""
 
 k = c.KubernetesBackend
 k.namespace = _settings["namespace"]
