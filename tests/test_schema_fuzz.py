@@ -8,7 +8,8 @@ fuzzing, stateful), bounded by a time budget per run (KQI_FUZZ_SECONDS, default 
 number of examples per operation (KQI_FUZZ_EXAMPLES, default 30).
 
 What must hold: no server error (5xx) and no answer that breaks the document (its status code,
-content type, headers or body schema), no 405 without `Allow`, no schemathesis error. The
+content type, headers or body schema), no 405 without `Allow`, no deleted object still served
+and no request without valid credentials accepted, no schemathesis error. The
 heuristic checks about which inputs an API should take (schema-valid request refused,
 schema-violating request accepted, use after delete, ...) are run and their counts printed but
 do not fail the test: a business rule (a name already taken, a tenant that does not exist) is
@@ -47,7 +48,9 @@ FUZZ_EXAMPLES = int(os.environ.get("KQI_FUZZ_EXAMPLES", "30"))
 #: WebSockets, which answer a plain GET at once, so they stay in)
 EXCLUDED: dict[str, str] = {}
 
-#: failures that break the contract: server errors and answers that do not fit the document
+#: failures that break the contract: server errors, answers that do not fit the document, and the
+#: stateful and access checks (a deleted object still served, a created one missing, no sign-in
+#: or another user's object accepted)
 CONTRACT_CODES = {
     "ST101": "server error",
     "ST102": "server error on an undeclared Content-Type",
@@ -59,8 +62,13 @@ CONTRACT_CODES = {
     "ST108": "response violates its schema",
     "ST109": "body is not valid JSON",
     "ST110": "body cannot be parsed",
+    "ST111": "discriminator value matches no schema",
     "ST204": "undeclared method not answered 405 with Allow",
     "ST205": "Allow of OPTIONS differs from the document",
+    "ST301": "resource still served after its DELETE",
+    "ST302": "resource a POST created answers 404",
+    "ST401": "request without valid credentials accepted",
+    "ST402": "one user's object served to another",
 }
 ABSENT_IMAGE = "localhost/kqi-fuzz/no-such-notebook-image:none"
 
