@@ -19,9 +19,11 @@ from .misc import RowId
 
 SECRET_MAX = 4096
 MENTION_PATTERN = pattern_message(r"^$|^@?[A-Za-z0-9._-]{1,64}$", MENTION_HELP)
-#: an http(s) URL with a host and no white space, or "" (domain/user_settings.check_webhook_url)
-WEBHOOK_URL_PATTERN = pattern_message(r"^$|^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+[^\s]*$",
-                                      "must be an http:// or https:// URL with a host and no white space")
+#: an http(s) URL with a host name (ASCII: an international name in its xn-- form) or address, an optional
+#: port and no white space, or "" (domain/user_settings.check_webhook_url checks it again)
+WEBHOOK_URL_PATTERN = pattern_message(
+    r"^$|^[Hh][Tt][Tt][Pp][Ss]?://([^\s/?#@]+@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?$",
+    "must be an http:// or https:// URL with a host name (ASCII, xn-- for international names) and no white space")
 
 
 class GitTokenInput(ApiModel):
