@@ -89,6 +89,13 @@ def _strip_titles(schema):
             out[key] = value
         else:
             out[key] = _strip_titles(value)
+    patterns = out.get("patternProperties")
+    if patterns and len(patterns) == 1 and "additionalProperties" not in out and "properties" not in out:
+        # pydantic's dict[Annotated[str, pattern], V]: only keys of the pattern are taken
+        (pattern, values), = patterns.items()
+        del out["patternProperties"]
+        out["propertyNames"] = {"pattern": pattern}
+        out["additionalProperties"] = values
     if out.get("default", 0) is None and "type" in out and "null" not in out["type"]:
         del out["default"]  # `x: str = None` (a field that may be left out, not be null)
     return out

@@ -93,6 +93,14 @@ NAME_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
 Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
 
 
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+
+def Text(max_length: int | None = None, min_length: int | None = None):  # noqa: N802 (a type)
+    """A string without NUL characters (the domain refuses them; PostgreSQL cannot store them)."""
+    return Annotated[str, Field(max_length=max_length, min_length=min_length, pattern=NO_NUL_PATTERN)]
+
+
 def _no_timezone_schema() -> dict:
     return {"type": "string",
             "description": "A UTC time in ISO 8601 without an offset, e.g. 2026-01-31T12:34:56.789012."}
@@ -115,6 +123,15 @@ def _query_bool(value: Any) -> Any:
 
 #: a boolean query parameter: true or false (any case)
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
+
+
+NUMBER_FILTER_PATTERN = r"^\s*(<=|>=|<|>|=)?\s*[0-9]+\s*$"
+DATE_FILTER_PATTERN = (r"^\s*(<=|>=|<|>)?\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                       r"([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?)?\s*$")
+#: a list route's id filter: a number, optionally after <, <=, >, >= or =
+NumberFilter = Annotated[str, Field(pattern=NUMBER_FILTER_PATTERN)]
+#: a list route's time filter: a day or a prefix of a time, optionally after <, <=, > or >=
+DateFilter = Annotated[str, Field(pattern=DATE_FILTER_PATTERN)]
 
 
 class Paging(ApiModel):
@@ -259,7 +276,10 @@ MESSAGES = {
 
 
 #: what a pattern means, for its error message (a group module adds its own with `pattern_message`)
-PATTERN_MESSAGES = {NAME_PATTERN: "must not be blank nor hold NUL characters"}
+PATTERN_MESSAGES = {NAME_PATTERN: "must not be blank nor hold NUL characters",
+                    NO_NUL_PATTERN: "must not contain NUL characters",
+                    NUMBER_FILTER_PATTERN: "must be a number, optionally after <, <=, >, >= or =",
+                    DATE_FILTER_PATTERN: "must be a date such as 2026-11-26, optionally after <, <=, > or >="}
 
 
 def pattern_message(pattern: str, message: str) -> str:

@@ -1,19 +1,31 @@
 """Data: /data, /data/{id}, /data/{id}/files, tags (KAMONOHASHI's DataApiModels)."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
-from .core import ApiModel, Id, Name, QueryBool, Timestamp
+from .core import ApiModel, DateFilter, Id, Name, NumberFilter, QueryBool, Text, Timestamp, pattern_message
+
+
+MAX_TAG_LENGTH = 128
+#: a tag: at most 128 characters, no NUL (blank tags are dropped)
+Tag = Text(MAX_TAG_LENGTH)
+FILE_NAME_PATTERN = pattern_message(r"^(?:[^/\\\x00-\x1f.]|\.[^/\\\x00-\x1f.])+\.?$",
+                                    "a file name may not contain '/', '\\', '..', control characters or NUL,"
+                                    " nor be '.'")
+#: a file's name in a data or a job: no folders, no '..', no control characters, at most 255 bytes
+FileName = Annotated[str, Field(max_length=255, pattern=FILE_NAME_PATTERN)]
 
 
 class DataSearchQuery(ApiModel):
     """The filters of GET /data (KAMONOHASHI's search fields; `Name` as well as `name`)."""
 
-    id: str | None = None
+    id: NumberFilter | None = None
     """An id or a comparison such as `>10`."""
     name: str | None = None
     memo: str | None = None
-    createdAt: str | None = None
+    createdAt: DateFilter | None = None
     """A day (2026-01-31), a prefix of a time, or a comparison such as `>=2026-01-01`."""
     createdBy: str | None = None
     tag: list[str] = []
@@ -24,20 +36,20 @@ class DataSearchQuery(ApiModel):
 
 class DataCreateInput(ApiModel):
     name: Name
-    memo: str | None = Field(None, max_length=4096)
-    tags: list[str] | None = None
+    memo: Text(4096) | None = None
+    tags: list[Tag] | None = None
 
 
 class DataEditInput(ApiModel):
     name: Name | None = None
-    memo: str | None = Field(None, max_length=4096)
-    tags: list[str] | None = None
+    memo: Text(4096) | None = None
+    tags: list[Tag] | None = None
 
 
 class AddFileInput(ApiModel):
-    fileName: str
+    fileName: FileName
     """The file's name in the data (no folders)."""
-    storedPath: str
+    storedPath: Text(min_length=1)
     """The key the upload (GET /upload/parameter) gave."""
 
 

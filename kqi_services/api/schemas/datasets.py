@@ -1,18 +1,16 @@
 """Datasets: /datasets, /datasets/{id}, files, pathpairs, copy; /datatypes (DataSetApiModels)."""
 from __future__ import annotations
 
-from pydantic import Field
-
-from .core import ApiModel, Id, Name, QueryBool, Timestamp
+from .core import ApiModel, DateFilter, Id, Name, NumberFilter, QueryBool, Text, Timestamp
 from .data import DataFileOutput, DataIndexOutput
 
 
 class DataSetSearchQuery(ApiModel):
-    id: str | None = None
+    id: NumberFilter | None = None
     """An id or a comparison such as `>10`."""
     name: str | None = None
     memo: str | None = None
-    createdAt: str | None = None
+    createdAt: DateFilter | None = None
     """A day (2026-01-31), a prefix of a time, or a comparison such as `>=2026-01-01`."""
 
 
@@ -23,7 +21,7 @@ class DataSetEntryInput(ApiModel):
 
 class DataSetCreateInput(ApiModel):
     name: Name
-    memo: str | None = Field(None, max_length=4096)
+    memo: Text(4096) | None = None
     isFlat: bool | None = None
     """A flat dataset puts every data under one folder; otherwise by area (training, testing, validation)."""
     entries: dict[str, list[DataSetEntryInput] | None] | None = None
@@ -34,7 +32,7 @@ class DataSetCreateInput(ApiModel):
 
 class DataSetEditEntriesInput(ApiModel):
     name: Name | None = None
-    memo: str | None = Field(None, max_length=4096)
+    memo: Text(4096) | None = None
     isFlat: bool | None = None
     entries: dict[str, list[DataSetEntryInput] | None] | None = None
     flatEntries: list[DataSetEntryInput] | None = None
@@ -42,13 +40,13 @@ class DataSetEditEntriesInput(ApiModel):
 
 class DataSetEditInput(ApiModel):
     name: Name | None = None
-    memo: str | None = Field(None, max_length=4096)
+    memo: Text(4096) | None = None
 
 
 class DataSetCopyInput(ApiModel):
     name: Name | None = None
     """The copy's name (by default the dataset's name with " (copy)")."""
-    memo: str | None = Field(None, max_length=4096)
+    memo: Text(4096) | None = None
 
 
 class DataSetFilesQuery(ApiModel):

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .core import ApiModel, Id, Name, QueryBool, Timestamp, pattern_message
-from .data import AddFileInput
+from .core import ApiModel, DateFilter, Id, Name, NumberFilter, QueryBool, Text, Timestamp, pattern_message
+from .data import AddFileInput, FileName, Tag
 from .datasets import DataSetIndexOutput
 
 JOB_NAME_PATTERN = pattern_message(r"^\s*[a-z0-9-]{1,30}\s*$",
@@ -19,7 +19,8 @@ DIGITS_PATTERN = pattern_message(r"^\s*[0-9]{1,15}\s*$", "must be a whole number
 IdOrDigits = Id | Annotated[str, Field(pattern=DIGITS_PATTERN)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 #: environment variables of the job: names to values (numbers and booleans are written as text)
-EnvOptions = dict[str, str | int | float | bool | None]
+ENV_NAME_PATTERN = pattern_message(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", "is not a valid environment variable name")
+EnvOptions = dict[Annotated[str, Field(pattern=ENV_NAME_PATTERN)], Text() | int | float | bool | None]
 Resource = Annotated[float, Field(ge=0)]
 GpuCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
@@ -28,17 +29,17 @@ GpuCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
 class JobContainerImageInput(ApiModel):
     registryId: Id | None = None
     """A registry of the tenant (the tenant's default when left out)."""
-    image: str = Field(max_length=512)
-    tag: str = Field(max_length=256)
+    image: Text(512)
+    tag: Text(256)
 
 
 class JobGitModelInput(ApiModel):
     gitId: Id | None = None
     """A git server of the tenant (the tenant's default when left out)."""
-    owner: str = Field(max_length=100)
-    repository: str = Field(max_length=100)
-    branch: str | None = Field(None, max_length=256)
-    commitId: str | None = Field(None, max_length=40)
+    owner: Text(100)
+    repository: Text(100)
+    branch: Text(256) | None = None
+    commitId: Text(40) | None = None
     """A commit (the branch's head when left out)."""
 
 
@@ -76,14 +77,14 @@ class JobCreateInput(ApiModel):
     """POST /training/run (and /inferences/run): a job from a repository's commit, an image and a dataset."""
 
     name: JobName
-    memo: str | None = Field(None, max_length=4096)
-    entryPoint: str = Field(max_length=65536)
+    memo: Text(4096) | None = None
+    entryPoint: Text(65536)
     """The command the job runs."""
     cpu: Resource
     memory: Resource
     """GiB."""
     gpu: GpuCount
-    partition: str | None = Field(None, max_length=128)
+    partition: Text(128) | None = None
     zip: bool | None = None
     """Make output.zip of /kqi/output when it ends (default true)."""
     localDataSet: bool | None = None
@@ -91,7 +92,7 @@ class JobCreateInput(ApiModel):
     options: EnvOptions | None = None
     ports: list[Port] | None = None
     """Container ports the job serves, opened through the platform's proxy while it runs."""
-    tags: list[str] | None = None
+    tags: list[Tag] | None = None
     containerImage: JobContainerImageInput
     dataSetId: Id
     parentIds: list[IdOrDigits] | None = None
@@ -106,18 +107,18 @@ class InferenceCreateInput(JobCreateInput):
 
 class JobEditInput(ApiModel):
     name: JobName | None = None
-    memo: str | None = Field(None, max_length=4096)
+    memo: Text(4096) | None = None
     favorite: bool | None = None
-    tags: list[str] | None = None
+    tags: list[Tag] | None = None
 
 
 class JobSearchQuery(ApiModel):
-    id: str | None = None
+    id: NumberFilter | None = None
     """An id or a comparison such as `>10`."""
     name: str | None = None
     parentId: Id | None = None
     parentName: str | None = None
-    startedAt: str | None = None
+    startedAt: DateFilter | None = None
     """A day (2026-01-31), a prefix of a time, or a comparison such as `>=2026-01-01`."""
     startedBy: str | None = None
     dataSet: str | None = None
@@ -224,8 +225,8 @@ class JobFileOutput(ApiModel):
 
 
 class JobAddFileInput(ApiModel):
-    fileName: str
-    storedPath: str
+    fileName: FileName
+    storedPath: Text(min_length=1)
     """The key the upload (GET /upload/parameter) gave."""
 
 
@@ -303,31 +304,31 @@ class AdminTensorBoardOutput(TensorBoardOutput):
 
 # ------------------------------------------------------------------------ preprocessing
 class PreprocessingSearchQuery(ApiModel):
-    id: str | None = None
+    id: NumberFilter | None = None
     """An id or a comparison such as `>10`."""
     name: str | None = None
     memo: str | None = None
-    createdAt: str | None = None
+    createdAt: DateFilter | None = None
 
 
 class JobGitModelNullableInput(ApiModel):
     gitId: Id | None = None
-    owner: str | None = Field(None, max_length=100)
-    repository: str | None = Field(None, max_length=100)
-    branch: str | None = Field(None, max_length=256)
-    commitId: str | None = Field(None, max_length=40)
+    owner: Text(100) | None = None
+    repository: Text(100) | None = None
+    branch: Text(256) | None = None
+    commitId: Text(40) | None = None
 
 
 class JobContainerImageNullableInput(ApiModel):
     registryId: Id | None = None
-    image: str | None = Field(None, max_length=512)
-    tag: str | None = Field(None, max_length=256)
+    image: Text(512) | None = None
+    tag: Text(256) | None = None
 
 
 class PreprocessingCreateInput(ApiModel):
     name: Name
-    memo: str | None = Field(None, max_length=4096)
-    entryPoint: str | None = Field(None, max_length=65536)
+    memo: Text(4096) | None = None
+    entryPoint: Text(65536) | None = None
     cpu: Resource | None = None
     memory: Resource | None = None
     gpu: GpuCount | None = None
@@ -337,7 +338,7 @@ class PreprocessingCreateInput(ApiModel):
 
 class PreprocessingEditInput(ApiModel):
     name: Name | None = None
-    memo: str | None = Field(None, max_length=4096)
+    memo: Text(4096) | None = None
     cpu: Resource | None = None
     memory: Resource | None = None
     gpu: GpuCount | None = None
@@ -374,7 +375,7 @@ class PreprocessingRunInput(ApiModel):
     cpu: Resource | None = None
     memory: Resource | None = None
     gpu: GpuCount | None = None
-    partition: str | None = Field(None, max_length=128)
+    partition: Text(128) | None = None
     options: EnvOptions | None = None
 
 
@@ -394,9 +395,10 @@ class PreprocessingHistoryOutput(ApiModel):
 
 
 class PreprocessingAddOutputDataInput(ApiModel):
-    name: str | None = Field(None, max_length=128)
-    memo: str | None = Field(None, max_length=4096)
-    tags: list[str] | None = None
+    name: Text(128) | None = None
+    """The new data's name (by default <input data>_<preprocessing>)."""
+    memo: Text(4096) | None = None
+    tags: list[Tag] | None = None
     files: list[AddFileInput] | None = None
 
 

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .core import ApiModel, Id, QueryBool, pattern_message
+from .core import ApiModel, Id, QueryBool, Text, pattern_message
 from .jobs import EnvOptions, IdOrDigits
 
 NOTEBOOK_NAME_PATTERN = pattern_message(r"^$|^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$", "lower-case letters, digits and"
@@ -20,8 +20,8 @@ class NotebookListQuery(ApiModel):
 
 class NotebookContainerImageInput(ApiModel):
     registryId: Id | None = None
-    image: str | None = None
-    tag: str | None = None
+    image: Text() | None = None
+    tag: Text() | None = None
     """latest when left out."""
 
 
@@ -29,10 +29,10 @@ class NotebookGitModel(ApiModel):
     """A repository cloned into the notebook (as sent; owner and repository are needed)."""
 
     gitId: Id | None = None
-    owner: str | None = None
-    repository: str | None = None
-    branch: str | None = None
-    commitId: str | None = None
+    owner: Text() | None = None
+    repository: Text() | None = None
+    branch: Text() | None = None
+    commitId: Text() | None = None
 
 
 class NotebookRunInput(ApiModel):
@@ -41,14 +41,14 @@ class NotebookRunInput(ApiModel):
     name: NotebookName | None = None
     """Lower-case letters, digits and '-', at most 30, not starting or ending with '-' (empty or left
     out: notebook)."""
-    memo: str | None = None
+    memo: Text() | None = None
     cpu: float | None = Field(None, gt=0)
     memory: float | None = Field(None, gt=0)
     """GiB."""
     gpu: int | None = Field(None, ge=0, le=2**31 - 1)
     expiresIn: float | None = Field(None, ge=0)
     """Lifetime in seconds (0: none, where the tenant allows it; default 8 hours)."""
-    jupyterLabVersion: str | None = None
+    jupyterLabVersion: Text() | None = None
     containerImage: NotebookContainerImageInput | None = None
     dataSetId: Id | None = None
     localDataSet: bool | None = None
@@ -56,15 +56,15 @@ class NotebookRunInput(ApiModel):
     """Trainings mounted at /kqi/parent."""
     inferenceIds: list[IdOrDigits] | None = None
     gitModel: NotebookGitModel | None = None
-    entryPoint: str | None = None
+    entryPoint: Text() | None = None
     """A command run when the notebook starts."""
     options: EnvOptions | None = None
-    partition: str | None = None
+    partition: Text() | None = None
 
 
 class NotebookEditInput(ApiModel):
-    name: str | None = None
-    memo: str | None = None
+    name: Text() | None = None
+    memo: Text() | None = None
 
 
 class NotebookContainerFilesQuery(ApiModel):
