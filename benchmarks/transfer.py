@@ -14,7 +14,8 @@ rounds, moves it both ways with:
               CLI >= 0.8 x S3 CLI in both directions)
   curl        the same signed URLs of the local store with curl (GET /upload/parameter, one curl
               for every 16 MiB part, POST /upload/complete; GET .../files?withUrl=true then curl
-              -o): the platform's own share, without the Python client's cost
+              -o): the platform's own share, without the Python client's cost; with the direct
+              listener also the same URLs on the hub's address (through configurable-http-proxy)
   cp          `cp` into and out of the store's folder: the physical limit (printed, no target)
   boto3       plain boto3 upload_file/download_file against SeaweedFS (printed, the S3 store's
               own target of issue 3: S3 CLI >= 0.8 x boto3)
@@ -51,6 +52,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 import requests  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
+
 from boto3.s3.transfer import TransferConfig  # noqa: E402
 
 from tests.platform import KQI_CLI, new_platform, store_user  # noqa: E402
@@ -107,11 +110,11 @@ def cpu_seconds(pid: int | None) -> float:
 
 
 class CpuMeter:
-    """CPU seconds used during a `with` block by: child processes (the CLI, cp), this
-    process (boto3), the kqi service and the hub's proxy."""
+    """CPU seconds used during a `with` block by: child processes (the CLI, curl, cp), this
+    process (boto3), the kqi service, the hub's proxy and `others` (the S3 server)."""
 
-    def __init__(self, service: int, proxy: int | None):
-        self.pids = {"service": service, "proxy": proxy}
+    def __init__(self, service: int | None, proxy: int | None, others: dict | None = None):
+        self.pids = {"service": service, "proxy": proxy, **(others or {})}
 
     def __enter__(self):
         self._start = self._now()
@@ -250,7 +253,7 @@ class Results:
 
 # ---------------------------------------------------------------------------- runs
 def cli_round(user, kind: str, source: str, source_sha: str, size: int, work: str, pid: int, proxy: int | None,
-              results: Results, round_no: int) -> None:
+              results: Results, round_no: int, others: dict | None = None) -> None:
     """The official CLI: upload (until the service recorded the sha256, for the memory), download."""
     out = os.path.join(work, f"cli-{kind}-{round_no}")
     os.makedirs(out)
@@ -258,7 +261,7 @@ def cli_round(user, kind: str, source: str, source_sha: str, size: int, work: st
     time.sleep(1)
     with RssSampler(pid) as up_memory:
         started = time.perf_counter()
-        with CpuMeter(pid, proxy) as up_cpu:
+        with CpuMeter(pid, proxy, others) as up_cpu:
             created = run_cli(user, "data", "create", "-n", f"bench-{kind}-{round_no}", "-f", source)
         up_seconds = time.perf_counter() - started
         data_id = int(created.split("created")[-1].split()[0])
@@ -266,7 +269,7 @@ def cli_round(user, kind: str, source: str, source_sha: str, size: int, work: st
     assert recorded["fileSize"] == size and recorded["sha256"] == source_sha, recorded
     results.add(what, "upload", up_seconds, up_cpu)
     time.sleep(1)
-    with RssSampler(pid) as down_memory, CpuMeter(pid, proxy) as down_cpu:
+    with RssSampler(pid) as down_memory, CpuMeter(pid, proxy, others) as down_cpu:
         down_seconds = timed(run_cli, user, "data", "download-files", str(data_id), "-d", out)
     downloaded = os.path.join(out, os.path.basename(source))
     assert sha256_of(downloaded) == source_sha, f"{what}: the downloaded bytes differ from the uploaded ones"
@@ -283,9 +286,21 @@ def cli_round(user, kind: str, source: str, source_sha: str, size: int, work: st
                     timeout=600)
 
 
+def through_proxy(url: str, hub_url: str) -> str:
+    """The same signed URL on the hub's address (the proxy serves the same path)."""
+    parts = urlsplit(url)
+    return hub_url + parts.path + "?" + parts.query
+
+
 def curl_round(user, parts: list[str], size: int, source_sha: str, work: str, pid: int, proxy: int | None,
-               results: Results, round_no: int) -> None:
-    """curl on the local store's signed URLs: the parts as the CLI sends them, then the file back."""
+               results: Results, round_no: int, via_proxy: bool = False) -> None:
+    """curl on the local store's signed URLs: the parts as the CLI sends them, then the file back;
+    `via_proxy`: the same URLs on the hub's address, through configurable-http-proxy."""
+    what = "curl (proxy)" if via_proxy else "curl"
+
+    def where(url: str) -> str:
+        return through_proxy(url, user.platform.url) if via_proxy else url
+
     time.sleep(1)
     with CpuMeter(pid, proxy) as up_cpu:
         started = time.perf_counter()
@@ -295,7 +310,7 @@ def curl_round(user, parts: list[str], size: int, source_sha: str, work: str, pi
         upload = r.json()
         command = ["curl", "-sS", "--fail", "-H", "Expect:", "-w", "%header{etag}\\n"]
         for part, url in zip(parts, upload["uris"]):
-            command += ["-T", part, url]
+            command += ["-T", part, where(url)]
         etags = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
         assert len(etags) == len(parts), etags
         r = user.api("POST", "/upload/complete", json={
@@ -303,26 +318,26 @@ def curl_round(user, parts: list[str], size: int, source_sha: str, work: str, pi
             "partETags": [f"{n}+{etag}" for n, etag in enumerate(etags, start=1)]})
         assert r.status_code == 200, r.text
         # as the CLI: the data, then its file
-        r = user.api("POST", "/data", json={"name": f"curl-{round_no}"})
+        r = user.api("POST", "/data", json={"name": f"curl-{'proxy-' if via_proxy else ''}{round_no}"})
         assert r.status_code == 201, r.text
         data_id = r.json()["id"]
         r = user.api("POST", f"/data/{data_id}/files",
                      json={"files": [{"fileName": "curl.bin", "storedPath": upload["storedPath"]}]})
         up_seconds = time.perf_counter() - started
     assert r.status_code == 201, r.text
-    results.add("curl", "upload", up_seconds, up_cpu)
+    results.add(what, "upload", up_seconds, up_cpu)
     out = os.path.join(work, f"curl-{round_no}.bin")
     time.sleep(1)
     with CpuMeter(pid, proxy) as down_cpu:
         started = time.perf_counter()
         r = user.api("GET", f"/data/{data_id}/files", params={"withUrl": "true"})
         assert r.status_code == 200, r.text
-        subprocess.run(["curl", "-sS", "--fail", "-o", out, r.json()[0]["url"]], check=True)
+        subprocess.run(["curl", "-sS", "--fail", "-o", out, where(r.json()[0]["url"])], check=True)
         down_seconds = time.perf_counter() - started
     assert os.path.getsize(out) == size and sha256_of(out) == source_sha, "curl: the downloaded bytes differ"
-    results.add("curl", "download", down_seconds, down_cpu)
+    results.add(what, "download", down_seconds, down_cpu)
     os.remove(out)
-    print(f"  round {round_no} curl      upload {size / MiB / up_seconds:6.0f} MiB/s, download "
+    print(f"  round {round_no} {what:9s} upload {size / MiB / up_seconds:6.0f} MiB/s, download "
           f"{size / MiB / down_seconds:6.0f} MiB/s", flush=True)
     wait_for_sha256(user, data_id)  # the background hash is over before the next measurement
     user.api("DELETE", f"/data/{data_id}")
@@ -331,9 +346,9 @@ def curl_round(user, parts: list[str], size: int, source_sha: str, work: str, pi
 def cp_round(source: str, store_root: str, work: str, results: Results, round_no: int) -> None:
     stored = os.path.join(store_root, f"bench-cp-{round_no}.bin")
     out = os.path.join(work, f"cp-{round_no}.bin")
-    with CpuMeter(os.getpid(), None) as up_cpu:
+    with CpuMeter(None, None) as up_cpu:
         up_seconds = timed(subprocess.run, ["cp", source, stored], check=True)
-    with CpuMeter(os.getpid(), None) as down_cpu:
+    with CpuMeter(None, None) as down_cpu:
         down_seconds = timed(subprocess.run, ["cp", stored, out], check=True)
     results.add("cp", "upload", up_seconds, up_cpu)
     results.add("cp", "download", down_seconds, down_cpu)
@@ -346,9 +361,9 @@ def boto3_round(s3, bucket: str, source: str, work: str, results: Results, round
     config = TransferConfig()  # boto3's defaults, as a user of plain boto3 gets them
     out = os.path.join(work, f"boto3-{round_no}.bin")
     key = f"bench/boto3-{round_no}.bin"
-    with CpuMeter(os.getpid(), None) as up_cpu:
+    with CpuMeter(None, None, {"weed": s3.process.pid}) as up_cpu:
         up_seconds = timed(client.upload_file, source, bucket, key, Config=config)
-    with CpuMeter(os.getpid(), None) as down_cpu:
+    with CpuMeter(None, None, {"weed": s3.process.pid}) as down_cpu:
         down_seconds = timed(client.download_file, bucket, key, out, Config=config)
     results.add("boto3", "upload", up_seconds, up_cpu)
     results.add("boto3", "download", down_seconds, down_cpu)
@@ -386,9 +401,13 @@ def report(size: int, results: Results, direct: bool) -> bool:
         print(f"  {direction}")
         print(f"    local CLI {local:7.0f} MiB/s   {results.cpu_text('local CLI', direction)}")
         print(f"    S3 CLI    {s3_cli:7.0f} MiB/s   {results.cpu_text('S3 CLI', direction)}")
-        print(f"    curl      {curl:7.0f} MiB/s   {results.cpu_text('curl', direction)}")
-        print(f"    cp        {cp:7.0f} MiB/s   (physical limit)")
-        print(f"    boto3     {boto:7.0f} MiB/s   (S3 store: S3 CLI / boto3 {s3_cli / boto:.2f})")
+        print(f"    curl      {curl:7.0f} MiB/s   {results.cpu_text('curl', direction)} (the same URLs)")
+        if ("curl (proxy)", direction) in results.seconds:
+            print(f"    curl/proxy{results.rate(size, 'curl (proxy)', direction):7.0f} MiB/s   "
+                  f"{results.cpu_text('curl (proxy)', direction)} (the same URLs on the hub's address)")
+        print(f"    cp        {cp:7.0f} MiB/s   {results.cpu_text('cp', direction)} (the physical limit)")
+        print(f"    boto3     {boto:7.0f} MiB/s   {results.cpu_text('boto3', direction)} (S3 store: S3 CLI / boto3"
+              f" {s3_cli / boto:.2f})")
         print(f"    local CLI / S3 CLI {ratio:.2f} (target >= 0.8: {'met' if met else 'MISSED'});"
               f" local CLI / curl {local / curl:.2f}; curl / cp {curl / cp:.2f}")
     for what, samplers in results.memory.items():
@@ -431,8 +450,11 @@ def main(argv=None) -> int:
             order = ("local", "s3") if round_no % 2 else ("s3", "local")
             for kind in order:
                 cli_round(local_user if kind == "local" else s3_user, "local" if kind == "local" else "S3",
-                          source, source_sha, size, work, pid, proxy, results, round_no)
+                          source, source_sha, size, work, pid, proxy, results, round_no,
+                          None if kind == "local" else {"weed": s3.process.pid})
             curl_round(local_user, parts, size, source_sha, work, pid, proxy, results, round_no)
+            if not args.through_proxy:
+                curl_round(local_user, parts, size, source_sha, work, pid, proxy, results, round_no, via_proxy=True)
             cp_round(source, local_view.root, work, results, round_no)
             boto3_round(s3, s3_view.bucket, source, work, results, round_no)
         print(f"load at the end {os.getloadavg()[0]:.1f}")

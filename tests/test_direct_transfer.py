@@ -157,6 +157,21 @@ def test_cli_and_curl_through_the_direct_listener(platform, payload, tmp_path):
     curl_round_trip(user, tmp_path, direct, "/services/kqi/storage/")
 
 
+def test_ui_may_connect_to_the_direct_listener(platform):
+    """The web UI's Content-Security-Policy lets its uploads PUT parts to the direct listener (and
+    nowhere else but its own origin)."""
+    from .test_password_tokens import sign_in
+
+    user = tenant_user(platform)
+    direct = origin(upload_parts(user, "csp.txt", [b"x"], complete=False)["uris"][0])
+    session = sign_in(platform, user.name, user.password)
+    r = session.get(f"{platform.service_url}/data", timeout=30)
+    assert r.status_code == 200, r.status_code
+    policy = dict(d.strip().split(" ", 1) for d in r.headers["Content-Security-Policy"].split(";") if d.strip())
+    assert policy["connect-src"] == f"'self' {direct}", policy
+    assert policy["default-src"] == "'self'", policy
+
+
 def test_bad_signature_refused_on_the_direct_listener(platform):
     user = tenant_user(platform)
     upload = upload_parts(user, "sig.txt", [b"x"], complete=False)
@@ -294,3 +309,8 @@ def test_off_urls_go_through_the_proxy(proxied_platform, payload, tmp_path):
     data_id = cli_round_trip(user, payload, str(tmp_path / "back"))
     assert download_url(user, data_id).startswith(f"{p.url}/services/kqi/storage/object?")
     curl_round_trip(user, tmp_path, p.url, "/services/kqi/storage/")
+    # the UI connects to its own origin only
+    from .test_password_tokens import sign_in
+
+    r = sign_in(p, user.name, user.password).get(f"{p.service_url}/data", timeout=30)
+    assert "connect-src 'self';" in r.headers["Content-Security-Policy"], r.headers

@@ -216,6 +216,13 @@ def make_handlers(service_prefix: str) -> list:
     return [(base + "/part", PartUploadHandler), (base + "/object", ObjectDownloadHandler)]
 
 
+def direct_origin(kqi, request) -> str:
+    """The origin (scheme://host:port) of the direct listener as the caller of `request` is handed
+    it, for the web UI's Content-Security-Policy (connect-src); "" when there is none."""
+    direct = kqi.direct_address()
+    return direct.base_for(f"{request.protocol}://{request.host}") if direct is not None else ""
+
+
 class DirectNotFoundHandler(_SignedHandler):
     """Everything else on the direct listener: nothing of the API or the UI is served there."""
 

@@ -206,9 +206,13 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
     def render_page(self, template: str, **extra):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Frame-Options", "DENY")
+        from ..storage.handlers import direct_origin
+
+        # uploads PUT their parts to the local store's direct listener when there is one (another origin)
+        connect = " ".join(filter(None, ["'self'", direct_origin(self.kqi, self.request)]))
         self.set_header("Content-Security-Policy",
-                        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline';"
-                        " script-src 'self'; frame-ancestors 'none'")
+                        f"default-src 'self'; connect-src {connect}; img-src 'self' data:;"
+                        " style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
         self.render(
             template,
             _=self._,
