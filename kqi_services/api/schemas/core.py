@@ -96,6 +96,11 @@ Name = Annotated[str, Field(min_length=1, max_length=256, pattern=NAME_PATTERN)]
 NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
+def Required(max_length: int | None = None):  # noqa: N802 (a type)
+    """A string that must hold something besides blanks, without NUL characters (the domain strips it)."""
+    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=NAME_PATTERN)]
+
+
 def Text(max_length: int | None = None, min_length: int | None = None):  # noqa: N802 (a type)
     """A string without NUL characters (the domain refuses them; PostgreSQL cannot store them)."""
     return Annotated[str, Field(max_length=max_length, min_length=min_length, pattern=NO_NUL_PATTERN)]
@@ -125,9 +130,10 @@ def _query_bool(value: Any) -> Any:
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
 
-NUMBER_FILTER_PATTERN = r"^\s*(<=|>=|<|>|=)?\s*[0-9]+\s*$"
-DATE_FILTER_PATTERN = (r"^\s*(<=|>=|<|>)?\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
-                       r"([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?)?\s*$")
+# (empty counts as absent in a query, so both take "")
+NUMBER_FILTER_PATTERN = r"^$|^\s*(<=|>=|<|>|=)?\s*[0-9]+\s*$"
+DATE_FILTER_PATTERN = (r"^$|^\s*(<=|>=|<|>)?\s*[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+                       r"(T([01][0-9]|2[0-3])(:[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?)?)?\s*$")
 #: a list route's id filter: a number, optionally after <, <=, >, >= or =
 NumberFilter = Annotated[str, Field(pattern=NUMBER_FILTER_PATTERN)]
 #: a list route's time filter: a day or a prefix of a time, optionally after <, <=, > or >=

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .core import ApiModel, DateFilter, Id, Name, NumberFilter, QueryBool, Text, Timestamp, pattern_message
+from .core import ApiModel, DateFilter, Id, Name, NumberFilter, QueryBool, Required, Text, Timestamp, pattern_message
 from .data import AddFileInput, FileName, Tag
 from .datasets import DataSetIndexOutput
 
@@ -29,15 +29,15 @@ GpuCount = Annotated[int, Field(ge=0, le=2**31 - 1)]
 class JobContainerImageInput(ApiModel):
     registryId: Id | None = None
     """A registry of the tenant (the tenant's default when left out)."""
-    image: Text(512)
-    tag: Text(256)
+    image: Required(512)
+    tag: Required(256)
 
 
 class JobGitModelInput(ApiModel):
     gitId: Id | None = None
     """A git server of the tenant (the tenant's default when left out)."""
-    owner: Text(100)
-    repository: Text(100)
+    owner: Required(100)
+    repository: Required(100)
     branch: Text(256) | None = None
     commitId: Text(40) | None = None
     """A commit (the branch's head when left out)."""
@@ -78,7 +78,7 @@ class JobCreateInput(ApiModel):
 
     name: JobName
     memo: Text(4096) | None = None
-    entryPoint: Text(65536)
+    entryPoint: Required(65536)
     """The command the job runs."""
     cpu: Resource
     memory: Resource

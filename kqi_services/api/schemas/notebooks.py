@@ -46,7 +46,7 @@ class NotebookRunInput(ApiModel):
     memory: float | None = Field(None, gt=0)
     """GiB."""
     gpu: int | None = Field(None, ge=0, le=2**31 - 1)
-    expiresIn: float | None = Field(None, ge=0)
+    expiresIn: float = Field(8 * 3600, ge=0)
     """Lifetime in seconds (0: none, where the tenant allows it; default 8 hours)."""
     jupyterLabVersion: Text() | None = None
     containerImage: NotebookContainerImageInput | None = None
