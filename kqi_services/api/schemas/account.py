@@ -22,7 +22,7 @@ class LoginInput(ApiModel):
     """POST /account/login"""
 
     userName: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN, description="The user name.")
-    password: str = Field(description="The user's password.")
+    password: str = Field(min_length=1, pattern=NAME_PATTERN, description="The user's password.")
     tenantId: RowId | None = Field(None, description="The tenant to sign in to (default: the"
                                                                       " user's default tenant, else the first).")
     expiresIn: int | None = _expires_in()

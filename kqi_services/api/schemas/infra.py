@@ -29,6 +29,15 @@ PARTITION_PATTERN = pattern_message(r"^$|^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9]
 BUCKET_PATTERN = pattern_message(r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
                                  "must be an S3 bucket name: 3-63 lower-case letters, digits, '.' and '-'")
 REGION_PATTERN = pattern_message(r"^$|^[a-z0-9-]{1,64}$", "must be lower-case letters, digits and '-'")
+# URLs as check_url takes them: http(s) with a host and no credentials, or file:///absolute/path
+_HTTP = r"[Hh][Tt][Tt][Pp][Ss]?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?([/?#]\S*)?"
+_FILE = r"[Ff][Ii][Ll][Ee]://(localhost)?/[^\x00-\x1f\x7f?#]*"
+HTTP_URL = pattern_message(rf"^$|^{_HTTP}$", "must be an http:// or https:// URL with a host and no user name"
+                                             " or password")
+URL_OR_FILE = pattern_message(rf"^$|^(?:{_HTTP}|{_FILE})$", "must be an http(s):// URL with a host and no user"
+                                                           " name or password, or file:///absolute/path")
+URL_OR_FILE_REQUIRED = pattern_message(rf"^(?:{_HTTP}|{_FILE})$", "must be an http(s):// URL with a host and no"
+                                                                 " user name or password, or file:///absolute/path")
 NAME_HELP = "Letters, digits, '.', '_' and '-', starting with a letter or digit."
 
 GitServiceType = Literal[1, 2, 3, 4, 5, 6]
@@ -65,9 +74,11 @@ class GitServerEditInput(ApiModel):
 
     name: str = Field(None, max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
     serviceType: GitServiceType = Field(None, description=GIT_TYPES)
-    apiUrl: str | None = Field(None, max_length=1024, description="The REST API address (required except for"
+    apiUrl: str | None = Field(None, max_length=1024, pattern=URL_OR_FILE,
+                               description="The REST API address (required except for"
                                                                   " types 5 and 6).")
-    repositoryUrl: str = Field(None, max_length=1024, description="http(s):// URL; file:///path for type 6.")
+    repositoryUrl: str = Field(None, max_length=1024, pattern=URL_OR_FILE_REQUIRED,
+                               description="http(s):// URL; file:///path for type 6.")
 
 
 class GitServerInput(GitServerEditInput):
@@ -75,7 +86,8 @@ class GitServerInput(GitServerEditInput):
 
     name: str = Field(max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
     serviceType: GitServiceType = Field(description=GIT_TYPES)
-    repositoryUrl: str = Field(max_length=1024, description="http(s):// URL; file:///path for type 6.")
+    repositoryUrl: str = Field(max_length=1024, pattern=URL_OR_FILE_REQUIRED,
+                               description="http(s):// URL; file:///path for type 6.")
 
 
 class GitServerOutput(AuditOutput):
@@ -105,8 +117,8 @@ class RegistryEditInput(ApiModel):
     portNo: int | None = Field(None, ge=1, le=65535)
     serviceType: RegistryServiceType = Field(None, description=REGISTRY_TYPES)
     projectName: str | None = Field(None, max_length=255)
-    apiUrl: str | None = Field(None, max_length=1024, description="An http(s):// URL.")
-    registryUrl: str | None = Field(None, max_length=1024, description="An http(s):// URL.")
+    apiUrl: str | None = Field(None, max_length=1024, pattern=HTTP_URL, description="An http(s):// URL.")
+    registryUrl: str | None = Field(None, max_length=1024, pattern=HTTP_URL, description="An http(s):// URL.")
 
 
 class RegistryInput(RegistryEditInput):
@@ -140,10 +152,10 @@ class StorageEditInput(ApiModel):
     """PUT /admin/storage/endpoints/{id}; `secretKey`: left out or null keeps the stored key, "" removes it."""
 
     name: str = Field(None, max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
-    serverUrl: str = Field(None, max_length=1024, description="file:///path for a local store, an http(s)://"
-                                                              " URL for S3.")
+    serverUrl: str = Field(None, max_length=1024, pattern=URL_OR_FILE_REQUIRED,
+                           description="file:///path for a local store, an http(s):// URL for S3.")
     kind: Literal["local", "s3"] | None = Field(None, description="Default: from serverUrl.")
-    publicUrl: str | None = Field(None, max_length=1024,
+    publicUrl: str | None = Field(None, max_length=1024, pattern=HTTP_URL,
                                   description="KQI, S3 only: the http(s):// address outside clients reach S3 by;"
                                               " presigned URLs use it (signed for that host), the service keeps"
                                               " serverUrl for its own calls. Empty or null: serverUrl.")
@@ -160,8 +172,8 @@ class StorageInput(StorageEditInput):
     """POST /admin/storage/endpoints"""
 
     name: str = Field(max_length=128, pattern=NAME_PATTERN, description=NAME_HELP)
-    serverUrl: str = Field(max_length=1024, description="file:///path for a local store, an http(s):// URL"
-                                                        " for S3.")
+    serverUrl: str = Field(max_length=1024, pattern=URL_OR_FILE_REQUIRED,
+                           description="file:///path for a local store, an http(s):// URL for S3.")
 
 
 class StorageOutput(AuditOutput):

@@ -14,8 +14,9 @@ from .core import ApiModel, input_error
 DB_MAX_ID = 2**31 - 1
 
 #: a reference in a body to a row of the database (a tenant, git server, registry, storage endpoint):
-#: 0..2**31-1, so an id the database cannot hold is a 400 naming the field, not a database error
-RowId = Annotated[int, Field(ge=0, le=DB_MAX_ID)]
+#: 1..2**31-1 (ids start at 1), so an id the database cannot hold is a 400 naming the field, not a
+#: database error
+RowId = Annotated[int, Field(ge=1, le=DB_MAX_ID)]
 
 #: a whole number the database keeps in an integer column (a GPU count): 0..2**31-1
 Count = Annotated[int, Field(ge=0, le=DB_MAX_ID)]
