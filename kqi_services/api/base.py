@@ -18,6 +18,7 @@ from sqlalchemy import select
 from tornado import web
 
 from ..db.models import Tenant, UserSetting
+from ..domain.paging import Page, PageRequest, page_of_list
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
 from ..storage.base import InsufficientStorage, StoreError, is_disk_full
@@ -26,7 +27,6 @@ from .schemas.core import InputError, Paging, contract_of, response_problems, va
 
 TENANT_HEADER = "X-KQI-Tenant"
 TENANT_COOKIE = "kqi-tenant"
-MAX_PER_PAGE = 1000
 #: the largest id the database holds (INTEGER columns); a path id above it names nothing (404)
 DB_MAX_ID = 2**31 - 1
 #: the methods a route may answer, in the order its 405's `Allow` header lists them
@@ -312,22 +312,23 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
             raise ApiError(400, f"The query parameter {name} must be at least {minimum}.", {name: ["too small"]})
         return value
 
-    def paginate(self, items: list) -> list:
-        """KAMONOHASHI paging: perPage, page (from 1), withTotal → X-Total-Count."""
+    def page_request(self) -> PageRequest:
+        """The perPage, page and withTotal of this request, for the domain's database paging."""
         paging = self.paging
         if paging is None:
             try:
                 paging = validate_query(Paging, self.request.query_arguments)
             except InputError as e:
                 raise ApiError(400, e.detail, e.errors)
-        per_page, page, with_total = paging.perPage, paging.page, paging.withTotal
-        if with_total:
-            self.set_header("X-Total-Count", str(len(items)))
-        if per_page is None:
-            return items
-        per_page = min(per_page, MAX_PER_PAGE)
-        start = (page - 1) * per_page
-        return items[start:start + per_page]
+        return PageRequest(paging.perPage, paging.page, paging.withTotal)
+
+    def paginate(self, items: list | Page) -> list:
+        """KAMONOHASHI paging: perPage, page (from 1), withTotal → X-Total-Count. `items` is a page the
+        database made (domain.paging.fetch_page over page_request()) or a small list paged here."""
+        page = items if isinstance(items, Page) else page_of_list(items, self.page_request())
+        if page.total is not None:
+            self.set_header("X-Total-Count", str(page.total))
+        return page.rows
 
     # ----------------------------------------------------------------- output
     def write_json(self, value: Any, status: int = 200) -> None:

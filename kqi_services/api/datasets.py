@@ -32,8 +32,8 @@ class DataSetListHandler(DataSetHandlerBase):
     @contract(query=DataSetSearchQuery, response=list[DataSetIndexOutput], paged=True)
     def get(self):
         args = {k: getattr(self.query, k) for k in ("id", "name", "memo", "createdAt")}
-        rows = self.manager().search(args)
-        self.write_json([dataset_index(d) for d in self.paginate(rows)])
+        page = self.manager().search_page(args, self.page_request())
+        self.write_json([dataset_index(d) for d in self.paginate(page)])
 
     @contract(body=DataSetCreateInput, response=DataSetIndexOutput, status=201)
     def post(self):

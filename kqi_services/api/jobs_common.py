@@ -75,8 +75,8 @@ class JobListHandler(JobHandlerBase):
                 "entryPoint")
         args = {k: getattr(self.query, k) for k in keys}
         args["tags"] = [t for t in self.query.tag + self.query.tags if t.strip()]
-        rows = self.queries().search(args)
-        self.write_json([self.index(j) for j in self.paginate(rows)])
+        page = self.queries().search_page(args, self.page_request())
+        self.write_json([self.index(j) for j in self.paginate(page)])
 
 
 class JobRunHandler(JobHandlerBase):

@@ -35,8 +35,8 @@ class PreprocessingListHandler(PreprocessingHandlerBase):
     @contract(query=PreprocessingSearchQuery, response=list[PreprocessingIndexOutput], paged=True)
     def get(self):
         args = {k: getattr(self.query, k) for k in ("id", "name", "memo", "createdAt")}
-        rows = self.manager().search(args)
-        self.write_json([preprocessing_index(p) for p in self.paginate(rows)])
+        page = self.manager().search_page(args, self.page_request())
+        self.write_json([preprocessing_index(p) for p in self.paginate(page)])
 
     @contract(body=PreprocessingCreateInput, response=PreprocessingIndexOutput, status=201)
     async def post(self):
@@ -101,7 +101,8 @@ class HistoryListHandler(PreprocessingHandlerBase):
     def get(self, preprocess_id):
         manager = self.manager()
         p = self.definition(preprocess_id)
-        self.write_json([manager.history_output(h) for h in self.paginate(manager.histories_of(p))])
+        page = manager.history_page(p, self.page_request())
+        self.write_json([manager.history_output(h) for h in self.paginate(page)])
 
 
 class HistoryHandler(PreprocessingHandlerBase):

@@ -5,13 +5,14 @@ import re
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, false, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..db.models import Tenant
 from ..db.models_data import Data, DataFile, DataSet, DataSetEntry, DataTag
 from ..db.models_preprocessing import PreprocessHistory, PreprocessHistoryOutput, Preprocessing
 from ..storage.base import ObjectStore
 from ..storage.factory import tenant_key
+from .paging import Page, PageRequest, fetch_page
 from .uploads import Uploads, check_file_name
 from .validation import DB_MAX_INT, ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
@@ -164,6 +165,17 @@ class DataManager:
         return data
 
     def search(self, args: dict) -> list[Data]:
+        """Every data that matches the list filters, newest first."""
+        return self.search_page(args, None).rows
+
+    def search_page(self, args: dict, request: PageRequest | None) -> Page:
+        """One page of the data that match the list filters (newest first), tags and parents with it."""
+        return fetch_page(self.db, self.filtered(args), [Data.id.desc()], request,
+                          [selectinload(Data.tags), selectinload(Data.parent)])
+
+    def filtered(self, args: dict):
+        """The SELECT of the data matching the list route's filters (id, name, memo, createdBy,
+        createdAt, tags): KAMONOHASHI's SearchLong / SearchString / SearchTime forms."""
         q = select(Data).where(Data.tenant_id == self.tenant.id)
         if args.get("id"):
             q = apply_number(q, Data.id, args["id"], "id")
@@ -186,7 +198,7 @@ class DataManager:
             if len(parts) > 1 or (parts and parts[0] != value):
                 condition = condition | and_(*[tagged(p) for p in parts])
             q = q.where(condition)
-        return list(self.db.scalars(q.order_by(Data.id.desc())).all())
+        return q
 
     def create(self, body: dict, actor: str, parent: Data | None = None) -> Data:
         f = Fields(body)

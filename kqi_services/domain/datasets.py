@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from ..db.models import Tenant
 from ..db.models_data import Data, DataSet, DataSetEntry, DataType
 from .data import apply_date, apply_number, data_index, file_output, like, optional_name
+from .paging import Page, PageRequest, fetch_page
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
 from .ids import next_display_id
@@ -57,6 +58,13 @@ class DataSetManager:
         return dataset
 
     def search(self, args: dict) -> list[DataSet]:
+        return self.search_page(args, None).rows
+
+    def search_page(self, args: dict, request: PageRequest | None) -> Page:
+        """One page of the datasets that match the list filters, newest first."""
+        return fetch_page(self.db, self.filtered(args), [DataSet.id.desc()], request)
+
+    def filtered(self, args: dict):
         q = select(DataSet).where(DataSet.tenant_id == self.tenant.id)
         if args.get("id"):
             q = apply_number(q, DataSet.id, args["id"], "id")
@@ -66,7 +74,7 @@ class DataSetManager:
             q = q.where(DataSet.memo.ilike(like(args["memo"]), escape="\\"))
         if args.get("createdAt"):
             q = apply_date(q, DataSet.created_at, args["createdAt"], "createdAt")
-        return list(self.db.scalars(q.order_by(DataSet.id.desc())).all())
+        return q
 
     def details(self, dataset: DataSet) -> dict:
         out = dataset_index(dataset)

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 
 from sqlalchemy import false, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSetting
 from ..db.models_data import DataSet
@@ -16,6 +16,7 @@ from . import job_status as st
 from .data import DB_MAX_ID, apply_date, apply_number, like, number_filter, read_tags, replace_tags
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
+from .paging import Page, PageRequest, fetch_page
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
 from .ids import next_display_id
@@ -290,6 +291,24 @@ class JobQueries:
         return job
 
     def search(self, args: dict) -> list[Job]:
+        return self.search_page(args, None).rows
+
+    def search_page(self, args: dict, request: PageRequest | None) -> Page:
+        """One page of the jobs that match the list filters (newest first); their tags, parents'
+        links, parents and datasets are read in one query each for the page (job_index's db.get
+        then finds them in the session)."""
+        page = fetch_page(self.db, self.filtered(args), [Job.id.desc()], request,
+                          [selectinload(Job.tags), selectinload(Job.parents)])
+        parent_ids = {link.parent_id for job in page.rows for link in job.parents}
+        dataset_ids = {job.dataset_id for job in page.rows if job.dataset_id is not None}
+        if parent_ids:
+            page.related += self.db.scalars(select(Job).where(Job.id.in_(parent_ids))).all()
+        if dataset_ids:
+            page.related += self.db.scalars(select(DataSet).where(DataSet.id.in_(dataset_ids))).all()
+        return page
+
+    def filtered(self, args: dict):
+        """The SELECT of this kind's jobs matching the list route's filters."""
         q = select(Job).where(Job.tenant_id == self.tenant.id, Job.kind == self.kind)
         if args.get("id"):
             q = apply_number(q, Job.id, args["id"], "id")
@@ -314,7 +333,7 @@ class JobQueries:
                         if parent_id <= DB_MAX_ID else false())
         for tag in args.get("tags") or []:
             q = q.where(Job.id.in_(select(JobTag.job_id).where(JobTag.name == tag)))
-        return list(self.db.scalars(q.order_by(Job.id.desc())).all())
+        return q
 
     def update(self, job: Job, body: dict, actor: str) -> Job:
         f = Fields(body)

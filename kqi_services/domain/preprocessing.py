@@ -13,7 +13,7 @@ import re
 import uuid
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..db.models import GitServer, Tenant, utcnow
 from ..db.models_data import Data, DataFile, DataTag
@@ -24,6 +24,7 @@ from . import job_status as st
 from .data import DataManager, apply_date, apply_number, like, read_tags
 from .git_models import repository_url, resolve_commit
 from .jobs import check_node_capacity, git_token, read_env, tenant_partitions
+from .paging import Page, PageRequest, fetch_page
 from .uploads import check_file_name
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
@@ -63,6 +64,13 @@ class PreprocessingManager:
         return p
 
     def search(self, args: dict) -> list[Preprocessing]:
+        return self.search_page(args, None).rows
+
+    def search_page(self, args: dict, request: PageRequest | None) -> Page:
+        """One page of the definitions that match the list filters, newest first."""
+        return fetch_page(self.db, self.filtered(args), [Preprocessing.id.desc()], request)
+
+    def filtered(self, args: dict):
         q = select(Preprocessing).where(Preprocessing.tenant_id == self.tenant.id)
         if args.get("id"):
             q = apply_number(q, Preprocessing.id, args["id"], "id")
@@ -72,11 +80,28 @@ class PreprocessingManager:
             q = q.where(Preprocessing.memo.ilike(like(args["memo"]), escape="\\"))
         if args.get("createdAt"):
             q = apply_date(q, Preprocessing.created_at, args["createdAt"], "createdAt")
-        return list(self.db.scalars(q.order_by(Preprocessing.id.desc())).all())
+        return q
 
     def histories_of(self, p: Preprocessing) -> list[PreprocessHistory]:
-        return list(self.db.scalars(select(PreprocessHistory).where(PreprocessHistory.preprocess_id == p.id)
-                                    .order_by(PreprocessHistory.id)).all())
+        return self.history_page(p, None).rows
+
+    def has_histories(self, p: Preprocessing) -> bool:
+        return self.db.scalar(select(PreprocessHistory.id).where(PreprocessHistory.preprocess_id == p.id)
+                              .limit(1)) is not None
+
+    def history_page(self, p: Preprocessing, request: PageRequest | None) -> Page:
+        """One page of a definition's histories (oldest first), with what their outputs show
+        (input data, jobs) read in one query each for the page."""
+        page = fetch_page(self.db, select(PreprocessHistory).where(PreprocessHistory.preprocess_id == p.id),
+                          [PreprocessHistory.id], request, [selectinload(PreprocessHistory.outputs)])
+        # into the session's identity map, so that history_output's db.get reads no row again
+        data_ids = {h.input_data_id for h in page.rows}
+        job_ids = {h.job_id for h in page.rows if h.job_id is not None}
+        if data_ids:
+            page.related += self.db.scalars(select(Data).where(Data.id.in_(data_ids))).all()
+        if job_ids:
+            page.related += self.db.scalars(select(Job).where(Job.id.in_(job_ids))).all()
+        return page
 
     def details(self, p: Preprocessing) -> dict:
         out = preprocessing_index(p)
@@ -94,7 +119,7 @@ class PreprocessingManager:
                          "url": repository_url(server, p.repository_owner, p.repository_name,
                                                tenant=self.tenant.name)
                          if server and p.repository_owner else None},
-            "isLocked": bool(self.histories_of(p)),
+            "isLocked": self.has_histories(p),
             "missingToRun": runnable_problems(p),  # KQI addition
         })
         return out

@@ -1,0 +1,74 @@
+"""KAMONOHASHI's paging (perPage, page from 1, withTotal) done by the database: one place.
+
+A list route builds its filtered SELECT, and `fetch_page` adds the order, LIMIT/OFFSET and
+(when asked) a COUNT over the same filter. Lists that are small by nature (admin lists) page
+a Python list with `page_of_list`, by the same rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .validation import DB_MAX_INT
+
+#: the most rows one page holds, whatever perPage asks
+MAX_PER_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """perPage (None: every row), page (from 1) and withTotal of a list request."""
+
+    per_page: int | None = None
+    page: int = 1
+    with_total: bool = False
+
+    @property
+    def limit(self) -> int | None:
+        return None if self.per_page is None else min(self.per_page, MAX_PER_PAGE)
+
+    @property
+    def offset(self) -> int:
+        return 0 if self.per_page is None else (self.page - 1) * self.limit
+
+
+@dataclass
+class Page:
+    """The rows of one page, and the number of rows of every page when withTotal asked for it."""
+
+    rows: list = field(default_factory=list)
+    total: int | None = None
+    #: related rows read for the page in one query each (the session's identity map holds rows weakly:
+    #: kept here, its db.get of them reads nothing again while the page is written)
+    related: list = field(default_factory=list)
+
+
+def fetch_page(db: Session, query, order_by: Sequence[Any], request: PageRequest | None,
+               options: Sequence[Any] = ()) -> Page:
+    """One page of `query` (a filtered SELECT of one entity) in `order_by` order; `options` are
+    loader options (selectinload...) that fetch related rows once per page, not once per row."""
+    request = request or PageRequest()
+    total = None
+    if request.with_total:
+        counted = query.order_by(None).with_only_columns(*query.selected_columns[:1]).subquery()
+        total = db.scalar(select(func.count()).select_from(counted))
+    if request.offset > DB_MAX_INT:  # past any table's last row (and beyond an SQL OFFSET's range)
+        return Page([], total)
+    q = query.order_by(*order_by)
+    if request.limit is not None:
+        q = q.limit(request.limit).offset(request.offset)
+    if options:
+        q = q.options(*options)
+    return Page(list(db.scalars(q).all()), total)
+
+
+def page_of_list(items: list, request: PageRequest | None) -> Page:
+    """The same paging over rows already in memory."""
+    request = request or PageRequest()
+    total = len(items) if request.with_total else None
+    if request.limit is None:
+        return Page(list(items), total)
+    return Page(items[request.offset:request.offset + request.limit], total)
