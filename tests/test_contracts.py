@@ -274,3 +274,17 @@ def test_no_answer_so_far_broke_its_contract(platform):
     tests/platform.py) and logs a misfit: none in this session's platform log up to here."""
     misfits = platform.contract_misfits()
     assert not misfits, "answers that do not fit their contracts:\n" + "".join(misfits[:20])
+
+
+def test_every_paged_route_refuses_an_ill_typed_withTotal(platform):
+    """Paging is typed on every list route (the 14 that took withTotal=maybe before included)."""
+    admin = platform.admin_token()
+    paged = [(p, h) for p, h, m in operations() if m == "GET" and "(" not in p and contract_of(h, m).paged]
+    assert len(paged) >= 14
+    for pattern, _ in paged:
+        path = pattern.replace("\\", "")
+        r = platform.api("GET", path, admin, params={"withTotal": "maybe"})
+        _error(r, 400, "withTotal")
+        r = platform.api("GET", path, admin, params={"withTotal": "TRUE", "perPage": "2"})
+        assert r.status_code == 200 and isinstance(r.json(), list) and len(r.json()) <= 2, (path, r.text)
+        assert r.headers["X-Total-Count"].isdigit()
