@@ -581,6 +581,9 @@ def build_document(routes: list[tuple] | None = None) -> dict:
         }
         for code in used
     }
+    components_responses["Error405"]["headers"] = {
+        "Allow": {"description": "The methods the route answers (every 405 carries it).", "required": True,
+                  "schema": {"type": "string"}}}
     components_responses["Error"] = {
         "description": "An error, in the JsonErrorResponse shape.",
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JsonErrorResponse"}}},
