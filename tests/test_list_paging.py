@@ -22,6 +22,7 @@ from kqi_services.db.models_data import Data, DataSet, DataTag
 from kqi_services.db.models_jobs import Job, JobParent, JobTag
 from kqi_services.db.models_preprocessing import PreprocessHistory, Preprocessing
 from kqi_services.db.session import make_engine, make_session_factory
+from sqlalchemy import text
 
 from .platform import tenant_user
 
@@ -300,3 +301,39 @@ def test_the_filters_of_another_tenant_see_none_of_these_rows(seeded, platform):
     for path in ("/data", "/datasets", "/training", "/inferences", "/preprocessings"):
         r = other.api("GET", path, params={"perPage": 50, "withTotal": "true"})
         assert r.status_code == 200 and r.json() == [] and r.headers["X-Total-Count"] == "0", (path, r.text)
+
+
+# ------------------------------------------------------------------------- indexes (migration 0009)
+@pytest.fixture
+def empty_db_url(db_backend, request, tmp_path):
+    if db_backend == "postgresql":
+        import uuid
+
+        return request.getfixturevalue("postgres_server").create_database(f"idx_{uuid.uuid4().hex[:8]}")
+    return f"sqlite:///{tmp_path}/kqi.db"
+
+
+def test_0009_makes_the_list_indexes_and_takes_them_back(empty_db_url):
+    from sqlalchemy import inspect
+
+    from kqi_services.db import session as dbs
+
+    dbs.upgrade(empty_db_url, "0008")
+    dbs.upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    wanted = {("data", "ix_data_tenant_id_id"), ("data", "ix_data_tenant_created_at"),
+              ("jobs", "ix_jobs_tenant_kind_id"), ("jobs", "ix_jobs_status_id"), ("data_tags", "ix_data_tags_name"),
+              ("job_tags", "ix_job_tags_name"), ("preprocess_histories", "ix_preprocess_histories_preprocess_id_id")}
+
+    def present():
+        insp = inspect(engine)
+        return {(t, i["name"]) for t in {t for t, _ in wanted} for i in insp.get_indexes(t)}
+
+    assert wanted <= present()
+    if engine.dialect.name == "postgresql":  # the tests' server runs as postgres: pg_trgm can be made
+        with engine.connect() as c:
+            trgm = set(c.execute(text("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_trgm'")).scalars())
+        assert {"ix_data_name_trgm", "ix_data_memo_trgm", "ix_jobs_name_trgm"} <= trgm, trgm
+    dbs.command.downgrade(dbs.alembic_config(empty_db_url), "0008")
+    assert not (wanted & present())
+    engine.dispose()

@@ -32,6 +32,9 @@ class Upload(Base):
 class Data(AuditMixin, Base):
     __tablename__ = "data"
     __table_args__ = (Index("uq_data_display_id", "tenant_id", "display_id", unique=True),
+                      # the list's order and date filter (migration 0009; trigram ones on PostgreSQL there)
+                      Index("ix_data_tenant_id_id", "tenant_id", "id"),
+                      Index("ix_data_tenant_created_at", "tenant_id", "created_at"),
                       {"sqlite_autoincrement": True})  # ids are never reused
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -52,6 +55,7 @@ class Data(AuditMixin, Base):
 
 class DataTag(Base):
     __tablename__ = "data_tags"
+    __table_args__ = (Index("ix_data_tags_name", "name", "data_id"),)  # tag= filters
     data_id: Mapped[int] = mapped_column(ForeignKey("data.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
 
@@ -83,6 +87,8 @@ class DataType(Base):
 class DataSet(AuditMixin, Base):
     __tablename__ = "datasets"
     __table_args__ = (Index("uq_datasets_display_id", "tenant_id", "display_id", unique=True),
+                      Index("ix_datasets_tenant_id_id", "tenant_id", "id"),
+                      Index("ix_datasets_tenant_created_at", "tenant_id", "created_at"),
                       {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)

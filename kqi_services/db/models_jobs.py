@@ -12,6 +12,10 @@ from .models import AuditMixin, Base, utcnow
 class Job(AuditMixin, Base):
     __tablename__ = "jobs"
     __table_args__ = (Index("uq_jobs_display_id", "tenant_id", "kind", "display_id", unique=True),
+                      # the lists' order and date filter, the engine's status look-ups (migration 0009)
+                      Index("ix_jobs_tenant_kind_id", "tenant_id", "kind", "id"),
+                      Index("ix_jobs_tenant_kind_created_at", "tenant_id", "kind", "created_at"),
+                      Index("ix_jobs_status_id", "status", "id"),
                       {"sqlite_autoincrement": True})  # ids are never reused
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -83,6 +87,7 @@ class JobParent(Base):
 
 class JobTag(Base):
     __tablename__ = "job_tags"
+    __table_args__ = (Index("ix_job_tags_name", "name", "job_id"),)  # tag= filters
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
 

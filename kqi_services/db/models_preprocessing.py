@@ -12,6 +12,8 @@ from .models import AuditMixin, Base, utcnow
 class Preprocessing(AuditMixin, Base):
     __tablename__ = "preprocessings"
     __table_args__ = (Index("uq_preprocessings_display_id", "tenant_id", "display_id", unique=True),
+                      Index("ix_preprocessings_tenant_id_id", "tenant_id", "id"),
+                      Index("ix_preprocessings_tenant_created_at", "tenant_id", "created_at"),
                       {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
@@ -36,7 +38,9 @@ class PreprocessHistory(Base):
     """A run of a preprocessing over one data: on the platform (a job) or offline (CLI upload)."""
 
     __tablename__ = "preprocess_histories"
-    __table_args__ = (UniqueConstraint("preprocess_id", "input_data_id"), {"sqlite_autoincrement": True})
+    __table_args__ = (UniqueConstraint("preprocess_id", "input_data_id"),
+                      Index("ix_preprocess_histories_preprocess_id_id", "preprocess_id", "id"),
+                      {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
     preprocess_id: Mapped[int] = mapped_column(ForeignKey("preprocessings.id"), nullable=False, index=True)
