@@ -337,3 +337,67 @@ def test_0009_makes_the_list_indexes_and_takes_them_back(empty_db_url):
     dbs.command.downgrade(dbs.alembic_config(empty_db_url), "0008")
     assert not (wanted & present())
     engine.dispose()
+
+
+# ------------------------------------------------------------------------------ the engine's tick
+class _IdleBackend:
+    """The backend side of a tick with no room left (capacity 0): nothing runs or starts, so the
+    tick is its database reads only, which is what is measured here."""
+
+    name = "local"
+    capacity_cpu = capacity_memory_gib = 0.0
+    capacity_gpu = 0
+    on_exit = None
+
+    def result(self, key):
+        return None
+
+    def status_note(self, key):
+        return None
+
+
+def test_a_tick_with_100000_finished_jobs_costs_what_it_costs_with_none(empty_db_url):
+    """The tick reads Queued and Running jobs through the (status, id) index, only the columns
+    admission needs: 100,000 finished jobs in the table do not make it slower."""
+    import logging
+    import statistics
+    import time
+    from types import SimpleNamespace
+
+    from kqi_services.db import session as dbs
+    from kqi_services.db.models import Tenant
+    from kqi_services.jobs.engine import JobEngine
+
+    dbs.upgrade(empty_db_url)
+    engine = make_engine(empty_db_url)
+    factory = make_session_factory(engine)
+    with factory() as db:
+        tenants = [Tenant(name=f"t{i}", display_name=f"t{i}") for i in range(5)]
+        db.add_all(tenants)
+        db.commit()
+        tenant_ids = [t.id for t in tenants]
+    jobs = JobEngine(SimpleNamespace(session_factory=factory, log=logging.getLogger("tick-test")), _IdleBackend())
+
+    def insert(count, status, start):
+        rows = [{"tenant_id": tenant_ids[i % 5], "kind": "training", "display_id": start + i, "name": f"j{start + i}",
+                 "status": status, "cpu": 1.0, "memory": 1.0, "gpu": 0} for i in range(count)]
+        with engine.begin() as c:
+            c.execute(Job.__table__.insert(), rows)
+
+    def tick_time():
+        times = []
+        for _ in range(30):
+            began = time.perf_counter()
+            jobs.tick()
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+
+    insert(50, "Queued", 1)  # waiting (no room): read and ranked on every tick
+    before = tick_time()
+    assert len(jobs.queue_info) == 50
+    for chunk in range(10):
+        insert(10_000, "Completed", 100 + chunk * 10_000)
+    after = tick_time()
+    assert len(jobs.queue_info) == 50
+    assert after < before * 2 + 0.002, (before, after)
+    engine.dispose()

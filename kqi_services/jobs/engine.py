@@ -127,12 +127,17 @@ class JobEngine:
             self._admit(db)
 
     def _admit(self, db) -> None:
-        queued = db.scalars(select(Job).where(Job.status == st.QUEUED)).all()
+        """Start what fits. Reads only what admission needs (ids, tenants, sizes, queue order) of
+        the Queued and Running jobs, through the (status, id) index, whatever number of finished
+        jobs the table holds; a job's whole row is read only when it starts."""
+        needs = (Job.id, Job.tenant_id, Job.cpu, Job.memory, Job.gpu, Job.queued_at)
+        queued = db.execute(select(*needs).where(Job.status == st.QUEUED)).all()
         if not queued:
             self.queue_info = {}
             return
-        running = db.scalars(select(Job).where(Job.status == st.RUNNING)).all()
-        tenants = {t.id: t for t in db.scalars(select(Tenant)).all()}
+        running = db.execute(select(*needs).where(Job.status == st.RUNNING)).all()
+        tenant_ids = {j.tenant_id for j in queued} | {j.tenant_id for j in running}
+        tenants = {t.id: t for t in db.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids))).all()}
 
         def request(job):
             return Request(job.id, tenants[job.tenant_id].name, job.cpu, job.memory, job.gpu,
@@ -143,9 +148,10 @@ class JobEngine:
         decision = admit([request(j) for j in queued], [request(j) for j in running], quotas, capacity)
         self.queue_info = {job_id: {"position": pos, "reason": reason}
                            for job_id, (pos, reason) in decision.waiting.items()}
-        by_id = {j.id: j for j in queued}
         for job_id in decision.start:
-            self._launch(db, by_id[job_id], tenants[by_id[job_id].tenant_id])
+            job = db.get(Job, job_id)
+            if job is not None:
+                self._launch(db, job, tenants[job.tenant_id])
 
     # ---------------------------------------------------------------- launching
     def _launch(self, db, job: Job, tenant: Tenant) -> None:
