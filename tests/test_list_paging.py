@@ -401,3 +401,45 @@ def test_a_tick_with_100000_finished_jobs_costs_what_it_costs_with_none(empty_db
     assert len(jobs.queue_info) == 50
     assert after < before * 2 + 0.002, (before, after)
     engine.dispose()
+
+
+def test_a_page_reads_its_related_rows_once_not_once_per_row(seeded, platform):
+    """Tags, parents, datasets and history rows of a page come in one query each: the number of
+    statements for a page of 100 is the number for a page of 20."""
+    from sqlalchemy import event
+
+    from kqi_services.domain.data import DataManager, data_index
+    from kqi_services.domain.jobs import JobQueries, job_index
+    from kqi_services.domain.paging import PageRequest
+    from kqi_services.domain.preprocessing import PreprocessingManager
+    from kqi_services.db.models import Tenant
+
+    user, rows = seeded
+    engine = make_engine(_db_url(platform))
+    factory = make_session_factory(engine)
+    statements = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def count(render, per_page):
+        statements.clear()
+        with factory() as db:
+            tenant = db.get(Tenant, user.tenant["id"])
+            render(db, tenant, PageRequest(per_page, 1, True))
+        return len(statements)
+
+    def data(db, tenant, request):
+        assert len([data_index(d) for d in DataManager(db, tenant).search_page({}, request).rows]) == request.per_page
+
+    def trainings(db, tenant, request):
+        page = JobQueries(db, tenant, "training").search_page({}, request)
+        assert len([job_index(db, j) for j in page.rows]) == request.per_page
+
+    def histories(db, tenant, request):
+        m = PreprocessingManager(db, tenant, user.name)
+        p = m.get(rows["runner"])
+        assert len([m.history_output(h) for h in m.history_page(p, request).rows]) == request.per_page
+
+    for render in (data, trainings, histories):
+        small, big = count(render, 20), count(render, 100)
+        assert big == small and big <= 8, (render.__name__, small, big)
+    engine.dispose()

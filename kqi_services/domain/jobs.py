@@ -16,7 +16,7 @@ from . import job_status as st
 from .data import DB_MAX_ID, apply_date, apply_number, like, number_filter, read_tags, replace_tags
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
-from .paging import Page, PageRequest, fetch_page
+from .paging import Page, PageRequest, fetch_page, hold
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
 from .ids import next_display_id
@@ -302,9 +302,9 @@ class JobQueries:
         parent_ids = {link.parent_id for job in page.rows for link in job.parents}
         dataset_ids = {job.dataset_id for job in page.rows if job.dataset_id is not None}
         if parent_ids:
-            page.related += self.db.scalars(select(Job).where(Job.id.in_(parent_ids))).all()
+            hold(self.db, self.db.scalars(select(Job).where(Job.id.in_(parent_ids))).all())
         if dataset_ids:
-            page.related += self.db.scalars(select(DataSet).where(DataSet.id.in_(dataset_ids))).all()
+            hold(self.db, self.db.scalars(select(DataSet).where(DataSet.id.in_(dataset_ids))).all())
         return page
 
     def filtered(self, args: dict):

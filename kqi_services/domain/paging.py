@@ -41,9 +41,14 @@ class Page:
 
     rows: list = field(default_factory=list)
     total: int | None = None
-    #: related rows read for the page in one query each (the session's identity map holds rows weakly:
-    #: kept here, its db.get of them reads nothing again while the page is written)
-    related: list = field(default_factory=list)
+
+
+def hold(db: Session, rows) -> list:
+    """Keep `rows` (related rows read for a page in one query) for the session's life: its identity
+    map holds rows weakly, and held, a later db.get of one of them reads nothing again."""
+    rows = list(rows)
+    db.info.setdefault("kqi_held_rows", []).extend(rows)
+    return rows
 
 
 def fetch_page(db: Session, query, order_by: Sequence[Any], request: PageRequest | None,

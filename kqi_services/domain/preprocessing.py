@@ -24,7 +24,7 @@ from . import job_status as st
 from .data import DataManager, apply_date, apply_number, like, read_tags
 from .git_models import repository_url, resolve_commit
 from .jobs import check_node_capacity, git_token, read_env, tenant_partitions
-from .paging import Page, PageRequest, fetch_page
+from .paging import Page, PageRequest, fetch_page, hold
 from .uploads import check_file_name
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
@@ -95,12 +95,13 @@ class PreprocessingManager:
         page = fetch_page(self.db, select(PreprocessHistory).where(PreprocessHistory.preprocess_id == p.id),
                           [PreprocessHistory.id], request, [selectinload(PreprocessHistory.outputs)])
         # into the session's identity map, so that history_output's db.get reads no row again
+        hold(self.db, [p])
         data_ids = {h.input_data_id for h in page.rows}
         job_ids = {h.job_id for h in page.rows if h.job_id is not None}
         if data_ids:
-            page.related += self.db.scalars(select(Data).where(Data.id.in_(data_ids))).all()
+            hold(self.db, self.db.scalars(select(Data).where(Data.id.in_(data_ids))).all())
         if job_ids:
-            page.related += self.db.scalars(select(Job).where(Job.id.in_(job_ids))).all()
+            hold(self.db, self.db.scalars(select(Job).where(Job.id.in_(job_ids))).all())
         return page
 
     def details(self, p: Preprocessing) -> dict:
