@@ -4,9 +4,11 @@ The fuzzer learns names and ids from the answers it gets (a user list names the 
 who runs it) and then sends them to every route. Two of those would end the run's own session
 and leave the rest of it testing nothing but 401s: the administrator resetting its own password
 through `PUT /admin/users/{name}/password` (a password change revokes every token of the user,
-as it must) and replacing its own tenants or deleting its own tenant. So requests of the admin
-user routes about the run's own account go to a user that does not exist instead, and a DELETE
-of the run's own tenant to a tenant that does not exist; everything else is sent as generated.
+as it must) and replacing its own tenants, deleting or re-pointing its own tenant, or pointing
+its tenant's storage endpoint somewhere that does not answer (every store route then answers 503,
+as it must). So requests of the admin user routes about the run's own account go to a user that
+does not exist instead, and a PUT or DELETE of the run's own tenant or of its storage endpoint to
+an id that does not exist; everything else is sent as generated.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import schemathesis
 
 SELF = os.environ.get("KQI_FUZZ_SELF", "")
 TENANT = os.environ.get("KQI_FUZZ_TENANT", "")
-ABSENT_TENANT_ID = 2**53 - 1
+STORAGE = os.environ.get("KQI_FUZZ_STORAGE", "")
+ABSENT_ID = 2**31 - 1
 
 
 @schemathesis.hook
@@ -27,6 +30,7 @@ def before_call(context, case, kwargs):
     path = case.operation.path
     if SELF and path.startswith("/admin/users/{name}") and str(params.get("name")) == SELF:
         params["name"] = f"{SELF}-someone-else"
-    if TENANT and path == "/admin/tenants/{id}" and case.method.upper() == "DELETE" \
-            and str(params.get("id")) == TENANT:
-        params["id"] = ABSENT_TENANT_ID
+    if case.method.upper() in ("PUT", "DELETE"):
+        for own, route in ((TENANT, "/admin/tenants/{id}"), (STORAGE, "/admin/storage/endpoints/{id}")):
+            if own and path == route and str(params.get("id")) == own:
+                params["id"] = ABSENT_ID

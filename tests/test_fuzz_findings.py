@@ -191,3 +191,28 @@ def test_a_body_or_query_id_beyond_the_database_range_is_refused_or_matches_noth
     admin_token = platform.login(name, password, user.tenant["id"])
     r = platform.api("GET", "/tenant/shell-sessions", admin_token, params={"jobId": str(big)})
     assert r.status_code == 200 and r.json() == [], r.text
+
+
+def test_an_s3_endpoint_that_cannot_be_reached_is_a_503(platform):
+    """Found: with a tenant's S3 endpoint pointing where nothing answers (an administrator's
+    typo), every route that touches the store (upload parameter and completion, file lists with
+    URLs, deleting data) answered 500 (botocore's EndpointConnectionError was not mapped). Now a
+    503 in the API's error shape says the object store cannot be used."""
+    from .platform import create_s3_storage, tenant_user
+
+    storage = create_s3_storage(platform, "http://127.0.0.1:1", "fuzz-access", "fuzz-secret", "fuzz-bucket")
+    user = tenant_user(platform)  # on the local store, then moved to the unreachable one
+    admin = platform.admin_token()
+    r = platform.api("PUT", f"/admin/tenants/{user.tenant['id']}", admin,
+                     json={"displayName": user.tenant["displayName"], "gitIds": [1], "registryIds": [1],
+                           "storageId": storage["id"]})
+    if r.status_code != 200:  # a tenant's storage may be fixed at creation: make one on it instead
+        user = tenant_user(platform, storage_id=storage["id"])
+    for method, path, params in [("GET", "/upload/parameter", {"fileName": "a.txt", "partSum": 1, "type": "Data"}),
+                                 ("POST", "/upload/complete", None)]:
+        r = user.api(method, path, params=params,
+                     json={"key": "x", "uploadId": "1", "partETags": ["1+e"]} if method == "POST" else None)
+        assert r.status_code == 503, (path, r.status_code, r.text)
+        body = r.json()
+        assert body["status"] == 503 and "object store" in body["detail"], body
+        assert "fuzz-secret" not in r.text

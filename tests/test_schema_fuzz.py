@@ -4,19 +4,21 @@ Two runs per database backend, on a platform of this module's own (the fuzzer cr
 and deletes users, tenants, endpoints and data, so the session's shared platform stays out of
 it): first as a user of one tenant (a hub token, the tenant chosen by X-KQI-Tenant), then as the
 system administrator. Every schemathesis check is on and every phase runs (examples, coverage,
-fuzzing, stateful), bounded by a time budget per run (KQI_FUZZ_SECONDS, default 60) and a
-number of examples per operation (KQI_FUZZ_EXAMPLES, default 30).
+fuzzing, stateful): the examples and coverage phases first (a fixed set of cases for every
+operation), then fuzzing and stateful sequences for a time budget (KQI_FUZZ_SECONDS, default 60),
+at most KQI_FUZZ_EXAMPLES (default 30) examples per operation and phase.
 
 What must hold: no server error (5xx) and no answer that breaks the document (its status code,
 content type, headers or body schema), no 405 without `Allow`, no deleted object still served
 and no request without valid credentials accepted, no schemathesis error. The
 heuristic checks about which inputs an API should take (schema-valid request refused,
-schema-violating request accepted, use after delete, ...) are run and their counts printed but
+schema-violating request accepted, a required header left out) are run and their counts printed but
 do not fail the test: a business rule (a name already taken, a tenant that does not exist) is
 not a schema violation.
 
 Excluded operations: none (see EXCLUDED); tests/schema_fuzz_hooks.py only keeps the run's own
-account and tenant out of the routes that would end its session (its own password reset). What
+account, tenant and storage endpoint out of the routes that would end its session (its own
+password reset) or break its store (its endpoint pointed at nothing: 503s). What
 would be long-lived is kept short instead: the platform's default notebook image is one that
 does not exist, so a notebook the fuzzer starts fails at once instead of running a Jupyter
 server for hours, and the module removes the platform's containers at the end.
@@ -106,25 +108,33 @@ def _remove_containers(platform) -> None:
         subprocess.run(["podman", "rm", "--force", "--time", "2", *ids], capture_output=True)
 
 
-def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str, name: str) -> dict:
-    """One bounded schemathesis run with every check; its JSON report, with its console output
-    under "console" and its wall time under "seconds"."""
+#: every run goes in two stages: the examples and coverage phases (a fixed set of cases per
+#: operation, so every operation is tested however loaded the machine), then fuzzing and stateful
+#: sequences for the time budget
+STAGES = [("coverage", "examples,coverage", None), ("fuzzing", "fuzzing,stateful", FUZZ_SECONDS)]
+
+
+def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str, name: str,
+                     phases: str, max_time: int | None, storage_id: int) -> dict:
+    """One schemathesis run with every check; its JSON report, with its console output under
+    "console" and its wall time under "seconds"."""
     report_path = os.path.join(work, f"{label}.json")
     args = [
         SCHEMATHESIS, "run", f"{platform.api_url}/openapi.json",
-        "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-examples", str(FUZZ_EXAMPLES), "--max-time", str(FUZZ_SECONDS),
+        "--checks", "all", "--phases", phases, "--max-examples", str(FUZZ_EXAMPLES),
         "--workers", "1", "--request-timeout", "30", "--generation-database", "none",
         "--header", f"Authorization: Bearer {token}", "--header", f"X-KQI-Tenant: {tenant_id}",
         "--report", "json", "--report-json-path", report_path,
         "--no-color", "--output-sanitize", "true",
     ]
+    if max_time is not None:
+        args += ["--max-time", str(max_time)]
     for operation in EXCLUDED:
         args += ["--exclude-name", operation]  # schemathesis names an operation "METHOD /path"
     started = time.monotonic()
     env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "SCHEMATHESIS_HOOKS": HOOKS,
-           "KQI_FUZZ_SELF": name, "KQI_FUZZ_TENANT": str(tenant_id)}
-    result = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=FUZZ_SECONDS * 4 + 300,
+           "KQI_FUZZ_SELF": name, "KQI_FUZZ_TENANT": str(tenant_id), "KQI_FUZZ_STORAGE": str(storage_id)}
+    result = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=FUZZ_SECONDS * 4 + 600,
                             env=env)
     seconds = time.monotonic() - started
     assert os.path.exists(report_path), (
@@ -136,11 +146,35 @@ def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str
     return report
 
 
+def merged(reports: list[dict]) -> dict:
+    """The stages' reports as one: counts added, failures of the same check put together; the
+    operations are the coverage stage's (which tests each one)."""
+    failures: dict[str, dict] = {}
+    for report in reports:
+        for f in report["failures"]:
+            into = failures.setdefault(f["code"], {**f, "count": 0, "operations": []})
+            into["count"] += f["count"]
+            into["operations"] += [op for op in f["operations"] if op not in into["operations"]]
+    return {
+        "seed": [r.get("seed") for r in reports],
+        "seconds": sum(r["seconds"] for r in reports),
+        "operations": {**reports[0]["operations"],
+                       "errored": sum(r["operations"]["errored"] for r in reports)},
+        "test_cases": {key: sum(r["test_cases"][key] for r in reports)
+                       for key in ("generated", "with_failures")},
+        "phases": {name: phase for r in reports for name, phase in r["phases"].items()
+                   if phase["status"] != "skip"},
+        "failures": list(failures.values()),
+        "errors": [e for r in reports for e in r["errors"]],
+        "console": "\n".join(r["console"] for r in reports),
+    }
+
+
 def figures(report: dict, label: str) -> dict:
     ops, cases = report["operations"], report["test_cases"]
     return {
         "run": label,
-        "seed": report.get("seed"),
+        "seeds": report.get("seed"),
         "seconds": round(report["seconds"], 1),
         "operations": {"selected": ops["selected"], "tested": ops["tested"], "errored": ops["errored"]},
         "testCases": cases["generated"],
@@ -149,6 +183,27 @@ def figures(report: dict, label: str) -> dict:
         "failuresByCheck": {f"{f['code']} {f['title']}": f["count"] for f in report["failures"]},
         "errors": len(report["errors"]),
     }
+
+
+def service_tracebacks(platform, limit: int = 6) -> str:
+    """The last tracebacks in the platform's log (where a 500's cause is)."""
+    try:
+        with open(platform.log_path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].lstrip().startswith("Traceback") or lines[i].startswith("Uncaught exception"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith((" ", "\t", "Traceback", "The above", "During"))
+                                      or not lines[j].strip()):
+                j += 1
+            blocks.append("\n".join(lines[i:min(j + 1, i + 80)]))
+            i = j
+        else:
+            i += 1
+    return "\n\n".join(blocks[-limit:])
 
 
 def failure_sections(console: str, codes: set[str]) -> str:
@@ -181,7 +236,9 @@ def test_schema_fuzzing_as_tenant_user_and_admin(fuzz_platform, db_backend, tmp_
     ]
     results = []
     for label, token, tenant_id, name in runs:
-        report = run_schemathesis(plat, token, tenant_id, label, str(tmp_path), name)
+        report = merged([run_schemathesis(plat, token, tenant_id, f"{label}-{stage}", str(tmp_path), name,
+                                          phases, max_time, storage_id=1)
+                         for stage, phases, max_time in STAGES])
         # the run's own sign-in still works at its end (else most of it tested only 401s)
         r = plat.api("GET", "/account", token, headers={"X-KQI-Tenant": str(tenant_id)})
         assert r.status_code == 200 and r.json()["selectedTenant"]["id"] == tenant_id, (label, r.text)
@@ -192,7 +249,7 @@ def test_schema_fuzzing_as_tenant_user_and_admin(fuzz_platform, db_backend, tmp_
     with capsys.disabled():
         for _, _, fig in results:
             print(f"\nschema fuzzing ({db_backend}, {fig['run']}): {fig['operations']['tested']} operations, "
-                  f"{fig['testCases']} test cases in {fig['seconds']} s, seed {fig['seed']}; failures by check: "
+                  f"{fig['testCases']} test cases in {fig['seconds']} s, seeds {fig['seeds']}; failures by check: "
                   f"{fig['failuresByCheck'] or 'none'}; errors: {fig['errors']}")
 
     problems = []
@@ -208,4 +265,5 @@ def test_schema_fuzzing_as_tenant_user_and_admin(fuzz_platform, db_backend, tmp_
             lines.append(failure_sections(report["console"], set(broken)))
             problems.append("\n".join(lines))
     if problems:
+        problems.append("--- the service's last tracebacks:\n" + service_tracebacks(plat))
         pytest.fail("\n\n".join(problems), pytrace=False)

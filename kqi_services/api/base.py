@@ -13,6 +13,7 @@ from datetime import datetime
 from http.client import responses
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
 from jupyterhub.services.auth import HubOAuthenticated
 from sqlalchemy import select
 from tornado import web
@@ -416,6 +417,8 @@ def as_api_error(e: BaseException) -> ApiError | None:
         if e.client_error:
             return ApiError(400, str(e))
         return ApiError(503, f"The object store failed: {e}")
+    if isinstance(e, BotoCoreError):  # an S3 endpoint that cannot be reached or answers nonsense
+        return ApiError(503, f"The object store cannot be used: {e}")
     if isinstance(e, HubError) and e.status < 500:
         return ApiError(e.status if e.status in (404, 409) else 400, f"The hub refused: {e.message}")
     return None
