@@ -11,7 +11,10 @@ A route's path parameters are named, in this order, by the handler's `path_param
 class attribute, by PATH_PARAM_NAMES below, by the pattern's own `(?P<name>...)`
 groups, by the argument names of the handler's methods (`def get(self, tenant_id)`
 gives `{tenantId}`), or else derived from the pattern (`{id}` for a single parameter,
-`{gitId}` after `/git/`, `{param1}` when nothing better is known).
+`{gitId}` after `/git/`, `{param1}` when nothing better is known). A path parameter's schema
+is an id's (0..2**53) when the method reads it with `self.int_path(...)` or the pattern takes
+digits only, else a string; the handler's `path_schemas` class attribute ({name: JSON schema})
+gives it for a parameter that takes more (`gitId` -1 for the tenant's default git server).
 
     python -m kqi_services.openapi > kqi_services/openapi.json
 
@@ -456,10 +459,15 @@ def _operation(pattern: str, handler: type, method: str, path_names: list[str],
     paged = declared.paged if declared is not None else (calls.paged and method == "GET")
     parameters = []
     digits = [body in (r"[0-9]+", r"\d+") for body in _group_bodies(pattern)]
+    given = getattr(handler, "path_schemas", None) or {}
+    if set(given) - set(path_names):
+        raise ValueError(f"{handler.__name__}.path_schemas names {sorted(set(given) - set(path_names))},"
+                         f" not parameters of {pattern!r} ({path_names})")
     for i, name in enumerate(path_names):
         integer = (i < len(arguments) and arguments[i] in calls.int_arguments) or (i < len(digits) and digits[i])
-        parameters.append({"name": name, "in": "path", "required": True,
-                           "schema": dict(ID_SCHEMA) if integer else {"type": "string"}})
+        schema = json.loads(json.dumps(given[name])) if name in given else (
+            dict(ID_SCHEMA) if integer else {"type": "string"})
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     if paged:
         parameters += [json.loads(json.dumps(p)) for p in PAGING_PARAMETERS]
     if declared is not None:

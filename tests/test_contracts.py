@@ -20,6 +20,8 @@ from kqi_services.api.schemas.core import (
     QueryBool,
     contract_of,
     response_problems,
+    body_data,
+    contract,
     validate_body,
     validate_query,
 )
@@ -86,8 +88,16 @@ def test_list_routes_are_arrays_and_models_are_real_schemas(document):
             model = _resolve(document, schema)
             assert model["type"] == "object" and model["properties"] and model["required"], (method, pattern)
         if declared.body is not None:
-            body = _resolve(document, op["requestBody"]["content"]["application/json"]["schema"])
-            assert body["type"] == "object" and body["properties"], (method, pattern)
+            # a model, a list of models, or a union of those (anyOf): each is an object model in the end
+            stack = [op["requestBody"]["content"]["application/json"]["schema"]]
+            while stack:
+                body = _resolve(document, stack.pop())
+                if "anyOf" in body:
+                    stack.extend(body["anyOf"])
+                elif body.get("type") == "array":
+                    stack.append(body["items"])
+                else:
+                    assert body["type"] == "object" and body["properties"], (method, pattern)
         for code, response in op["responses"].items():
             if code[0] in "45" or code == "default":
                 assert response["$ref"].startswith("#/components/responses/Error")
@@ -165,6 +175,40 @@ def test_bodies_are_strict_json():
     assert validate_body(_Body, b"  ", required=False) is None
     e = _refused(validate_body, _Body, b'{"name": "a\\u0000b", "cpu": true}')
     assert set(e.errors) == {"name", "cpu"}
+
+
+class _Item(ApiModel):
+    id: int
+    token: str | None = None
+
+
+class _Wrapped(ApiModel):
+    items: list[_Item]
+
+
+def test_list_and_union_bodies_are_strict_json_and_named_per_item():
+    many = list[_Item]
+    value = validate_body(many, b'[{"id": 1, "unknown": 2}, {"id": 2, "token": null}]')
+    assert body_data(value) == [{"id": 1}, {"id": 2, "token": None}]  # only the keys sent
+    e = _refused(validate_body, many, b'[{"id": 1}, {"id": "2", "token": 5}, 3]')
+    assert set(e.errors) == {"[1].id", "[1].token", "[2]"}
+    assert e.errors["[1].id"] == ["must be a whole number"] and e.errors["[2]"] == ["must be an object"]
+    assert "" not in e.errors and "[1].id" in e.detail
+    assert _refused(validate_body, many, b'{"id": 1}').errors == {"body": ["must be a JSON list of {id, token} objects"]}
+    assert _refused(validate_body, many, b"").errors == {"body": ["is required"]}
+    assert body_data(validate_body(many, b"[]")) == []
+    either = list[_Item] | _Wrapped
+    assert body_data(validate_body(either, b'[{"id": 1}]')) == [{"id": 1}]
+    assert body_data(validate_body(either, b'{"items": [{"id": 1, "token": "t"}]}')) == {"items": [{"id": 1, "token": "t"}]}
+    # the JSON's shape picks the member: an object's errors name its fields, a list's its items
+    assert set(_refused(validate_body, either, b'{"items": [{"id": true}]}').errors) == {"items[0].id", "items"}
+    assert set(_refused(validate_body, either, b'[{"id": true}]').errors) == {"[0].id"}
+    e = _refused(validate_body, either, b'"x"')
+    assert e.errors == {"body": ["must be a JSON list of {id, token} objects or one {items} object"]}
+    for wrong in (list[int], list[_Item] | None, dict[str, _Item], list):
+        with pytest.raises(TypeError):
+            contract(body=wrong, response=None, status=204)
+    assert contract(body=either, response=None, status=204)
 
 
 def test_queries_are_converted_from_text():

@@ -186,7 +186,7 @@ def test_git_tokens_bad_input(platform, member):
         ([{"token": "a"}], "[0].id"),
         ([{"id": 1, "token": "x", "secret": 1}], "[0].secret"),
         ("a string", "body"),
-        ([1, 2], "body"),
+        ([1, 2], "[1]"),  # each item that is not an object is named
     ]
     for body, field in cases:
         r = api("PUT", "/account/gits", json=body)

@@ -24,7 +24,8 @@ from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
 from ..storage.base import InsufficientStorage, StoreError, is_disk_full
 from ..permissions import Access, Identity, allowed, identity_from_model, job_identity, job_token_refusal
-from .schemas.core import InputError, Paging, contract_of, response_problems, validate_body, validate_query
+from .schemas.core import (InputError, Paging, body_data, contract_of, response_problems, validate_body,
+                           validate_query)
 
 TENANT_HEADER = "X-KQI-Tenant"
 TENANT_COOKIE = "kqi-tenant"
@@ -272,6 +273,12 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         return await asyncio.get_running_loop().run_in_executor(self.kqi.io_executor, func, *args)
 
     # ------------------------------------------------------------------ input
+    def body_data(self):
+        """The contract's validated body as plain JSON data with only the keys sent: a dict for a
+        model, a list of dicts for `list[Model]` (for a union, whichever the JSON was); None when
+        it may be and was left out. A body that does not fit is a 400 (see `body`)."""
+        return body_data(self.body)
+
     def json_body(self, required: bool = True) -> dict:
         """The JSON object sent; with a contract's body model, the validated fields that were sent."""
         declared = contract_of(type(self), self.request.method)

@@ -7,14 +7,12 @@ The rules are in domain/infra.py; these handlers parse, call and answer.
 from __future__ import annotations
 
 import functools
-import json
 
 from ..domain import infra
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
 from .schemas import infra as models
 from .schemas.core import contract
-from .schemas.misc import items_body
 
 
 def _contracted(func, **declared):
@@ -186,15 +184,9 @@ class QuotasHandler(BaseAPIHandler):
     def get(self):
         self.write_json([infra.quota_json(t) for t in self.paginate(infra.list_quotas(self.db))])
 
-    @contract(response=list[models.QuotaOutput])
+    @contract(body=list[models.QuotaInput], response=list[models.QuotaOutput])
     def post(self):
-        # the body is a list, which a contract's body model cannot say yet: checked here
-        try:
-            items = json.loads(self.request.body or b"")
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ApiError(400, f"The body is not valid JSON: {e}")
-        items, _ = items_body(models.QuotaInput, items, what="{tenantId, cpu, memory, gpu}")
-        tenants = infra.set_quotas(self.db, items, self.identity.name)
+        tenants = infra.set_quotas(self.db, self.body_data(), self.identity.name)
         self.log.info("%s set the quotas of tenants %s", self.identity.name, ", ".join(t.name for t in tenants))
         self.write_json([infra.quota_json(t) for t in tenants])
 
@@ -247,6 +239,9 @@ class TenantQuotaHandler(BaseAPIHandler):
 # --------------------------------------------------------------- git browsing
 class _GitBrowseHandler(BaseAPIHandler):
     access = Access.TENANT_USER
+    #: the document's schema of {gitId} (kqi_services/openapi.py): an id, or -1 for the tenant's default
+    path_schemas = {"gitId": {"type": "integer", "minimum": -1, "maximum": 2**53,
+                              "description": "The git server's id, or -1 for the current tenant's default git server."}}
 
     def browser(self, git_id: str) -> tuple:
         number = -1 if git_id == "-1" else self.int_path(git_id, "git id")

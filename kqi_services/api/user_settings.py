@@ -6,28 +6,14 @@ Secrets go in, never out: responses say whether one is set and carry null in its
 """
 from __future__ import annotations
 
-import json
-
 from ..domain import user_settings as settings
 from ..domain.validation import ValidationError
 from ..notify import policy as notify_policy
 from ..notify import slack
 from ..permissions import Access
-from .base import ApiError, BaseAPIHandler
+from .base import BaseAPIHandler
 from .schemas import user_settings as models
 from .schemas.core import contract
-from .schemas.misc import items_body
-
-
-def json_any(handler: BaseAPIHandler):
-    """The request body as JSON: an object or a list (base.json_body takes objects only)."""
-    raw = handler.request.body
-    if not raw or not raw.strip():
-        raise ApiError(400, "The request needs a JSON body.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"The body is not valid JSON: {e}")
 
 
 class GitTokensHandler(BaseAPIHandler):
@@ -41,11 +27,11 @@ class GitTokensHandler(BaseAPIHandler):
         self.db.commit()
         self.write_json(settings.git_output(self.db, setting, self.tenant))
 
-    @contract(response=models.GitTokensOutput | models.GitTokenOutput)
+    @contract(body=list[models.GitTokenInput] | models.GitTokenInput,
+              response=models.GitTokensOutput | models.GitTokenOutput)
     def put(self):
-        # a list of {id, token} or one: a body a contract's model cannot say yet, checked here
-        items, was_list = items_body(models.GitTokenInput, json_any(self), what="{id, token}", allow_object=True)
-        changes, was_list = settings.read_git_tokens(items if was_list else items[0], self.tenant)
+        # a list of {id, token} or one (KAMONOHASHI's form)
+        changes, was_list = settings.read_git_tokens(self.body_data(), self.tenant)
         setting = self.user_setting()
         settings.apply_git_tokens(self.db, self.kqi.secret_box, setting, changes)
         self.log.info("%s changed git tokens of servers %s", self.identity.name, [c[0] for c in changes])
@@ -66,14 +52,13 @@ class RegistryCredentialsHandler(BaseAPIHandler):
         self.db.commit()
         self.write_json(settings.registry_output(self.db, setting, self.tenant))
 
-    @contract(response=models.RegistryCredentialsOutput | models.RegistryCredentialOutput)
+    @contract(body=list[models.RegistryCredentialInput] | models.RegistryCredentialInput,
+              response=models.RegistryCredentialsOutput | models.RegistryCredentialOutput)
     def put(self):
-        # a list of {id, userName, password} or one: checked here (see GitTokensHandler.put)
-        items, was_list = items_body(models.RegistryCredentialInput, json_any(self),
-                                     what="{id, userName, password}", allow_object=True)
+        # a list of {id, userName, password} or one (see GitTokensHandler.put)
+        body = self.body_data()
         setting = self.user_setting()
-        changes, was_list = settings.read_registry_credentials(items if was_list else items[0], self.tenant,
-                                                               self.db, setting)
+        changes, was_list = settings.read_registry_credentials(body, self.tenant, self.db, setting)
         settings.apply_registry_credentials(self.db, self.kqi.secret_box, setting, changes)
         self.log.info("%s changed registry credentials of registries %s", self.identity.name,
                       [c.registry_id for c in changes])

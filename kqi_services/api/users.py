@@ -12,7 +12,6 @@ from ..domain.validation import Fields
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
 from .schemas.core import contract
-from .schemas.misc import items_body
 from .schemas.users import (
     AdminUserOutput,
     TenantMemberInput,
@@ -24,7 +23,6 @@ from .schemas.users import (
     UserTenantInput,
     UserTenantsInput,
 )
-from .user_settings import json_any
 
 #: a change that takes several hub calls answers 409 or 502 when one fails (domain/users.py HubChanges)
 HUB_STEPS = (409, 502)
@@ -116,16 +114,10 @@ class UserTenantsHandler(UsersAPIHandler):
 
     access = {"PUT": Access.SYSTEM_ADMIN}
 
-    @contract(response=AdminUserOutput, errors=HUB_STEPS)
+    @contract(body=list[UserTenantInput] | UserTenantsInput, response=AdminUserOutput, errors=HUB_STEPS)
     async def put(self, name):
-        # the body is a list (or {"tenants": [...]}), which a contract's body model cannot say yet
-        body = json_any(self)
-        if isinstance(body, dict):
-            items, _ = items_body(UserTenantsInput, body, what="{tenants}", allow_object=True)
-            body = items[0]
-        else:
-            body, _ = items_body(UserTenantInput, body, what="{id, isTenantAdmin, default}", prefix="tenants")
-        choice = read_tenants_body(body, self.db)
+        # a list [{id, isTenantAdmin, default}] or {"tenants": [...]}
+        choice = read_tenants_body(self.body_data(), self.db)
         row = await self.users.replace_tenants(name, choice)
         self.log.info("%s set the tenants of %s to %s", self.identity.name, name,
                       sorted(choice.admin_by_tenant))

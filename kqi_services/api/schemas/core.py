@@ -32,6 +32,9 @@ How to declare a contract
             self.json_body()                     # the validated body as a dict (only the keys sent)
             self.body                            # ... or the model instance itself
 
+    @contract(body=list[QuotaInput], ...)        # a JSON list of objects: self.body_data() is a list
+    @contract(body=list[GitTokenInput] | GitTokenInput, ...)   # a list or one object (by the JSON's shape)
+
     @contract(response=None, status=204)         # no content
     @contract(response=str, content_type="text/plain")   # a non-JSON answer (`bytes` for binary)
     @contract(body=X, body_required=False)       # a body that may be left out
@@ -60,6 +63,8 @@ from __future__ import annotations
 
 import json
 import re
+import types
+import typing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, get_args, get_origin
@@ -156,7 +161,7 @@ class Paging(ApiModel):
 class Contract:
     """What one handler method reads and answers."""
 
-    body: type[ApiModel] | None = None
+    body: Any = None  # an ApiModel class, list[Model] or a union of those
     body_required: bool = True
     query: type[ApiModel] | None = None
     response: Any = None
@@ -171,13 +176,14 @@ class Contract:
         return get_origin(self.response) is list
 
 
-def contract(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None = None,
+def contract(*, body: Any = None, query: type[ApiModel] | None = None,
              response: Any = None, status: int = 200, paged: bool = False, body_required: bool = True,
              content_type: str = "application/json", errors: tuple[int, ...] = (),
              headers: dict[str, str] | None = None):
     """Declare a handler method's request body model, query model, response type and status.
 
-    `response` is a model, `list[Model]`, a plain type (`str`, `list[str]`, `dict[str, Any]`) or
+    `body` is a model, `list[Model]` or a union of those (`list[Model] | Model`: a JSON list or one
+    object, told apart by the JSON's shape). `response` is a model, `list[Model]`, a plain type (`str`, `list[str]`, `dict[str, Any]`) or
     None with status 204. `errors` names the 4xx/5xx statuses besides those every route has
     (400 for bad input, 401, 403, 404 for a path id). `headers` documents response headers
     ({name: description}).
@@ -192,14 +198,25 @@ def contract(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None
     return mark
 
 
-def declare(*, body: type[ApiModel] | None = None, query: type[ApiModel] | None = None,
+def _body_type_ok(body: Any) -> bool:
+    """A body type a contract takes: an ApiModel class, list[...] of one, or a union of those."""
+    if isinstance(body, type) and issubclass(body, ApiModel):
+        return True
+    if get_origin(body) is list:
+        return len(get_args(body)) == 1 and _body_type_ok(get_args(body)[0])
+    if get_origin(body) in (typing.Union, types.UnionType):
+        return all(a is not type(None) and _body_type_ok(a) for a in get_args(body))
+    return False
+
+
+def declare(*, body: Any = None, query: type[ApiModel] | None = None,
             response: Any = None, status: int = 200, paged: bool = False, body_required: bool = True,
             content_type: str = "application/json", errors: tuple[int, ...] = (),
             headers: dict[str, str] | None = None) -> Contract:
     """The Contract `contract(...)` attaches, for a class's `kqi_contracts` (a method it inherits
     from a library class, e.g. a WebSocket's GET answered with 101)."""
-    if body is not None and not (isinstance(body, type) and issubclass(body, ApiModel)):
-        raise TypeError(f"contract body must be an ApiModel, not {body!r}")
+    if body is not None and not _body_type_ok(body):
+        raise TypeError(f"contract body must be an ApiModel, list[ApiModel] or a union of those, not {body!r}")
     if query is not None and not (isinstance(query, type) and issubclass(query, ApiModel)):
         raise TypeError(f"contract query must be an ApiModel, not {query!r}")
     if response is None and status not in (101, 204) and content_type == "application/json":
@@ -324,7 +341,7 @@ def input_error(e: ValidationError, where: str) -> InputError:
     errors = {name: list(msgs) for name, msgs in precise.items()}
     for name, msgs in precise.items():
         top = re.split(r"[.\[]", name, maxsplit=1)[0]
-        if top != name:
+        if top and top != name:  # (a list body's `[0].id` has no field above it)
             rest = name[len(top):].lstrip(".")
             errors.setdefault(top, []).extend(f"{rest}: {m}" for m in msgs if f"{rest}: {m}" not in errors[top])
     listed = "; ".join(f"{name}: {', '.join(msgs)}" for name, msgs in precise.items())
@@ -332,22 +349,72 @@ def input_error(e: ValidationError, where: str) -> InputError:
     return InputError(f"The request {what} is invalid: {listed}", errors)
 
 
-def validate_body(model: type[ApiModel], raw: bytes, required: bool = True) -> ApiModel | None:
-    """The body as the model (strict JSON), None when it may be and is left out."""
+def _body_members(body: Any) -> list:
+    """The members of a body type's union (the type itself when it is none)."""
+    if get_origin(body) in (typing.Union, types.UnionType):
+        return [m for a in get_args(body) for m in _body_members(a)]
+    return [body]
+
+
+def _body_shape(body: Any) -> str:
+    """What a body type asks for, in words (for the error of a body of another JSON shape)."""
+    if isinstance(body, type):
+        return "a JSON object"
+    shapes = []
+    for member in _body_members(body):
+        item = get_args(member)[0] if get_origin(member) is list else member
+        fields = "{" + ", ".join(item.model_fields) + "}"
+        shapes.append(f"a JSON list of {fields} objects" if item is not member else f"one {fields} object")
+    return " or ".join(dict.fromkeys(shapes))
+
+
+#: TypeAdapters of the declared body and response types, made once each
+_adapters: dict[Any, TypeAdapter] = {}
+
+
+def _adapter(typ: Any) -> TypeAdapter:
+    adapter = _adapters.get(typ)
+    if adapter is None:
+        adapter = _adapters[typ] = TypeAdapter(typ)
+    return adapter
+
+
+def validate_body(model: Any, raw: bytes, required: bool = True) -> Any:
+    """The body as the contract's body type (strict JSON): a model instance, or for `list[Model]` a
+    list of them; None when it may be and is left out.
+
+    For a union (`list[Model] | Model`) the JSON's shape picks the member (a list or an object), so
+    an error names the fields of that member only (`[0].id` in a list, `id` in an object)."""
     if not raw or not raw.strip():
         if required:
-            raise InputError("The request needs a JSON object as its body.", {"body": ["is required"]})
+            raise InputError(f"The request needs {_body_shape(model)} as its body.", {"body": ["is required"]})
         return None
     try:
         parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(f"The body is not valid JSON: {e}", {"body": ["is not valid JSON"]})
-    if not isinstance(parsed, dict):
-        raise InputError("The body must be a JSON object.", {"body": ["must be a JSON object"]})
+    kind = list if isinstance(parsed, list) else dict if isinstance(parsed, dict) else None
+    fitting = [m for m in _body_members(model) if (get_origin(m) is list) == (kind is list) and kind is not None]
+    if not fitting:
+        shape = _body_shape(model)
+        raise InputError(f"The body must be {shape}.", {"body": [f"must be {shape}"]})
     try:
-        return model.model_validate_json(raw, strict=True)
+        if len(fitting) == 1 and isinstance(fitting[0], type):
+            return fitting[0].model_validate_json(raw, strict=True)
+        target = fitting[0] if len(fitting) == 1 else typing.Union[tuple(fitting)]
+        return _adapter(target).validate_json(raw, strict=True)
     except ValidationError as e:
         raise input_error(e, "body")
+
+
+def body_data(value: Any) -> Any:
+    """A validated body as plain JSON data: a model as a dict of the fields that were sent (their
+    JSON values), a list as a list of such dicts; None stays None."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True)
+    if isinstance(value, list):
+        return [body_data(item) for item in value]
+    return value
 
 
 def _is_list_field(annotation: Any) -> bool:
@@ -390,7 +457,6 @@ def validate_query(model: type[ApiModel], arguments: dict[str, list[bytes]]) -> 
 
 
 # ------------------------------------------------------------------------ responses
-_adapters: dict[Any, TypeAdapter] = {}
 
 
 def response_problems(declared: Contract, text: str | bytes) -> list[str]:
@@ -399,9 +465,7 @@ def response_problems(declared: Contract, text: str | bytes) -> list[str]:
     The answer is checked as sent (strict JSON: an integer is not a float, a string not a number)."""
     if declared.response is None or declared.content_type != "application/json":
         return []
-    adapter = _adapters.get(declared.response)
-    if adapter is None:
-        adapter = _adapters[declared.response] = TypeAdapter(declared.response)
+    adapter = _adapter(declared.response)
     try:
         adapter.validate_json(text, strict=True)
     except ValidationError as e:
