@@ -6,8 +6,8 @@ For each database (PostgreSQL, started as the tests start one, and SQLite) it st
 it (tests/platform.py), makes the measured tenant and its user through the API, then writes
 straight into the database (executemany, a few seconds): 100,000 data of that tenant (a tag and a
 file each, some with a parent), 2,000 datasets, 500 preprocessings and 5,000 histories of one,
-and 100,000 jobs across 4 tenants (60,000 trainings and inferences in the measured one, mostly
-finished). Then, for every list route with a page of 50, each filter, a deep page, withTotal, and
+and 100,000 jobs across 4 tenants (60,000 trainings and inferences in the measured one, 3 of every
+5 in id order, mostly finished). Then, for every list route with a page of 50, each filter, a deep page, withTotal, and
 the details routes, it measures p50/p95 of `--rounds` requests through the hub (the client's
 whole time), and the database's own time for the statements the service runs for that request
 (captured by running the same domain code in this process): PostgreSQL's EXPLAIN ANALYZE
@@ -90,9 +90,10 @@ def seed(engine, tenant_id: int, other_tenants: list[int], n_data: int, n_jobs: 
                                           "input_data_id": ID0 + i, "status": "Completed", "created_at": when[i]}
                                          for i in range(min(5000, n_data))])
     jobs, tags, parents = [], [], []
-    mine = int(n_jobs * 0.6)
+    mine = sum(1 for i in range(n_jobs) if i % 5 < 3)
     for i in range(n_jobs):
-        tenant = tenant_id if i < mine else other_tenants[i % len(other_tenants)]
+        # interleaved in time as tenants work side by side: 3 of every 5 jobs are the measured tenant's
+        tenant = tenant_id if i % 5 < 3 else other_tenants[i % len(other_tenants)]
         kind = "training" if i % 3 else "inference"
         jobs.append({"id": ID0 + i, "tenant_id": tenant, "kind": kind, "display_id": ID0 + i, "name": f"job-{i}",
                      "memo": f"run {i}", "status": rng.choice(STATUSES), "entry_point": f"python train.py --seed {i}",
@@ -100,8 +101,8 @@ def seed(engine, tenant_id: int, other_tenants: list[int], n_data: int, n_jobs: 
                      "gpu": 0, "created_by": f"user{i % 20}", "created_at": when[i], "modified_at": when[i],
                      "queued_at": when[i]})
         tags.append({"job_id": ID0 + i, "name": f"tag{i % 50}"})
-        if i > 3 and i % 7 == 0 and tenant == tenant_id:
-            parents.append({"job_id": ID0 + i, "parent_id": ID0 + i - 3})
+        if i > 5 and i % 7 == 0 and tenant == tenant_id:
+            parents.append({"job_id": ID0 + i, "parent_id": ID0 + i - 5})  # (the same tenant)
     insert(Job.__table__, jobs)
     insert(JobTag.__table__, tags)
     insert(JobParent.__table__, parents)
@@ -230,7 +231,7 @@ def cases(seeded: dict) -> list[tuple[str, str, str, dict, int | None, str]]:
         ("training tag=tag7", "training", "/training", {**p50, "tag": "tag7"}, None, "page"),
         ("training startedAt=2025-03-01", "training", "/training", {**p50, "startedAt": "2025-03-01"}, None, "page"),
         ("training dataSet=set-1", "training", "/training", {**p50, "dataSet": "set-1"}, None, "page"),
-        ("training parentId", "training", "/training", {**p50, "parentId": str(ID0 + 4)}, None, "page"),
+        ("training parentId", "training", "/training", {**p50, "parentId": str(ID0 + 2)}, None, "page"),
         ("inferences page 1 withTotal", "inference", "/inferences", {**p50, "withTotal": "true"}, None, "page"),
         ("preprocessings page 1 withTotal", "preprocessings", "/preprocessings", {**p50, "withTotal": "true"},
          None, "page"),
@@ -295,12 +296,14 @@ def measure(backend: str, args) -> None:
                 db = capture.db_time(statements, sqlite_path)
                 p50, p95 = pct(times, 50) * 1000, pct(times, 95) * 1000
                 limit = 10 if kind == "details" else 20
-                met = p95 < limit and (kind == "details" or p95 <= 3 * db * 1000)
-                target = f"p95 < {limit} ms" + ("" if kind == "details" else ", <= 3x db")
+                fast = p95 < limit
+                near_db = None if kind == "details" else p95 <= 3 * db * 1000
+                met = fast and near_db is not False
                 RESULTS.append({"db": backend, "request": label, "p50": p50, "p95": p95, "db_ms": db * 1000,
-                                "statements": len(statements), "met": met})
-                print(f"  {label:40} {p50:8.1f} {p95:8.1f} {db * 1000:8.2f} {p95 / (db * 1000):6.1f}x {len(statements):4} {rows:5}  "
-                      f"{target}: {'met' if met else 'MISSED'}", flush=True)
+                                "statements": len(statements), "fast": fast, "near_db": near_db, "met": met})
+                print(f"  {label:40} {p50:8.1f} {p95:8.1f} {db * 1000:8.2f} {p95 / (db * 1000):6.1f}x "
+                      f"{len(statements):4} {rows:5}  p95 < {limit} ms: {'met' if fast else 'MISSED'}"
+                      + ("" if near_db is None else f", <= 3x db: {'met' if near_db else 'MISSED'}"), flush=True)
             engine.dispose()
         finally:
             platform.stop()
@@ -320,8 +323,12 @@ def main() -> int:
     for backend in [b for b in args.db.split(",") if b]:
         measure(backend, args)
     missed = [r for r in RESULTS if not r["met"]]
-    print(f"\n{len(RESULTS) - len(missed)} of {len(RESULTS)} targets met" +
-          ("; missed: " + ", ".join(f"{r['db']} {r['request']}" for r in missed) if missed else ""))
+    slow = [r for r in RESULTS if not r["fast"]]
+    ratios = [r for r in RESULTS if r["near_db"] is not None]
+    print(f"\np95 under the time target: {len(RESULTS) - len(slow)} of {len(RESULTS)}" +
+          ("; missed: " + ", ".join(f"{r['db']} {r['request']} ({r['p95']:.1f} ms)" for r in slow) if slow else ""))
+    print(f"p95 <= 3x the database's own time: {sum(1 for r in ratios if r['near_db'])} of {len(ratios)} list requests")
+    print(f"{len(RESULTS) - len(missed)} of {len(RESULTS)} requests met all their targets")
     return 1 if missed else 0
 
 
