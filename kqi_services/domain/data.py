@@ -85,6 +85,16 @@ def like(value: str) -> str:
     return f"%{escaped}%"
 
 
+def contains(db: Session, column, text: str):
+    """`column` holds `text` (SearchString: any part, ASCII case ignored; %, _ and \\ as written).
+    ILIKE on PostgreSQL (served by the pg_trgm indexes of migration 0009). On SQLite a plain LIKE:
+    SQLite's LIKE ignores ASCII case already and its lower() folds ASCII only, so it matches the
+    same rows as the lower(x) LIKE lower(y) SQLAlchemy makes of ILIKE there, at half the cost."""
+    if db.get_bind().dialect.name == "sqlite":
+        return column.like(like(text), escape="\\")
+    return column.ilike(like(text), escape="\\")
+
+
 # --------------------------------------------------------------------------- outputs
 def data_index(d: Data) -> dict:
     return {
@@ -180,11 +190,11 @@ class DataManager:
         if args.get("id"):
             q = apply_number(q, Data.id, args["id"], "id")
         if args.get("name"):
-            q = q.where(Data.name.ilike(like(args["name"]), escape="\\"))
+            q = q.where(contains(self.db, Data.name, args["name"]))
         if args.get("memo"):
-            q = q.where(Data.memo.ilike(like(args["memo"]), escape="\\"))
+            q = q.where(contains(self.db, Data.memo, args["memo"]))
         if args.get("createdBy"):
-            q = q.where(Data.created_by.ilike(like(args["createdBy"]), escape="\\"))
+            q = q.where(contains(self.db, Data.created_by, args["createdBy"]))
         if args.get("createdAt"):
             q = apply_date(q, Data.created_at, args["createdAt"], "createdAt")
         for value in args.get("tags") or []:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..db.models import Tenant
 from ..db.models_data import Data, DataSet, DataSetEntry, DataType
-from .data import apply_date, apply_number, data_index, file_output, like, optional_name
+from .data import apply_date, apply_number, contains, data_index, file_output, optional_name
 from .paging import Page, PageRequest, fetch_page
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
@@ -69,9 +69,9 @@ class DataSetManager:
         if args.get("id"):
             q = apply_number(q, DataSet.id, args["id"], "id")
         if args.get("name"):
-            q = q.where(DataSet.name.ilike(like(args["name"]), escape="\\"))
+            q = q.where(contains(self.db, DataSet.name, args["name"]))
         if args.get("memo"):
-            q = q.where(DataSet.memo.ilike(like(args["memo"]), escape="\\"))
+            q = q.where(contains(self.db, DataSet.memo, args["memo"]))
         if args.get("createdAt"):
             q = apply_date(q, DataSet.created_at, args["createdAt"], "createdAt")
         return q

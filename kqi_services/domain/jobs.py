@@ -13,7 +13,7 @@ from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSet
 from ..db.models_data import DataSet
 from ..db.models_jobs import Job, JobParent, JobTag
 from . import job_status as st
-from .data import DB_MAX_ID, apply_date, apply_number, like, number_filter, read_tags, replace_tags
+from .data import DB_MAX_ID, apply_date, apply_number, contains, number_filter, read_tags, replace_tags
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
 from .paging import Page, PageRequest, fetch_page, hold
@@ -313,20 +313,20 @@ class JobQueries:
         if args.get("id"):
             q = apply_number(q, Job.id, args["id"], "id")
         if args.get("name"):
-            q = q.where(Job.name.ilike(like(args["name"]), escape="\\"))
+            q = q.where(contains(self.db, Job.name, args["name"]))
         if args.get("memo"):
-            q = q.where(Job.memo.ilike(like(args["memo"]), escape="\\"))
+            q = q.where(contains(self.db, Job.memo, args["memo"]))
         if args.get("entryPoint"):
-            q = q.where(Job.entry_point.ilike(like(args["entryPoint"]), escape="\\"))
+            q = q.where(contains(self.db, Job.entry_point, args["entryPoint"]))
         if args.get("startedBy"):
-            q = q.where(Job.created_by.ilike(like(args["startedBy"]), escape="\\"))
+            q = q.where(contains(self.db, Job.created_by, args["startedBy"]))
         if args.get("startedAt"):
             q = apply_date(q, Job.created_at, args["startedAt"], "startedAt")
         if args.get("status"):
-            q = q.where(Job.status.ilike(like(args["status"]), escape="\\"))
+            q = q.where(contains(self.db, Job.status, args["status"]))
         if args.get("dataSet"):
             q = q.where(Job.dataset_id.in_(select(DataSet.id).where(
-                DataSet.name.ilike(like(args["dataSet"]), escape="\\"))))
+                contains(self.db, DataSet.name, args["dataSet"]))))
         if args.get("parentId"):
             _, parent_id = number_filter(str(args["parentId"]), "parentId")
             q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id == parent_id))

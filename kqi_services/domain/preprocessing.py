@@ -21,7 +21,7 @@ from ..db.models_jobs import Job
 from ..db.models_preprocessing import PreprocessHistory, PreprocessHistoryOutput, Preprocessing
 from ..storage.factory import tenant_key
 from . import job_status as st
-from .data import DataManager, apply_date, apply_number, like, read_tags
+from .data import DataManager, apply_date, apply_number, contains, read_tags
 from .git_models import repository_url, resolve_commit
 from .jobs import check_node_capacity, git_token, read_env, tenant_partitions
 from .paging import Page, PageRequest, fetch_page, hold
@@ -75,9 +75,9 @@ class PreprocessingManager:
         if args.get("id"):
             q = apply_number(q, Preprocessing.id, args["id"], "id")
         if args.get("name"):
-            q = q.where(Preprocessing.name.ilike(like(args["name"]), escape="\\"))
+            q = q.where(contains(self.db, Preprocessing.name, args["name"]))
         if args.get("memo"):
-            q = q.where(Preprocessing.memo.ilike(like(args["memo"]), escape="\\"))
+            q = q.where(contains(self.db, Preprocessing.memo, args["memo"]))
         if args.get("createdAt"):
             q = apply_date(q, Preprocessing.created_at, args["createdAt"], "createdAt")
         return q
