@@ -196,7 +196,8 @@ def ref_page(rows: list, params: dict) -> list:
 # ------------------------------------------------------------------------------- the cases
 PAGING = [{}, {"perPage": 50, "withTotal": "true"}, {"perPage": 50, "page": 3, "withTotal": "true"},
           {"perPage": 7, "page": 5}, {"perPage": 50, "page": 400, "withTotal": "true"},
-          {"perPage": 2000, "withTotal": "true"}]
+          {"perPage": 2000, "withTotal": "true"},
+          {"perPage": 1000, "page": 2**53, "withTotal": "true"}]  # an OFFSET past any table (and int64)
 
 
 def common_filters(rows) -> list[dict]:
