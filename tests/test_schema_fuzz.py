@@ -5,7 +5,7 @@ and deletes users, tenants, endpoints and data, so the session's shared platform
 it): first as a user of one tenant (a hub token, the tenant chosen by X-KQI-Tenant), then as the
 system administrator. Every schemathesis check is on and every phase runs (examples, coverage,
 fuzzing, stateful): the examples and coverage phases first (a fixed set of cases for every
-operation), then fuzzing and stateful sequences for a time budget (KQI_FUZZ_SECONDS, default 60),
+operation), then fuzzing and stateful sequences for a time budget (KQI_FUZZ_SECONDS, default 30),
 at most KQI_FUZZ_EXAMPLES (default 30) examples per operation and phase.
 
 What must hold: no server error (5xx) and no answer that breaks the document (its status code,
@@ -43,7 +43,7 @@ from .platform import VENV_BIN, new_platform, remove_tree, tenant_user, user_hub
 SCHEMATHESIS = os.path.join(VENV_BIN, "schemathesis")
 #: keeps the run's own account and tenant out of the routes that would end its session
 HOOKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema_fuzz_hooks.py")
-FUZZ_SECONDS = int(os.environ.get("KQI_FUZZ_SECONDS", "60"))
+FUZZ_SECONDS = int(os.environ.get("KQI_FUZZ_SECONDS", "30"))
 FUZZ_EXAMPLES = int(os.environ.get("KQI_FUZZ_EXAMPLES", "30"))
 
 #: operations left out of the fuzzing, "METHOD /path" → why (none today; the shell routes are
