@@ -291,7 +291,8 @@ class JobQueries:
         return job
 
     def search(self, args: dict) -> list[Job]:
-        return self.search_page(args, None).rows
+        """Every matching job, newest first, without their related rows (the simple lists)."""
+        return list(self.db.scalars(self.filtered(args).order_by(Job.id.desc())).all())
 
     def search_page(self, args: dict, request: PageRequest | None) -> Page:
         """One page of the jobs that match the list filters (newest first); their tags, parents'
