@@ -280,6 +280,19 @@ def measure(backend: str, args) -> None:
                 times.append(time.perf_counter() - began)
             print(f"  GET /version (no database, the hub's proxy and the service's fixed cost): "
                   f"p50 {pct(times, 50) * 1000:.1f} ms, p95 {pct(times, 95) * 1000:.1f} ms")
+            # the same requests on the service's own address, past configurable-http-proxy: the proxy's share
+            direct = platform.hub("GET", "/services/kqi").json()["url"].rstrip("/") + \
+                platform.api_url.split(str(platform.port), 1)[1]
+            for label, path, params in (("GET /version", "/version", {}),
+                                        ("data page 1", "/data", {"perPage": "50", "page": "1"})):
+                times = []
+                for _ in range(args.rounds):
+                    began = time.perf_counter()
+                    r = session.get(direct + path, params=params, timeout=60)
+                    times.append(time.perf_counter() - began)
+                assert r.status_code == 200, (direct, r.status_code, r.text[:200])
+                print(f"  {label} on the service's own address (no proxy): p50 {pct(times, 50) * 1000:.1f} ms, "
+                      f"p95 {pct(times, 95) * 1000:.1f} ms")
             print(f"  {'request':40} {'p50 ms':>8} {'p95 ms':>8} {'db ms':>8} {'p95/db':>7} {'sql':>4} {'rows':>5}  target")
             for label, route, path, params, detail_id, kind in cases(seeded):
                 url = platform.api_url + path
