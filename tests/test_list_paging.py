@@ -22,7 +22,7 @@ from kqi_services.db.models_data import Data, DataSet, DataTag
 from kqi_services.db.models_jobs import Job, JobParent, JobTag
 from kqi_services.db.models_preprocessing import PreprocessHistory, Preprocessing
 from kqi_services.db.session import make_engine, make_session_factory
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from .platform import tenant_user
 
@@ -45,7 +45,7 @@ def _when(rng: random.Random) -> datetime:
 
 @pytest.fixture(scope="module")
 def seeded(platform):
-    """A new tenant with its rows inserted straight into the database; returns (user, rows)."""
+    """A new tenant with its rows inserted straight into the database; yields (user, rows)."""
     user = tenant_user(platform)
     tenant_id = user.tenant["id"]
     rng = random.Random(13)
@@ -107,7 +107,15 @@ def seeded(platform):
             "data_names": {d.id: d.name for d in datas},
         }
     engine.dispose()
-    return user, rows
+    yield user, rows
+    # the seeded Queued and Running jobs never ran: end them, or the shared platform's engine
+    # counts them against the node and every later test's job waits behind them
+    engine = make_engine(_db_url(platform))
+    with make_session_factory(engine)() as db:
+        db.execute(update(Job).where(Job.tenant_id == tenant_id, Job.status.in_(("Queued", "Running")))
+                   .values(status="Killed"))
+        db.commit()
+    engine.dispose()
 
 
 def _plain_row(r) -> dict:
