@@ -267,7 +267,8 @@ def test_bad_input_gets_a_clear_4xx_and_creates_nothing(plat):
     refused({**good, "options": {"KQI_TOKEN": "x"}}, "options", "KQI_TOKEN is set by the platform")
     refused({**good, "options": {"LANG": "ja_JP.UTF-8"}}, "options", "LANG is set by the platform")
     refused({**good, "options": {"1BAD": "x"}}, "options", "not a valid environment variable name")
-    refused({**good, "ports": [0]}, "ports", "1 to 65535")
+    refused({**good, "ports": [0]}, "ports", "must be at least 1")
+    refused({**good, "ports": [65536]}, "ports", "at most 65535")
     refused({**good, "partition": "no-such-partition"}, "partition", "no partition")
     refused({**good, "containerImage": {"registryId": 99999, "image": "python", "tag": "3"}},
             "containerImage.registryId", "not a registry of this tenant")

@@ -317,6 +317,8 @@ def _plain(value):
 
 def _message(error: dict) -> str:
     ctx = {k: _plain(v) for k, v in (error.get("ctx") or {}).items()}
+    if error["type"] == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
     if error["type"] in MESSAGES:
         try:
             return MESSAGES[error["type"]].format(**ctx)

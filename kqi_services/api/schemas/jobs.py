@@ -13,7 +13,7 @@ from .datasets import DataSetIndexOutput
 JOB_NAME_PATTERN = pattern_message(r"^\s*[a-z0-9-]{1,30}\s*$",
                                    "lower-case letters, digits and '-', at most 30 characters")
 #: a job's name: lower-case letters, digits and '-', at most 30 characters
-JobName = Annotated[str, Field(pattern=JOB_NAME_PATTERN)]
+JobName = Annotated[str, Field(min_length=1, pattern=JOB_NAME_PATTERN)]
 #: an id, or its digits as a string (the official CLI sends `-pid 3` as "3")
 DIGITS_PATTERN = pattern_message(r"^\s*[0-9]{1,15}\s*$", "must be a whole number")
 IdOrDigits = Id | Annotated[str, Field(pattern=DIGITS_PATTERN)]
