@@ -43,6 +43,7 @@ setup(
         "cryptography>=42",
         "psycopg[binary]>=3.1",
         "ptyprocess>=0.7",  # the web shell: podman exec under a pseudo-terminal
+        "pydantic>=2.5",  # the API's request/response contracts (kqi_services/api/schemas)
     ],
     extras_require={
         "test": [
