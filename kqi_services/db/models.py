@@ -208,3 +208,4 @@ from . import models_notebooks  # noqa: E402,F401
 from . import models_job_environment  # noqa: E402,F401
 from . import models_shell  # noqa: E402,F401
 from . import models_ids  # noqa: E402,F401
+from . import models_usage  # noqa: E402,F401
