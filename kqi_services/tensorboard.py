@@ -21,11 +21,13 @@ import time
 from datetime import datetime, timezone
 
 from sqlalchemy import String, cast, select
+from sqlalchemy.orm import object_session
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .db.models import Tenant
 from .db.models_jobs import Job
+from .domain.ids import find_job, shown_job_ids
 from .domain.validation import NotFoundError, ValidationError
 from .jobs.launch import BIND, RUNTIME, RUNTIME_DIR, SCRATCH, LaunchRequest, Mount
 
@@ -157,7 +159,9 @@ class TensorBoards(LoggingConfigurable):
             "statusType": status,
             "nodePort": state["port"],
             "remainingTime": max(0, int(state["expiresAt"] - time.time())),
-            "mountedTrainingHistoryIds": [i for i in state["trainingIds"] if i != job.id],
+            # (kept as table ids; shown by the ids the tenant sees)
+            "mountedTrainingHistoryIds": shown_job_ids(object_session(job),
+                                                       [i for i in state["trainingIds"] if i != job.id]),
             # KQI additions
             "url": proxy_prefix(self.app.service_prefix, job.id),
             "expiresAt": datetime.fromtimestamp(state["expiresAt"], timezone.utc).isoformat(),
@@ -186,12 +190,12 @@ class TensorBoards(LoggingConfigurable):
         if errors:
             raise ValidationError(errors)
         ids = [job.id]
-        for other_id in selected:
-            other = db.get(Job, other_id)
-            if other is None or other.tenant_id != tenant.id or other.kind != "training":
+        for other_id in selected:  # the ids the tenant sees → the trainings' table ids
+            other = find_job(db, tenant.id, "training", other_id)
+            if other is None:
                 raise NotFoundError(f"No training has the id {other_id} in this tenant.")
-            if other_id not in ids:
-                ids.append(other_id)
+            if other.id not in ids:
+                ids.append(other.id)
         return int(expires), ids
 
     def log_dirs(self, db, tenant: Tenant, training_ids: list[int]) -> dict[int, str]:
@@ -216,7 +220,8 @@ class TensorBoards(LoggingConfigurable):
         log_dirs = self.log_dirs(db, tenant, training_ids)
         request = tensorboard_request(
             training_id=job.id, tenant=tenant.name, user=user, image=self.image,
-            log_dirs={i: log_dirs[i] for i in training_ids}, port=port, expires=expires,
+            # each run named by the id the tenant sees
+            log_dirs={db.get(Job, i).display_id: log_dirs[i] for i in training_ids}, port=port, expires=expires,
             path_prefix=proxy_prefix(self.app.service_prefix, job.id),
             host=getattr(self.backend, "listen_host", "127.0.0.1"), cpu=self.cpu, memory_gib=self.memory_gib)
         now = time.time()

@@ -45,7 +45,9 @@ class AccountMixin:
             "token": token_model["token"],
             "userName": name,
             "tenantId": tenant.id if tenant else None,
-            "tenantName": tenant.name if tenant else None,
+            # the tenant's display name, as KAMONOHASHI's login (LoginOutputModel.TenantName) and
+            # as `kqi account get` prints the selected tenant (its TenantInfo.displayName)
+            "tenantName": tenant.display_name if tenant else None,
             "expiresIn": expires_in,
         }
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from sqlalchemy.orm.attributes import flag_modified
 
 from ..db.models_jobs import Job
+from ..domain import job_status as st
+from ..domain.ids import find_jobs
 from ..domain.jobs import JobSubmission, create_job, job_index
 from ..domain.validation import Fields, ValidationError
 from ..jobs.engine import OUTPUT_FOLDER
@@ -47,16 +49,13 @@ class InferenceRunHandler(JobRunHandler):
         f = Fields(body)
         inference_ids = f.int_list("inferenceIds")
         f.done()
-        if inference_ids:
-            from sqlalchemy import select
-
-            found = set(self.db.scalars(select(Job.id).where(Job.id.in_(inference_ids), Job.kind == "inference",
-                                                             Job.tenant_id == self.tenant.id)).all())
-            missing = [i for i in inference_ids if i not in found]
-            if missing:
-                raise ValidationError({"inferenceIds": ["no inference in this tenant has the id(s) " +
-                                                        ", ".join(map(str, missing))]})
-        values["extra"] = {"inferenceIds": inference_ids}
+        found = find_jobs(self.db, self.tenant.id, "inference", inference_ids)
+        missing = [i for i in inference_ids if i not in found]
+        if missing:
+            raise ValidationError({"inferenceIds": ["no inference in this tenant has the id(s) " +
+                                                    ", ".join(map(str, missing))]})
+        # kept as the parents' table ids (the engine mounts by them); shown by the tenant's ids
+        values["extra"] = {"inferenceIds": list(dict.fromkeys(found[i].id for i in inference_ids))}
         return values
 
     @contract(body=InferenceCreateInput, response=JobIndexOutput, status=201)

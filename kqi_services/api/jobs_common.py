@@ -12,6 +12,8 @@ from sqlalchemy import select
 
 from ..db.models_jobs import Job, JobFile, JobTag
 from ..domain import job_status as st
+from ..domain.ids import shown_job_ids
+from ..domain.job_status import ended_message
 from ..domain.jobs import JobQueries, JobSubmission, create_job, job_details, job_index
 from ..domain.uploads import Uploads, check_file_name
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
@@ -58,8 +60,8 @@ class JobHandlerBase(BaseAPIHandler):
         ports_for = self.kqi.job_ports_for  # (the addresses the caller may open)
         out["nodePorts"] = node_ports(self.kqi.service_prefix, job, ports_for == "tenant" or (
             ports_for == "owner" and self.identity is not None and job.created_by == self.identity.name))
-        if job.kind == "inference":
-            out["inferenceIds"] = (job.extra or {}).get("inferenceIds", [])
+        if job.kind == "inference":  # (kept as table ids; shown by the ids the tenant sees)
+            out["inferenceIds"] = shown_job_ids(self.db, (job.extra or {}).get("inferenceIds", []))
             out["containerName"] = job.key
         return out
 
@@ -137,7 +139,7 @@ class JobHaltHandler(JobHandlerBase):
     async def post(self, job_id):
         job = self.job(job_id)
         if job.status not in st.ACTIVE:
-            raise ConflictError(f"The {self.kind} {job.id} has ended already ({job.status}).")
+            raise ConflictError(ended_message(f"{self.kind} {job.display_id}", job.status))
         async with self.kqi.jobs._lock:
             await self.in_thread(self.kqi.jobs.halt, self.db, job, self.end_status, self.reason)
         self.db.refresh(job)
@@ -164,7 +166,7 @@ class JobFilesHandler(JobHandlerBase):
         for f in job.files:
             url = (store.download_url(tenant_key(self.tenant, f.stored_path), f.file_name, base_url,
                                       self.kqi.download_url_expiry_seconds) if with_url else None)
-            out.append({"id": job.id, "fileId": f.id, "fileName": f.file_name, "isLocked": f.is_locked,
+            out.append({"id": job.display_id, "fileId": f.id, "fileName": f.file_name, "isLocked": f.is_locked,
                         "url": url, "size": f.size})
         self.write_json(out)
 
@@ -177,13 +179,13 @@ class JobFilesHandler(JobHandlerBase):
         if not isinstance(stored_path, str) or not stored_path:
             raise ValidationError({"storedPath": ["is required"]})
         if any(f.file_name == name for f in job.files):
-            raise ConflictError(f"The {self.kind} {job.id} has a file named {name} already.")
+            raise ConflictError(f"The {self.kind} {job.display_id} has a file named {name} already.")
         upload = Uploads(self.db, self.tenant_store(), self.tenant).claim(stored_path, UPLOAD_TYPE[self.kind])
         new = JobFile(job_id=job.id, file_name=name, stored_path=stored_path, size=upload.size or 0,
                       created_by=self.identity.name)
         self.db.add(new)
         self.db.commit()
-        self.write_json({"id": job.id, "fileId": new.id, "fileName": name, "isLocked": False}, status=201)
+        self.write_json({"id": job.display_id, "fileId": new.id, "fileName": name, "isLocked": False}, status=201)
 
 
 class JobFileHandler(JobHandlerBase):
@@ -193,7 +195,7 @@ class JobFileHandler(JobHandlerBase):
         file_id = self.int_path(file_id, "file id")
         target = next((f for f in job.files if f.id == file_id), None)
         if target is None:
-            raise NotFoundError(f"The {self.kind} {job.id} has no file with the id {file_id}.")
+            raise NotFoundError(f"The {self.kind} {job.display_id} has no file with the id {file_id}.")
         if target.is_locked:
             raise ConflictError(f"{target.file_name} was made by the platform and cannot be deleted.")
         key = tenant_key(self.tenant, target.stored_path)
@@ -334,7 +336,8 @@ class JobSimpleListHandler(JobHandlerBase):
         status = self.query.status
         if self.only_mountable:
             rows = [j for j in rows if j.status in (status.split(",") if status else st.FINISHED + (st.RUNNING,))]
-        self.write_json([{"id": j.id, "displayId": j.display_id, "name": j.name, "fullName": f"{j.id}:{j.name}",
+        self.write_json([{"id": j.display_id, "displayId": j.display_id, "name": j.name,
+                          "fullName": f"{j.display_id}:{j.name}",
                           "status": j.status, "memo": j.memo, "favorite": j.favorite, "createdBy": j.created_by,
                           "createdAt": j.created_at, "modifiedBy": j.modified_by, "modifiedAt": j.modified_at}
                          for j in rows])

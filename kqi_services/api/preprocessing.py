@@ -4,7 +4,8 @@ from __future__ import annotations
 from ..db.models_jobs import Job
 from ..domain import job_status as st
 from ..domain.preprocessing import PreprocessingManager, preprocessing_index
-from ..domain.validation import ValidationError
+from ..domain.job_status import ended_message
+from ..domain.validation import ConflictError, ValidationError
 from ..permissions import Access
 from .base import BaseAPIHandler
 from .schemas.core import contract
@@ -151,12 +152,13 @@ class HistoryEndHandler(PreprocessingHandlerBase):
         h = manager.history(self.definition(preprocess_id), self.int_path(data_id, "data id"))
         if h.job_id is None:
             manager.finish_offline(h, self.end_status)
-        else:
+        else:  # one rule for every kind: an ended history is a 409 (domain.job_status.ended_message)
             job = self.db.get(Job, h.job_id)
-            if job.status in st.ACTIVE:
-                reason = "halted by the user" if self.end_status == st.KILLED else None
-                async with self.kqi.jobs._lock:
-                    await self.in_thread(self.kqi.jobs.halt, self.db, job, self.end_status, reason)
+            if job.status not in st.ACTIVE:
+                raise ConflictError(ended_message(manager.history_label(h), job.status))
+            reason = "halted by the user" if self.end_status == st.KILLED else None
+            async with self.kqi.jobs._lock:
+                await self.in_thread(self.kqi.jobs.halt, self.db, job, self.end_status, reason)
         self.db.refresh(h)
         self.write_json(manager.history_output(h))
 

@@ -87,9 +87,10 @@ class JobShellHandler(BaseAPIHandler, websocket.WebSocketHandler):
         if not same_origin(self.request.headers.get("Origin"), self.request.host):
             raise ApiError(403, "A shell opens only from this site's own pages (cross-origin request refused).")
         if job.status != st.RUNNING or not await self.in_thread(self.kqi.jobs.backend.is_running, job.key):
-            raise ConflictError(f"The {self.kind} {job.id} is not running ({job.status}): a shell opens only"
+            raise ConflictError(f"The {self.kind} {job.display_id} is not running ({job.status}): a shell opens only"
                                 f" while it runs.")
         self.job_id, self.job_key, self.job_name = job.id, job.key, job.name
+        self.shown_job_id = job.display_id  # what the session record keeps: the id the tenant sees
         self.tenant_id = self.tenant.id
 
     def find_job(self, job_id, *rest) -> Job:
@@ -122,7 +123,8 @@ class JobShellHandler(BaseAPIHandler, websocket.WebSocketHandler):
     def _record_open(self) -> int:
         db = self.settings["session_factory"]()
         try:
-            row = ShellSession(tenant_id=self.tenant_id, job_id=self.job_id, job_kind=self.kind, job_name=self.job_name,
+            row = ShellSession(tenant_id=self.tenant_id, job_id=self.shown_job_id, job_kind=self.kind,
+                               job_name=self.job_name,
                                user_name=self.identity.name, remote_ip=(self.request.remote_ip or "")[:64] or None)
             db.add(row)
             db.commit()

@@ -20,7 +20,7 @@ class ShellSession(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False, index=True)
-    job_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    job_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)  # the id the tenant sees
     job_kind: Mapped[str] = mapped_column(String(32), nullable=False)  # training | inference | preprocessing
     job_name: Mapped[str | None] = mapped_column(String(256))
     user_name: Mapped[str] = mapped_column(String(255), nullable=False)

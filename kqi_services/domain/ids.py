@@ -17,6 +17,12 @@ after the upgrade) starts where the records are. A unique index on each table (m
 
 Call it inside the transaction that inserts the record and commit soon after (the counter stays
 locked until then). An id whose creation rolls back is skipped, never handed out twice.
+
+Jobs: a job's display id is the id it is shown by and that every route takes (a tenant's
+trainings 1, 2, 3 …, its inferences 1, 2 … and its preprocessing runs apart, as KAMONOHASHI has
+them; migration 0011 made existing jobs' display ids their table ids). The table id (`Job.id`)
+stays the internal key: storage folders, container names, job tokens, parent links. The
+helpers below translate between the two at the API's edge.
 """
 from __future__ import annotations
 
@@ -49,6 +55,38 @@ def _records(kind: str, tenant_id: int):
     if model is None:
         raise ValueError(f"no display ids for {kind!r}")
     return model.display_id, model.tenant_id == tenant_id
+
+
+def find_job(db: Session, tenant_id: int, kind: str, job_id: int):
+    """The job of `kind` a tenant knows by the id `job_id` (its display id), or None."""
+    from ..db.models_jobs import Job
+
+    if not isinstance(job_id, int) or isinstance(job_id, bool) or not 0 < job_id <= 2 ** 31 - 1:
+        return None
+    return db.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind, Job.display_id == job_id))
+
+
+def find_jobs(db: Session, tenant_id: int, kind: str, job_ids) -> dict:
+    """{shown id: Job} of the ids among `job_ids` that name a job of `kind` in the tenant."""
+    from ..db.models_jobs import Job
+
+    wanted = [i for i in job_ids if isinstance(i, int) and not isinstance(i, bool) and 0 < i <= 2 ** 31 - 1]
+    if not wanted:
+        return {}
+    rows = db.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.kind == kind,
+                                        Job.display_id.in_(wanted))).all()
+    return {j.display_id: j for j in rows}
+
+
+def shown_job_ids(db: Session, internal_ids) -> list[int]:
+    """The ids jobs are shown by, for their table ids (in order; a deleted job drops out)."""
+    from ..db.models_jobs import Job
+
+    internal_ids = list(internal_ids)
+    if not internal_ids:
+        return []
+    shown = dict(db.execute(select(Job.id, Job.display_id).where(Job.id.in_(internal_ids))).all())
+    return [shown[i] for i in internal_ids if i in shown]
 
 
 def _insert(db: Session):

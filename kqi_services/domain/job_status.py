@@ -40,3 +40,12 @@ def can_move(current: str, new: str) -> bool:
 def check_move(current: str, new: str) -> None:
     if not can_move(current, new):
         raise TransitionError(f"a job that is {current} cannot become {new}")
+
+
+def ended_message(what: str, status: str) -> str:
+    """The one answer (409) to halting or completing anything that has ended already: a training,
+    an inference, a preprocessing history or a notebook (`what`, e.g. "training 3"). As in
+    KAMONOHASHI only a job that still runs (or an Opened offline history) can be ended; it answers
+    400 ("Training ... does not exist", "... is not opened"), here 409: a conflict with the job's
+    state, which the message names."""
+    return f"The {what} has ended already ({status}): only a waiting or running one can be halted or completed."

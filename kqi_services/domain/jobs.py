@@ -39,7 +39,7 @@ def _dataset_lock(db: Session, dataset: DataSet) -> str | None:
                        .order_by(Job.id).limit(3)).all()
     if not users:
         return None
-    return "used by " + ", ".join(f"{j.kind} {j.id}" for j in users)
+    return "used by " + ", ".join(f"{j.kind} {j.display_id}" for j in users)
 
 
 LOCK_CHECKS.append(_dataset_lock)
@@ -138,12 +138,12 @@ class JobSubmission:
 
         parent_ids = f.int_list("parentIds")
         v["parent_ids"] = parent_ids
-        if parent_ids:
-            found = {j.id: j for j in self.db.scalars(select(Job).where(
-                Job.id.in_(parent_ids), Job.tenant_id == self.tenant.id, Job.kind == parent_kind)).all()}
+        if parent_ids:  # the ids the tenant sees; the job links to the parents' table ids
+            found = ids.find_jobs(self.db, self.tenant.id, parent_kind, parent_ids)
             missing = [i for i in parent_ids if i not in found]
             if missing:
                 f.error("parentIds", f"no {parent_kind} in this tenant has the id(s) " + ", ".join(map(str, missing)))
+            v["parent_ids"] = list(dict.fromkeys(found[i].id for i in parent_ids if i in found))
 
         if v["partition"]:
             if v["partition"] not in tenant_partitions(self.db, self.tenant):
@@ -218,17 +218,17 @@ def job_index(db: Session, job: Job) -> dict:
     dataset = db.get(DataSet, job.dataset_id) if job.dataset_id else None
     parents = [db.get(Job, i) for i in job.parent_ids]
     return {
-        "id": job.id,
+        "id": job.display_id,  # the tenant's number of the job among its kind (domain/ids.py)
         "displayId": job.display_id,
         "name": job.name,
-        "fullName": f"{job.id}:{job.name}",
+        "fullName": f"{job.display_id}:{job.name}",
         "memo": job.memo,
         "favorite": job.favorite,
         "status": job.status,
         "statusType": st.STATUS_TYPE.get(job.status),
         "dataSet": dataset_index(dataset) if dataset else None,
         "entryPoint": job.entry_point,
-        "parentFullNameList": [f"{p.id}:{p.name}" for p in parents if p],
+        "parentFullNameList": [f"{p.display_id}:{p.name}" for p in parents if p],
         "tags": job.tag_names,
         "createdBy": job.created_by,
         "createdAt": job.created_at,
@@ -268,7 +268,8 @@ def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
         "completedAt": job.completed_at,
         "waitingTime": _duration(job.queued_at, job.started_at),
         "executionTime": _duration(job.started_at, job.completed_at) if job.started_at else None,
-        "conditionNote": job.status_reason,
+        # what ended it, or while it waits, why (KAMONOHASHI's CLI shows this, not waitReason)
+        "conditionNote": job.status_reason or (queue_info or {}).get("reason"),
         "logSummary": job.status_reason,
         # KQI additions
         "exitCode": job.exit_code,
@@ -285,8 +286,9 @@ class JobQueries:
         self.db, self.tenant, self.kind = db, tenant, kind
 
     def get(self, job_id: int) -> Job:
-        job = self.db.get(Job, job_id)
-        if job is None or job.tenant_id != self.tenant.id or job.kind != self.kind:
+        """The job of this kind the tenant knows by `job_id` (the id the API shows)."""
+        job = ids.find_job(self.db, self.tenant.id, self.kind, job_id)
+        if job is None:
             raise NotFoundError(f"No {self.kind} has the id {job_id} in this tenant.")
         return job
 
@@ -312,7 +314,7 @@ class JobQueries:
         """The SELECT of this kind's jobs matching the list route's filters."""
         q = select(Job).where(Job.tenant_id == self.tenant.id, Job.kind == self.kind)
         if args.get("id"):
-            q = apply_number(q, Job.id, args["id"], "id")
+            q = apply_number(q, Job.display_id, args["id"], "id")
         if args.get("name"):
             q = q.where(contains(self.db, Job.name, args["name"]))
         if args.get("memo"):
@@ -330,7 +332,9 @@ class JobQueries:
                 contains(self.db, DataSet.name, args["dataSet"]))))
         if args.get("parentId"):
             _, parent_id = number_filter(str(args["parentId"]), "parentId")
-            q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id == parent_id))
+            parents = select(Job.id).where(Job.tenant_id == self.tenant.id, Job.kind == "training",
+                                           Job.display_id == parent_id)
+            q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id.in_(parents)))
                         if parent_id <= DB_MAX_ID else false())
         for tag in args.get("tags") or []:
             q = q.where(Job.id.in_(select(JobTag.job_id).where(JobTag.name == tag)))
@@ -362,8 +366,8 @@ class JobQueries:
 
     def check_deletable(self, job: Job) -> None:
         if job.status in st.ACTIVE:
-            raise ConflictError(f"The {job.kind} {job.id} is {job.status}: halt it before deleting it.")
+            raise ConflictError(f"The {job.kind} {job.display_id} is {job.status}: halt it before deleting it.")
         kids = self.children(job)
         if kids:
-            raise ConflictError(f"The {job.kind} {job.id} is mounted by " +
-                                ", ".join(f"{k.kind} {k.id}" for k in kids) + ": delete those first.")
+            raise ConflictError(f"The {job.kind} {job.display_id} is mounted by " +
+                                ", ".join(f"{k.kind} {k.display_id}" for k in kids) + ": delete those first.")

@@ -31,6 +31,7 @@ from ..jobs.scheduler import node_fit_errors
 from .datasets import DataSetManager
 from .job_environment import effective_job_environment
 from .git_models import repository_url, resolve_commit
+from .job_status import ended_message
 from .jobs import git_token, tenant_partitions
 from .infra import tenant_nodes
 from .validation import ConflictError, NotFoundError, ValidationError
@@ -120,9 +121,8 @@ class NotebookManager:
                 errors["dataSetId"] = [f"no dataset has the id {options.dataset_id} in this tenant"]
         for field, ids, kind in (("parentIds", options.training_ids, "training"),
                                  ("inferenceIds", options.inference_ids, "inference")):
-            for job_id in ids:
-                job = self.db.get(Job, job_id)
-                if job is None or job.tenant_id != self.tenant.id or job.kind != kind:
+            for job_id in ids:  # the ids the tenant sees (domain/ids.py)
+                if display_ids.find_job(self.db, self.tenant.id, kind, job_id) is None:
                     errors.setdefault(field, []).append(f"no {kind} has the id {job_id} in this tenant")
         if options.partition and options.partition not in tenant_partitions(self.db, self.tenant):
             errors["partition"] = [f"this tenant has no partition {options.partition!r}"]
@@ -156,8 +156,12 @@ class NotebookManager:
             plan["rawDataDir"] = os.path.join(root, "Data")
         for key, ids, kind in (("parent", options.training_ids, "training"),
                                ("inference", options.inference_ids, "inference")):
-            for job_id in ids:
-                sub = f"{JOB_OUTPUT_FOLDER[kind]}/{job_id}"
+            for job_id in ids:  # mounted by the id the tenant sees; stored under the job's table id
+                job = display_ids.find_job(self.db, self.tenant.id, kind, job_id)
+                if job is None:
+                    raise ValidationError({f"{key}Ids" if key == "inference" else "parentIds":
+                                           [f"no {kind} has the id {job_id} in this tenant"]})
+                sub = f"{JOB_OUTPUT_FOLDER[kind]}/{job.id}"
                 plan[f"{key}SubPaths"][str(job_id)] = f"{self.tenant.storage_path}/{sub}"
                 if local:
                     plan[f"{key}Dirs"][str(job_id)] = os.path.join(root, *sub.split("/"))
@@ -272,6 +276,9 @@ class NotebookManager:
         return ((model or {}).get("servers") or {}).get(nb.server_name)
 
     async def halt(self, nb: Notebook) -> Notebook:
+        await self.refresh(nb)
+        if nb.status not in (RUNNING, PENDING):  # one rule for every kind (job_status.ended_message)
+            raise ConflictError(ended_message(f"notebook {nb.id}", nb.status))
         await self._stop_server(nb)
         nb.status, nb.status_reason, nb.stopped_at = KILLED, "halted by the user", utcnow()
         self.db.commit()

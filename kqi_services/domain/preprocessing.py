@@ -219,6 +219,10 @@ class PreprocessingManager:
             raise NotFoundError(f"The preprocessing {p.name} has no history for the data {data_id}.")
         return h
 
+    def history_label(self, h: PreprocessHistory) -> str:
+        """How messages name a history: by the route's ids (preprocessing, input data)."""
+        return f"preprocessing history of the preprocessing {h.preprocess_id} on the data {h.input_data_id}"
+
     def history_status(self, h: PreprocessHistory) -> str:
         if h.job_id is None:
             return h.status
@@ -233,8 +237,13 @@ class PreprocessingManager:
                 "createdAt": h.created_at, "dataId": h.input_data_id, "dataName": data.name if data else None,
                 "preprocessId": h.preprocess_id, "preprocessName": p.name if p else None,
                 # KQI additions
-                "historyId": h.id, "jobId": h.job_id, "outputDataIds": [o.data_id for o in h.outputs],
+                "historyId": h.id, "jobId": self._shown_job_id(h), "outputDataIds": [o.data_id for o in h.outputs],
                 "conditionNote": self._reason(h)}
+
+    def _shown_job_id(self, h: PreprocessHistory) -> int | None:
+        """The id of the history's run among the tenant's preprocessing runs (None offline)."""
+        job = self.db.get(Job, h.job_id) if h.job_id is not None else None
+        return job.display_id if job else None
 
     def _reason(self, h: PreprocessHistory) -> str | None:
         if h.job_id is not None:
@@ -327,7 +336,7 @@ class PreprocessingManager:
         f.done()
         files = body.get("files") or []
         manager = DataManager(self.db, self.tenant, store)
-        data = manager.create({"name": name, "memo": memo, "tags": tags if tags else [p.name]}, self.user,
+        data = manager.create({"name": name, "memo": memo, "tags": output_tags(input_data, p, tags)}, self.user,
                               parent=input_data)
         try:
             if files:
@@ -344,7 +353,7 @@ class PreprocessingManager:
         if h.job_id is not None:
             raise ConflictError("This history runs on the platform: use halt, or wait for it to end.")
         if h.status != OPENED:
-            raise ConflictError(f"The history is {h.status} already.")
+            raise ConflictError(st.ended_message(self.history_label(h), h.status))
         h.status = status
         h.completed_at = utcnow()
         self.db.commit()
@@ -389,6 +398,13 @@ class PreprocessingManager:
         return out
 
 
+def output_tags(input_data: Data, p: Preprocessing, given: list[str] | None = None) -> list[str]:
+    """The tags of a preprocessing's output data: the input data's, then the preprocessing's (the
+    ones given with the results, or else its name, KAMONOHASHI's default), each once."""
+    own = list(given) if given else [p.name[:128]]
+    return list(dict.fromkeys([t.name for t in input_data.tags] + own))
+
+
 def collect_outputs(db: Session, app, job: Job) -> None:
     """The engine's finish hook for preprocessing: each folder under /kqi/output becomes a data."""
     if job.kind != "preprocessing":
@@ -426,7 +442,7 @@ def collect_outputs(db: Session, app, job: Job) -> None:
         display_id = next_display_id(db, tenant.id, ids.DATA)
         data = Data(tenant_id=tenant.id, display_id=display_id, name=name, memo=None,
                     parent_data_id=input_data.id, created_by=job.created_by, modified_by=job.created_by)
-        data.tags = [DataTag(name=p.name[:128])]
+        data.tags = [DataTag(name=t) for t in output_tags(input_data, p)]
         db.add(data)
         db.flush()
         used = set()

@@ -20,6 +20,7 @@ import threading
 from typing import Callable
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import object_session
 
 from ..db.models import GitServer, Registry, Tenant, utcnow
 from ..db.models_data import Data, DataSet
@@ -28,6 +29,7 @@ from ..domain import job_status as st
 from ..domain.datasets import DataSetManager
 from ..domain.git_models import local_path, repository_url
 from ..domain.job_environment import effective_job_environment
+from ..domain.ids import shown_job_ids
 from ..domain.jobs import git_token
 from ..domain.user_settings import registry_credential_for
 from ..storage.factory import tenant_key
@@ -44,7 +46,13 @@ ID_ENV = {"training": "TRAINING_ID", "inference": "INFERENCE_ID", "preprocessing
 
 
 def log_name(job: Job) -> str:
-    return f"{job.kind}_stdout_stderr_{job.id}.log"
+    return f"{job.kind}_stdout_stderr_{job.display_id}.log"  # (the id the tenant sees)
+
+
+def _shown_parent_ids(job: Job) -> list[int]:
+    """The parents' ids as the tenant sees them (PARENT_ID), from the job's session."""
+    db = object_session(job)
+    return shown_job_ids(db, job.parent_ids) if db is not None else list(job.parent_ids)
 
 
 def token_hash(token: str) -> str:
@@ -200,13 +208,14 @@ class JobEngine:
             output_dir = os.path.join(job_dir, "output")
             attach_dir = os.path.join(job_dir, "attach")
 
+        # mounted at /kqi/parent/<id> and /kqi/inference/<id> by the ids the tenant sees
         parent_dirs, inference_dirs = {}, {}
         for parent_id in job.parent_ids:
             parent = db.get(Job, parent_id)
-            parent_dirs[parent_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
+            parent_dirs[parent.display_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
         for inference_id in (job.extra or {}).get("inferenceIds", []):
             parent = db.get(Job, inference_id)
-            inference_dirs[inference_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
+            inference_dirs[parent.display_id] = self._output_dir_for_mount(store, tenant, parent, job_dir)
 
         spec = {"kind": job.kind, "id": job.id, "entryPoint": job.entry_point, "zip": job.zip,
                 "logName": log_name(job), "datasetId": job.dataset_id, "env": {},
@@ -231,6 +240,7 @@ class JobEngine:
             # the input data, flat: /kqi/input/<dataId>/<file>
             data = db.get(Data, job.extra["dataId"])
             pairs = [{"dataPath": f"{data.id}/{f.file_name}", "storedPath": f.stored_path} for f in data.files]
+            spec["dataId"] = data.id
         if pairs is not None:
             method = "copy" if job.local_dataset else "symlink"
             spec["dataset"] = {"method": method, "pairs": pairs, "rawDir": "/kqi/raw"}
@@ -294,10 +304,10 @@ class JobEngine:
                         "PREPROCESSING_ID": str(job.extra.get("preprocessId", ""))})
         env.update({
             "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "true",
-            ID_ENV[job.kind]: str(job.extra.get("preprocessId", job.id)) if job.kind == "preprocessing"
-            else str(job.id),
+            ID_ENV[job.kind]: str(job.extra.get("preprocessId", job.display_id)) if job.kind == "preprocessing"
+            else str(job.display_id),  # the id the API shows and takes (kqi training complete $TRAINING_ID)
             "DATASET_ID": str(job.dataset_id or ""),
-            "PARENT_ID": ",".join(str(i) for i in job.parent_ids),
+            "PARENT_ID": ",".join(str(i) for i in _shown_parent_ids(job)),
             "KQI_SERVER": app.public_url.rstrip("/") + app.service_prefix.rstrip("/"),
             "KQI_VERSION": app.version,
             "ENTRY_POINT": job.entry_point or "",

@@ -225,7 +225,13 @@ def step_dataset(log: Log, spec: dict) -> None:
     count = lay_out(dataset["pairs"], input_dir, dataset["method"],
                     raw_dir=raw if raw and os.path.isdir(raw) else None,
                     link_target_dir=raw, open_stored=open_stored if urls else None)
-    log.line(f"dataset {spec.get('datasetId')} laid out under /kqi/input by {dataset['method']}: {count} files")
+    if spec.get("datasetId") is not None:
+        what = f"dataset {spec['datasetId']}"
+    elif spec.get("dataId") is not None:  # a preprocessing's input data: /kqi/input/<dataId>/<file>
+        what = f"data {spec['dataId']}"
+    else:
+        what = "input"
+    log.line(f"{what} laid out under /kqi/input by {dataset['method']}: {count} files")
 
 
 def step_command(log: Log, spec: dict) -> int:
