@@ -98,12 +98,12 @@ def seeded(platform):
         rows = {
             "data": [_data_row(d) for d in datas],
             "datasets": [_plain_row(d) for d in datasets],
-            "training": [_job_row(j, datasets) for j in jobs["training"]],
-            "inferences": [_job_row(j, datasets) for j in jobs["inference"]],
+            "training": [_job_row(j, datasets, jobs["training"]) for j in jobs["training"]],
+            "inferences": [_job_row(j, datasets, jobs["training"]) for j in jobs["inference"]],
             "preprocessings": [_plain_row(p) for p in preprocessings],
             "histories": sorted(h.id for h in db.query(PreprocessHistory).filter_by(preprocess_id=runner.id)),
             "runner": runner.id,
-            "names": {j.id: j.name for js in jobs.values() for j in js},
+            "names": {j.display_id: j.name for j in jobs["training"]},  # (parents are trainings)
             "data_names": {d.id: d.name for d in datas},
         }
     engine.dispose()
@@ -126,9 +126,12 @@ def _data_row(d: Data) -> dict:
     return {**_plain_row(d), "tags": sorted(t.name for t in d.tags), "parent": d.parent_data_id}
 
 
-def _job_row(j: Job, datasets) -> dict:
+def _job_row(j: Job, datasets, trainings) -> dict:
+    """A job as its list shows it: by its display id (the id the tenant sees), parents too."""
     ds = next((d for d in datasets if d.id == j.dataset_id), None)
-    return {**_plain_row(j), "tags": sorted(t.name for t in j.tags), "parents": sorted(p.parent_id for p in j.parents),
+    shown = {t.id: t.display_id for t in trainings}
+    return {**_plain_row(j), "id": j.display_id, "tags": sorted(t.name for t in j.tags),
+            "parents": sorted(shown[p.parent_id] for p in j.parents),
             "status": j.status, "entryPoint": j.entry_point, "dataSetId": j.dataset_id,
             "dataSetName": ds.name if ds else None}
 
@@ -156,7 +159,8 @@ def ref_date(value: str, when: datetime) -> bool:
 
 
 def ref_data_tags(values: list[str], tags: list[str]) -> bool:
-    """Each value: the tag as written, or (a csv list such as `a,b`) every tag of the list."""
+    """Each value: the tag as written, or (a csv list such as `a,b`, as the SDK sends
+    `--tag a --tag b`) every tag of the list."""
     for value in values:
         parts = [p.strip() for p in value.split(",") if p.strip()]
         as_list = (len(parts) > 1 or bool(parts and parts[0] != value)) and all(p in tags for p in parts)
@@ -184,10 +188,7 @@ def ref_filter(route: str, rows: list[dict], params: dict) -> list[dict]:
                 return False
             if key in ("tag", "tags"):
                 wanted = [t for t in (value if isinstance(value, list) else [value]) if t.strip()]
-                if route == "data":
-                    if not ref_data_tags(wanted, r["tags"]):
-                        return False
-                elif not all(t in r["tags"] for t in wanted):
+                if not ref_data_tags(wanted, r["tags"]):  # (the job lists split `a,b` as the data list)
                     return False
         return True
 
@@ -231,7 +232,8 @@ def job_filters(rows) -> list[dict]:
         {"startedAt": "2026-11-22"}, {"startedAt": ">2026-11-24T00"}, {"startedBy": "ALICE"},
         {"status": "ed"}, {"status": "running"}, {"entryPoint": "py"}, {"entryPoint": ".SH"}, {"dataSet": "set"},
         {"dataSet": "cat"}, {"parentId": str(with_parent["parents"][0])}, {"tag": ["a"]}, {"tag": ["a", "b"]},
-        {"tags": ["a,b"]}, {"tag": [""]}, {"name": "-1", "status": "e", "tag": ["c"]}]
+        {"tags": ["a,b"]}, {"tag": ["b,c"]}, {"tag": ["c, a"]}, {"tag": [""]},
+        {"name": "-1", "status": "e", "tag": ["c"]}]
 
 
 def _check(user, path: str, route: str, rows: list[dict], filters: list[dict], compare) -> int:

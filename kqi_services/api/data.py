@@ -46,7 +46,7 @@ class DataListHandler(DataHandlerBase):
         args = {k: getattr(query, k) for k in ("id", "name", "memo", "createdAt", "createdBy")}
         # the SDK sends an empty "tag=" when no tag is asked for
         args["tags"] = [t for t in query.tag + query.tags if t.strip()]
-        page = self.manager().search_page(args, self.page_request())
+        page = self.manager().search_page(args, self.page_request().or_per_page())
         self.write_json([data_index(d) for d in self.paginate(page)])
 
     @contract(body=DataCreateInput, response=DataIndexOutput, status=201)

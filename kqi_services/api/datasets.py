@@ -32,7 +32,7 @@ class DataSetListHandler(DataSetHandlerBase):
     @contract(query=DataSetSearchQuery, response=list[DataSetIndexOutput], paged=True)
     def get(self):
         args = {k: getattr(self.query, k) for k in ("id", "name", "memo", "createdAt")}
-        page = self.manager().search_page(args, self.page_request())
+        page = self.manager().search_page(args, self.page_request().or_per_page())
         self.write_json([dataset_index(d) for d in self.paginate(page)])
 
     @contract(body=DataSetCreateInput, response=DataSetIndexOutput, status=201)

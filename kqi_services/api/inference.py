@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm.attributes import flag_modified
 
+from ..db.models import Tenant
 from ..db.models_jobs import Job
 from ..domain import job_status as st
 from ..domain.ids import find_jobs
@@ -22,23 +23,66 @@ from .schemas.jobs import InferenceCreateInput, InferenceDetailsOutput, Inferenc
 
 VALUE_FILE = "value.txt"
 MAX_VALUE_BYTES = 256
+#: the key of Job.extra that keeps an ended inference's output value
+OUTPUT_VALUE_KEY = "outputValue"
+
+
+def read_output_value(store, tenant, job: Job) -> str | None:
+    """The first line of /kqi/output/value.txt (at most 256 bytes), None when there is no such
+    file; the store's errors are raised."""
+    key = tenant_key(tenant, f"{OUTPUT_FOLDER['inference']}/{job.id}/{VALUE_FILE}")
+    if store.stat(key) is None:
+        return None
+    data = b""
+    for chunk in store.read(key, 1024):
+        data += chunk
+        if len(data) >= MAX_VALUE_BYTES:
+            break
+    text = data[:MAX_VALUE_BYTES].decode("utf-8", "replace").strip()
+    return text.splitlines()[0].strip() if text else None
 
 
 def output_value(store, tenant, job: Job) -> str | None:
-    """The first line of /kqi/output/value.txt (at most 256 bytes), or None."""
-    key = tenant_key(tenant, f"{OUTPUT_FOLDER['inference']}/{job.id}/{VALUE_FILE}")
+    """read_output_value, None when the store cannot be read."""
     try:
-        if store.stat(key) is None:
-            return None
-        data = b""
-        for chunk in store.read(key, 1024):
-            data += chunk
-            if len(data) >= MAX_VALUE_BYTES:
-                break
+        return read_output_value(store, tenant, job)
     except Exception:
         return None
-    text = data[:MAX_VALUE_BYTES].decode("utf-8", "replace").strip()
-    return text.splitlines()[0].strip() if text else None
+
+
+def record_output_value(db, app, job: Job) -> None:
+    """A finish hook: an inference's output value is kept in its row when it ends (its outputs are
+    stored by then and nothing writes them afterwards), so a list page reads no file for it."""
+    if job.kind != "inference":
+        return
+    tenant = db.get(Tenant, job.tenant_id)
+    try:
+        value = read_output_value(app.stores.for_tenant(tenant), tenant, job)
+    except Exception:
+        return  # the store cannot be read now: the list reads the file later (and keeps it then)
+    job.extra = {**(job.extra or {}), OUTPUT_VALUE_KEY: value}
+    flag_modified(job, "extra")
+
+
+def page_output_values(store, tenant, jobs: list[Job]) -> dict[int, str | None]:
+    """The output value of each inference of a page: the one kept in its row when it ended; the
+    file's first line for the running ones (it may still change) and for those that ended before
+    values were kept (their value is then kept, so the file is read once)."""
+    values = {}
+    for job in jobs:
+        extra = job.extra or {}
+        if OUTPUT_VALUE_KEY in extra:
+            values[job.id] = extra[OUTPUT_VALUE_KEY]
+            continue
+        try:
+            values[job.id] = read_output_value(store, tenant, job)
+        except Exception:
+            values[job.id] = None  # the store cannot be read now: shown as none, kept later
+            continue
+        if job.status not in st.ACTIVE:
+            job.extra = {**extra, OUTPUT_VALUE_KEY: values[job.id]}
+            flag_modified(job, "extra")  # (committed by the caller once the page is made)
+    return values
 
 
 class InferenceRunHandler(JobRunHandler):
@@ -74,10 +118,12 @@ class InferenceListHandler(JobListHandler):
     kind = "inference"
     kqi_contracts = {"GET": answering(JobListHandler, "GET", list[InferenceIndexOutput])}
 
-    def index(self, job: Job) -> dict:
-        out = job_index(self.db, job)
-        out["outputValue"] = output_value(self.tenant_store(), self.tenant, job)
-        return out
+    def page_rows(self, jobs: list[Job]) -> list[dict]:
+        values = page_output_values(self.tenant_store(), self.tenant, jobs)
+        rows = [{**job_index(self.db, job), "outputValue": values[job.id]} for job in jobs]
+        if self.db.dirty:
+            self.db.commit()  # the values kept for inferences that ended before values were kept
+        return rows
 
 
 CLASSES = kind_classes("inference", run_class=InferenceRunHandler)

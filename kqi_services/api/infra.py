@@ -50,11 +50,8 @@ class _CatalogHandler(BaseAPIHandler):
 class _CatalogListHandler(_CatalogHandler):
     def get(self):
         catalog = self.catalog()
-        rows = catalog.list()
-        name = self.query.name
-        if name:
-            rows = [r for r in rows if name in r.name]
-        self.write_json([catalog.to_json(r) for r in self.paginate(rows)])
+        page = catalog.page(self.query.name, self.page_request())
+        self.write_json([catalog.to_json(r) for r in self.paginate(page)])
 
     def post(self):
         catalog = self.catalog()
@@ -182,7 +179,7 @@ class QuotasHandler(BaseAPIHandler):
 
     @contract(response=list[models.QuotaOutput], paged=True)
     def get(self):
-        self.write_json([infra.quota_json(t) for t in self.paginate(infra.list_quotas(self.db))])
+        self.write_json([infra.quota_json(t) for t in self.paginate(infra.quota_page(self.db, self.page_request()))])
 
     @contract(body=list[models.QuotaInput], response=list[models.QuotaOutput])
     def post(self):

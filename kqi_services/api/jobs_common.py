@@ -77,8 +77,11 @@ class JobListHandler(JobHandlerBase):
                 "entryPoint")
         args = {k: getattr(self.query, k) for k in keys}
         args["tags"] = [t for t in self.query.tag + self.query.tags if t.strip()]
-        page = self.queries().search_page(args, self.page_request())
-        self.write_json([self.index(j) for j in self.paginate(page)])
+        page = self.queries().search_page(args, self.page_request().or_per_page())
+        self.write_json(self.page_rows(self.paginate(page)))
+
+    def page_rows(self, jobs: list[Job]) -> list[dict]:
+        return [self.index(j) for j in jobs]
 
 
 class JobRunHandler(JobHandlerBase):

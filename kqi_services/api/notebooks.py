@@ -1,7 +1,6 @@
 """Notebooks: /notebook/... in KAMONOHASHI's v2 shapes; each one is its owner's hub named server."""
 from __future__ import annotations
 
-import asyncio
 import os
 
 from ..domain.notebooks import OUTPUT_FOLDER, NotebookManager, hub_base_url, notebook_output, notebook_url
@@ -40,16 +39,13 @@ class NotebookListHandler(NotebookHandlerBase):
     @contract(query=NotebookListQuery, response=list[NotebookOutput], paged=True)
     async def get(self):
         manager = self.manager()
-        notebooks = manager.list()
-        owners = {nb.created_by for nb in notebooks}
-        models = dict(zip(owners, await asyncio.gather(*(self.kqi.hub.get_user(o) for o in owners))))
-        for nb in notebooks:
-            server = ((models.get(nb.created_by) or {}).get("servers") or {}).get(nb.server_name)
-            await manager.refresh(nb, server, fetched=True)
-        status = self.query.status
-        if status:
-            notebooks = [nb for nb in notebooks if nb.status.lower() == status.lower()]
-        self.write_json([self.output(nb) for nb in self.paginate(notebooks)])
+        # the statuses the filter reads are current: the Running/Pending ones (as many as servers
+        # are up) are brought up to date first, then the page's rows (one hub request per owner)
+        models = await manager.refresh_many(manager.active())
+        args = {k: getattr(self.query, k) for k in ("id", "name", "createdAt", "createdBy", "memo", "status")}
+        page = manager.search_page(args, self.page_request().or_per_page())
+        await manager.refresh_many(page.rows, models)
+        self.write_json([self.output(nb) for nb in self.paginate(page)])
 
 
 class NotebookRunHandler(NotebookHandlerBase):

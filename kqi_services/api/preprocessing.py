@@ -36,7 +36,7 @@ class PreprocessingListHandler(PreprocessingHandlerBase):
     @contract(query=PreprocessingSearchQuery, response=list[PreprocessingIndexOutput], paged=True)
     def get(self):
         args = {k: getattr(self.query, k) for k in ("id", "name", "memo", "createdAt")}
-        page = self.manager().search_page(args, self.page_request())
+        page = self.manager().search_page(args, self.page_request().or_per_page())
         self.write_json([preprocessing_index(p) for p in self.paginate(page)])
 
     @contract(body=PreprocessingCreateInput, response=PreprocessingIndexOutput, status=201)

@@ -29,6 +29,7 @@ from ..db.models_shell import ShellSession
 from ..db.models import utcnow
 from ..domain import job_status as st
 from ..domain.jobs import JobQueries
+from ..domain.paging import fetch_page
 from ..domain.preprocessing import PreprocessingManager
 from ..domain.validation import DB_MAX_INT, ConflictError
 from ..permissions import Access
@@ -240,8 +241,8 @@ class ShellSessionListHandler(BaseAPIHandler):
         kind = self.query.kind
         if kind:
             q = q.where(ShellSession.job_kind == kind)
-        rows = list(self.db.scalars(q.order_by(ShellSession.id.desc())).all())
-        self.write_json([session_row(s) for s in self.paginate(rows)])
+        page = fetch_page(self.db, q, [ShellSession.id.desc()], self.page_request())
+        self.write_json([session_row(s) for s in self.paginate(page)])
 
 
 default_handlers = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..db.models import Tenant
+from ..domain.paging import fetch_page
 from ..domain.tenants import TenantManager, read_tenant_fields, tenant_details, tenant_index
 from ..permissions import Access
 from .base import BaseAPIHandler
@@ -23,8 +24,8 @@ class TenantListHandler(BaseAPIHandler):
 
     @contract(response=list[TenantIndexOutput], paged=True)
     def get(self):
-        tenants = self.db.scalars(select(Tenant).order_by(Tenant.id)).all()
-        self.write_json([tenant_index(t) for t in self.paginate(list(tenants))])
+        page = fetch_page(self.db, select(Tenant), [Tenant.id], self.page_request())
+        self.write_json([tenant_index(t) for t in self.paginate(page)])
 
     @contract(body=TenantCreateInput, response=TenantIndexOutput, status=201, errors=(409,))
     async def post(self):

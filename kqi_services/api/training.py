@@ -1,6 +1,8 @@
 """Training: the guide's 学習管理 over the job engine (/training/...), and its TensorBoard."""
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from ..db.models import Tenant
 from ..db.models_jobs import Job
 from ..permissions import Access
@@ -49,8 +51,11 @@ class AdminTensorBoardListHandler(BaseAPIHandler):
     @contract(response=list[AdminTensorBoardOutput], paged=True)
     def get(self):
         out = []
-        for job in self.kqi.tensorboards.all_jobs(self.db):
-            tenant = self.db.get(Tenant, job.tenant_id)
+        jobs = self.kqi.tensorboards.all_jobs(self.db)
+        tenants = {t.id: t for t in self.db.scalars(select(Tenant).where(
+            Tenant.id.in_({j.tenant_id for j in jobs})))} if jobs else {}  # one query, not one per row
+        for job in jobs:
+            tenant = tenants.get(job.tenant_id)
             view = self.kqi.tensorboards.view(job)
             out.append({"trainingId": job.id, "trainingName": job.name, "tenantId": job.tenant_id,
                         "tenantName": tenant.name if tenant else None, **view})

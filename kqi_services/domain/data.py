@@ -95,6 +95,20 @@ def contains(db: Session, column, text: str):
     return column.ilike(like(text), escape="\\")
 
 
+def tag_condition(id_column, link_id_column, link_name_column, value: str):
+    """A row (`id_column`) has the tag `value`: the tag as written, or, as the SDK sends several
+    tags as one csv value (`kqi training list --tag a --tag b` asks `tag=a,b`), every tag of the
+    list. `link_*` are the tag table's row-id and name columns."""
+    def tagged(name):
+        return id_column.in_(select(link_id_column).where(link_name_column == name))
+
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    condition = tagged(value)
+    if len(parts) > 1 or (parts and parts[0] != value):
+        condition = condition | and_(*[tagged(p) for p in parts])
+    return condition
+
+
 # --------------------------------------------------------------------------- outputs
 def data_index(d: Data) -> dict:
     return {
@@ -198,16 +212,7 @@ class DataManager:
         if args.get("createdAt"):
             q = apply_date(q, Data.created_at, args["createdAt"], "createdAt")
         for value in args.get("tags") or []:
-            # the SDK sends several tags as one csv value ("tag=a,b"): a data matches when it has
-            # the tag as written or every tag of the list
-            def tagged(name):
-                return Data.id.in_(select(DataTag.data_id).where(DataTag.name == name))
-
-            parts = [p.strip() for p in value.split(",") if p.strip()]
-            condition = tagged(value)
-            if len(parts) > 1 or (parts and parts[0] != value):
-                condition = condition | and_(*[tagged(p) for p in parts])
-            q = q.where(condition)
+            q = q.where(tag_condition(Data.id, DataTag.data_id, DataTag.name, value))
         return q
 
     def create(self, body: dict, actor: str, parent: Data | None = None) -> Data:

@@ -42,9 +42,9 @@ import tempfile
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..db.models import (
     GitServer,
@@ -58,6 +58,7 @@ from ..db.models import (
     tenant_registries,
     utcnow,
 )
+from .paging import Page, PageRequest, fetch_page
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 
 GIT_SERVICE_TYPES = {
@@ -155,6 +156,14 @@ def file_url_path(url: str) -> str:
 
 
 # ------------------------------------------------------------------------ catalogs
+def holds_exactly(db: Session, column, text: str):
+    """`column` holds `text` as written (case counts; no LIKE wildcards): instr() on SQLite,
+    strpos() on PostgreSQL."""
+    if db.get_bind().dialect.name == "sqlite":
+        return func.instr(column, text) > 0
+    return func.strpos(column, text) > 0
+
+
 class Catalog:
     """Create, read, edit and delete one kind of infrastructure row, with the shared rules.
 
@@ -182,9 +191,21 @@ class Catalog:
     def order(self):
         return (self.model.id,)
 
+    def loaders(self) -> tuple:
+        """Loader options for what to_json reads of related rows (one query per page)."""
+        return ()
+
     # -- shared
     def list(self) -> list:
-        return list(self.db.scalars(select(self.model).order_by(*self.order())).all())
+        return self.page(None, None).rows
+
+    def page(self, name: str | None, request: PageRequest | None) -> Page:
+        """One page of the rows in this catalog's order, only those whose name holds `name` (as
+        written: KAMONOHASHI's node list compares with string.Contains, case and all)."""
+        q = select(self.model)
+        if name:
+            q = q.where(holds_exactly(self.db, self.model.name, name))
+        return fetch_page(self.db, q, self.order(), request, self.loaders())
 
     def get(self, row_id: int):
         row = self.db.get(self.model, row_id) if 0 < row_id <= MAX_ID else None
@@ -458,6 +479,9 @@ class Nodes(Catalog):
                 "access_level": access_level, "tenants": tenants, "tensorboard_enabled": tensorboard,
                 "notebook_enabled": notebook, "cpu": cpu, "memory": memory, "gpu": gpu}
 
+    def loaders(self) -> tuple:
+        return (selectinload(Node.tenants),)
+
     def to_json(self, n: Node) -> dict:
         return {
             "id": n.id,
@@ -507,7 +531,12 @@ def quota_json(t: Tenant) -> dict:
 
 
 def list_quotas(db: Session) -> list[Tenant]:
-    return list(db.scalars(select(Tenant).order_by(Tenant.display_name, Tenant.id)).all())
+    return quota_page(db, None).rows
+
+
+def quota_page(db: Session, request: PageRequest | None) -> Page:
+    """The tenants' quotas, by display name, one page of them."""
+    return fetch_page(db, select(Tenant), (Tenant.display_name, Tenant.id), request)
 
 
 def set_quotas(db: Session, items, actor: str) -> list[Tenant]:

@@ -13,7 +13,7 @@ from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSet
 from ..db.models_data import DataSet
 from ..db.models_jobs import Job, JobParent, JobTag
 from . import job_status as st
-from .data import DB_MAX_ID, apply_date, apply_number, contains, number_filter, read_tags, replace_tags
+from .data import DB_MAX_ID, apply_date, apply_number, contains, number_filter, read_tags, replace_tags, tag_condition
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
 from .paging import Page, PageRequest, fetch_page, hold
@@ -336,8 +336,8 @@ class JobQueries:
                                            Job.display_id == parent_id)
             q = q.where(Job.id.in_(select(JobParent.job_id).where(JobParent.parent_id.in_(parents)))
                         if parent_id <= DB_MAX_ID else false())
-        for tag in args.get("tags") or []:
-            q = q.where(Job.id.in_(select(JobTag.job_id).where(JobTag.name == tag)))
+        for tag in args.get("tags") or []:  # "a,b": every tag of the list (as the data list)
+            q = q.where(tag_condition(Job.id, JobTag.job_id, JobTag.name, tag))
         return q
 
     def update(self, job: Job, body: dict, actor: str) -> Job:

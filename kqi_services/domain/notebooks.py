@@ -34,6 +34,8 @@ from .git_models import repository_url, resolve_commit
 from .job_status import ended_message
 from .jobs import git_token, tenant_partitions
 from .infra import tenant_nodes
+from .data import apply_date, apply_number, contains
+from .paging import Page, PageRequest, fetch_page
 from .validation import ConflictError, NotFoundError, ValidationError
 from . import ids as display_ids
 from .ids import next_display_id
@@ -103,8 +105,41 @@ class NotebookManager:
         return nb
 
     def list(self) -> list[Notebook]:
-        return list(self.db.scalars(select(Notebook).where(Notebook.tenant_id == self.tenant.id)
-                                    .order_by(Notebook.id.desc())).all())
+        return self.search_page({}, None).rows
+
+    def filtered(self, args: dict):
+        """The SELECT of the tenant's notebooks matching the list filters (KAMONOHASHI's notebook
+        SearchInputModel: id SearchLong, name/createdBy/memo/status SearchString, createdAt SearchTime)."""
+        q = select(Notebook).where(Notebook.tenant_id == self.tenant.id)
+        if args.get("id"):
+            q = apply_number(q, Notebook.id, args["id"], "id")
+        for key, column in (("name", Notebook.name), ("memo", Notebook.memo), ("createdBy", Notebook.created_by),
+                            ("status", Notebook.status)):
+            if args.get(key):
+                q = q.where(contains(self.db, column, args[key]))
+        if args.get("createdAt"):
+            q = apply_date(q, Notebook.created_at, args["createdAt"], "createdAt")
+        return q
+
+    def search_page(self, args: dict, request: PageRequest | None) -> Page:
+        """One page of the matching notebooks, newest first (the database filters, orders and counts)."""
+        return fetch_page(self.db, self.filtered(args), [Notebook.id.desc()], request)
+
+    def active(self) -> list[Notebook]:
+        """The tenant's notebooks recorded as Running or Pending (as many as servers are up)."""
+        return list(self.db.scalars(select(Notebook).where(Notebook.tenant_id == self.tenant.id,
+                                                           Notebook.status.in_((RUNNING, PENDING)))).all())
+
+    async def refresh_many(self, notebooks: list[Notebook], models: dict | None = None) -> dict:
+        """refresh() each of `notebooks` with one hub request per owner not in `models` (owner →
+        hub user model, filled and returned for reuse)."""
+        models = {} if models is None else models
+        owners = sorted({nb.created_by for nb in notebooks} - set(models))
+        models.update(zip(owners, await asyncio.gather(*(self.app.hub.get_user(o) for o in owners))))
+        for nb in notebooks:
+            server = ((models.get(nb.created_by) or {}).get("servers") or {}).get(nb.server_name)
+            await self.refresh(nb, server, fetched=True)
+        return models
 
     # ---------------------------------------------------------------- checks
     def check(self, body: dict):

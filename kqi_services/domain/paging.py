@@ -26,6 +26,14 @@ class PageRequest:
     page: int = 1
     with_total: bool = False
 
+    def or_per_page(self, per_page: int = None) -> "PageRequest":
+        """This request, with `per_page` (default MAX_PER_PAGE) when it named none: KAMONOHASHI's
+        data, dataset, training, inference, preprocessing and notebook lists answer page `page` of
+        1000 rows when perPage is left out (its controllers' `perPage ?? 1000`), never every row."""
+        if self.per_page is not None:
+            return self
+        return PageRequest(MAX_PER_PAGE if per_page is None else per_page, self.page, self.with_total)
+
     @property
     def limit(self) -> int | None:
         return None if self.per_page is None else min(self.per_page, MAX_PER_PAGE)

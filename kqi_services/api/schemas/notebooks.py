@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .core import ApiModel, Id, QueryBool, Text, pattern_message
+from .core import ApiModel, DateFilter, Id, NumberFilter, QueryBool, Text, pattern_message
 from .jobs import EnvOptions, IdOrDigits
 
 NOTEBOOK_NAME_PATTERN = pattern_message(r"^$|^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$", "lower-case letters, digits and"
@@ -14,8 +14,18 @@ NotebookName = Annotated[str, Field(pattern=NOTEBOOK_NAME_PATTERN)]
 
 
 class NotebookListQuery(ApiModel):
+    id: NumberFilter | None = None
+    """An id or a comparison such as `>10`."""
+    name: str | None = None
+    """Part of the name (any case)."""
+    createdAt: DateFilter | None = None
+    """A day (2026-01-31), a prefix of a time, or a comparison such as `>=2026-01-01`."""
+    createdBy: str | None = None
+    """Part of the user name of whoever made it (any case)."""
+    memo: str | None = None
+    """Part of the memo (any case)."""
     status: str | None = None
-    """Only the notebooks of this status (Running, Pending, Stopped, Killed, Error; any case)."""
+    """Part of the status (Running, Pending, Stopped, Killed, Error; any case)."""
 
 
 class NotebookContainerImageInput(ApiModel):
