@@ -68,4 +68,18 @@ if [ ! -f .venv/node/node_modules/@xterm/xterm/lib/xterm.js ] || [ ! -f .venv/no
   npm install --silent --no-audit --no-fund --prefix .venv/node "@xterm/xterm@${XTERM_VERSION}" "@xterm/addon-fit@${XTERM_FIT_VERSION}" >/dev/null 2>&1 \
     || npm install --no-audit --no-fund --prefix .venv/node "@xterm/xterm@${XTERM_VERSION}" "@xterm/addon-fit@${XTERM_FIT_VERSION}"
 fi
+
+# The JupyterLab extension (labextension/): its prebuilt front-end is built from the npm registry
+# with jlpm (the yarn of jupyter_builder, in .venv) when it is missing or older than its sources
+LABEXT_OUT=labextension/kqi_labextension/labextension/package.json
+if [ ! -f "$LABEXT_OUT" ] || [ -n "$(find labextension/src labextension/style labextension/package.json \
+    labextension/yarn.lock labextension/tsconfig.json -newer "$LABEXT_OUT" 2>/dev/null | head -1)" ]; then
+  labext_start=$(date +%s)
+  if ! labext_log=$(cd labextension && export PATH="$PWD/../.venv/bin:$PATH" && jlpm install 2>&1 && jlpm build 2>&1); then
+    echo "$labext_log" | tail -40 >&2
+    echo "setup: building the lab extension failed (cd labextension && jlpm install && jlpm build)" >&2
+    exit 1
+  fi
+  echo "setup: lab extension built in $(( $(date +%s) - labext_start )) s"
+fi
 echo "setup: ready ($mode)"
