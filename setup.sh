@@ -7,6 +7,7 @@
 #   - a Python virtual environment .venv with this project (pip), with --test its test extras
 #   - configurable-http-proxy (npm) into .venv, where kqi-hub and the tests find it
 #   - xterm.js and its fit add-on (npm, the web shell's terminal) into .venv/node
+#   - cytoscape.js and cytoscape-dagre (npm, the lineage graph) into .venv/node
 # Safe to run again: each step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -67,6 +68,16 @@ if [ ! -f .venv/node/node_modules/@xterm/xterm/lib/xterm.js ] || [ ! -f .venv/no
   mkdir -p .venv/node
   npm install --silent --no-audit --no-fund --prefix .venv/node "@xterm/xterm@${XTERM_VERSION}" "@xterm/addon-fit@${XTERM_FIT_VERSION}" >/dev/null 2>&1 \
     || npm install --no-audit --no-fund --prefix .venv/node "@xterm/xterm@${XTERM_VERSION}" "@xterm/addon-fit@${XTERM_FIT_VERSION}"
+fi
+
+# cytoscape.js and its dagre (layered) layout, which draw the lineage graph, served by the kqi
+# service from .venv/node/node_modules (KqiService.cytoscape_dir)
+CYTOSCAPE_VERSION=3.33.1
+CYTOSCAPE_DAGRE_VERSION=4.0.1
+if [ ! -f .venv/node/node_modules/cytoscape/dist/cytoscape.min.js ] || [ ! -f .venv/node/node_modules/cytoscape-dagre/dist/cytoscape-dagre.min.js ]; then
+  mkdir -p .venv/node
+  npm install --silent --no-audit --no-fund --prefix .venv/node "cytoscape@${CYTOSCAPE_VERSION}" "cytoscape-dagre@${CYTOSCAPE_DAGRE_VERSION}" >/dev/null 2>&1 \
+    || npm install --no-audit --no-fund --prefix .venv/node "cytoscape@${CYTOSCAPE_VERSION}" "cytoscape-dagre@${CYTOSCAPE_DAGRE_VERSION}"
 fi
 
 # The JupyterLab extension (labextension/): its prebuilt front-end is built from the npm registry

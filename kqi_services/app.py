@@ -33,7 +33,7 @@ API_PREFIX = "api/v2"
 #: modules under kqi_services.api whose `default_handlers` make up the REST API
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version", "openapi_doc",
                "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks",
-               "job_environment", "shell")
+               "job_environment", "shell", "lineage")
 
 
 class KqiHubOAuth(HubOAuth):
@@ -270,6 +270,23 @@ class KqiService(Application):
     def _xterm_dir_default(self):
         return os.path.join(sys.prefix, "node", "node_modules")
 
+    cytoscape_dir = Unicode(
+        help="The node_modules folder that holds the npm packages cytoscape and cytoscape-dagre, which draw"
+        " the lineage graph in the web UI; served at <service prefix>/static/cytoscape/ and"
+        " static/cytoscape-dagre/. Default: <the Python environment>/node/node_modules, where setup.sh"
+        " installs them.",
+    ).tag(config=True)
+
+    @default("cytoscape_dir")
+    def _cytoscape_dir_default(self):
+        return os.path.join(sys.prefix, "node", "node_modules")
+
+    lineage_max_nodes = Integer(
+        500,
+        help="The most nodes a lineage graph (GET /lineage/{kind}/{id}) holds; a larger graph is cut and"
+        " says so (truncated: true).",
+    ).tag(config=True)
+
     job_ports_for = Enum(
         ["tenant", "owner", "off"], "tenant",
         help="Who may open a running job's ports through the proxy (/services/kqi/proxy/<kind>/<id>/<port>/):"
@@ -327,6 +344,10 @@ class KqiService(Application):
         # the web shell's terminal: the npm packages @xterm/xterm and @xterm/addon-fit, as installed
         routes.append((url_path_join(self.service_prefix, "static/xterm/") + "(.*)", ui.UIStaticHandler,
                        {"path": os.path.join(self.xterm_dir, "@xterm")}))
+        # the lineage graph: cytoscape and its dagre layout (npm), as installed (their dist folders only)
+        for package in ("cytoscape", "cytoscape-dagre"):
+            routes.append((url_path_join(self.service_prefix, f"static/{package}/") + "(.*)", ui.UIStaticHandler,
+                           {"path": os.path.join(self.cytoscape_dir, package, "dist")}))
         routes.extend(ui.make_handlers(self.service_prefix))
         return routes
 

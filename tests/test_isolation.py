@@ -443,6 +443,10 @@ SAMPLES.update({
     r"/preprocessings/([0-9]+)/histories/([0-9]+)/shell": Sample(_prep_history),
 })
 
+# lineage (kqi_services/api/lineage.py): an inference of tenant A, whose graph reaches its dataset and data
+SAMPLES[r"/lineage/([a-z]+)/([0-9]+)"] = Sample(lambda w: ("inference", job_of_a(w, "inference")["id"]),
+                                                control="a_user")
+
 #: objects of tenant A that the list checks look for, made when the routes that show them exist
 LIST_SEEDS: dict[str, Callable[[World], object]] = {
     r"/data": lambda w: (data_of_a(w), data_of_b(w)),

@@ -21,12 +21,12 @@ import os
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
-from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, Unicode, default
 
+from .login_page import KqiLoginHandler
 from .passwords import (PasswordError, PasswordStore, check_password_strength, check_username, end_sessions,
                         running_server_token_ids)
 from .tenant_roles import TenantRolesAPIHandler
@@ -80,7 +80,7 @@ class KqiAuthenticator(Authenticator):
                     store.set_password(name, self.bootstrap_admin_password, authorized=True)
                     self.log.info("Set the first password of administrator %s", name)
         handlers = [
-            ("/login", LoginHandler),
+            ("/login", KqiLoginHandler),  # the hub's page, in the browser's language
             ("/change-password", ChangePasswordHandler),
             ("/api/kqi/users/([^/]+)/password", UserPasswordAPIHandler),
             ("/api/kqi/tenants/([^/]+)", TenantRolesAPIHandler),

@@ -50,6 +50,8 @@ SCREENS = [
     Screen("training", "training", "training.title", needs="GET /training", nav="nav.training"),
     Screen("inference", "inference", "inference.title", needs="GET /inferences", nav="nav.inference"),
     Screen("notebooks", "notebooks", "notebooks.title", needs="GET /notebook", nav="nav.notebooks"),
+    # the lineage graph of one object (KQI addition), opened from the pages of data, jobs, notebooks
+    Screen("lineage", "lineage", "lineage.title", needs="GET /lineage/{}/{}"),
     Screen("settings", "user-settings", "settings.title", description="home.settings_desc"),
     Screen("tenants", "admin/tenants", "tenants.title", audience="system-admin",
            needs="GET /admin/tenants", nav="nav.tenants", description="home.tenants_desc"),

@@ -35,6 +35,13 @@ EN: dict[str, str] = {
     "menu.change_password": "Change password",
     "menu.sign_out": "Sign out",
     "theme.toggle": "Toggle dark mode",
+    "common.example": "e.g. {value}",
+    "pager.label": "Pages",
+    "pager.previous": "Previous page",
+    "pager.next": "Next page",
+    "pager.per_page": "Rows per page",
+    "pager.per_page_n": "{count} per page",
+    "pager.total": "{count} in all",
     "js.required": "KQI needs JavaScript. Please enable it.",
     # --- shared words
     "common.loading": "Loading…",
@@ -253,6 +260,13 @@ JA: dict[str, str] = {
     "menu.change_password": "パスワード変更",
     "menu.sign_out": "ログアウト",
     "theme.toggle": "ダークモードの切替",
+    "common.example": "例: {value}",
+    "pager.label": "ページ",
+    "pager.previous": "前のページ",
+    "pager.next": "次のページ",
+    "pager.per_page": "1ページの件数",
+    "pager.per_page_n": "{count}件ずつ",
+    "pager.total": "全{count}件",
     "js.required": "KQI を使うには JavaScript を有効にしてください。",
     "common.loading": "読み込み中…",
     "common.save": "保存",
@@ -322,7 +336,7 @@ JA: dict[str, str] = {
     "settings.title": "ユーザ情報設定",
     "settings.tab_git": "Gitトークン",
     "settings.tab_registry": "レジストリトークン",
-    "settings.tab_webhook": "Webhook",
+    "settings.tab_webhook": "通知 (Webhook)",
     "git.help": "Gitリポジトリサービスへのアクセスに認証が必要な場合、認証情報(トークン)を設定します。",
     "git.server": "Gitサーバ",
     "git.service_type": "サービス",
@@ -445,6 +459,15 @@ from .i18n_shell import EN as _EN_SHELL, JA as _JA_SHELL  # noqa: E402
 EN = {**EN, **_EN_DATA, **_EN_JOBS, **_EN_SETTINGS}
 JA = {**JA, **_JA_DATA, **_JA_JOBS, **_JA_SETTINGS}
 EN, JA = {**EN, **_EN_SHELL}, {**JA, **_JA_SHELL}
+from .i18n_guide import EN as _EN_GUIDE, JA as _JA_GUIDE  # noqa: E402  (home's first steps, the guide)
+
+EN, JA = {**EN, **_EN_GUIDE}, {**JA, **_JA_GUIDE}
+from .i18n_lineage import EN as _EN_LINEAGE, JA as _JA_LINEAGE  # noqa: E402
+
+EN, JA = {**EN, **_EN_LINEAGE}, {**JA, **_JA_LINEAGE}
+from .i18n_resources import EN as _EN_RESOURCES, JA as _JA_RESOURCES  # noqa: E402  (resources, usage)
+
+EN, JA = {**EN, **_EN_RESOURCES}, {**JA, **_JA_RESOURCES}
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
 

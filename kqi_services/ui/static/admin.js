@@ -12,12 +12,7 @@
   const el = KQI.el;
 
   // ----------------------------------------------------------------- helpers
-  function formatDate(value) {
-    if (!value) return t("common.none");
-    const date = new Date(value);
-    if (isNaN(date.getTime())) return String(value);
-    return date.toLocaleString(KQI.data.lang === "ja" ? "ja-JP" : "en-GB");
-  }
+  const formatDate = (value) => KQI.formatDate(value);
 
   function orNone(value) {
     return value === null || value === undefined || value === "" ? t("common.none") : String(value);
@@ -194,16 +189,34 @@
       if (first) first.focus();
     }
 
+    // the list comes a page at a time (the API's perPage/page/withTotal) under the one pager
+    let contextLoaded = false;
+    let lastTotal = 0;
+    const pages = KQI.pagedList({
+      nav: KQI.$("#kqi-list-pager"),
+      perPage: spec.perPage || 50,
+      load: async (paging) => {
+        try {
+          if (!contextLoaded) {
+            ctx = spec.context ? await spec.context() : {};
+            contextLoaded = true;
+          }
+          const result = await KQI.fetchPage(spec.listPath, paging);
+          if (spec.afterLoad) spec.afterLoad(ctx, result.items);
+          renderList(result.items);
+          lastTotal = result.total;
+          return result.total;
+        } catch (err) {
+          KQI.clear(body);
+          KQI.showError("kqi-alerts", err);
+          return null;
+        }
+      },
+    });
+
     async function load() {
-      try {
-        ctx = spec.context ? await spec.context() : {};
-        const items = await spec.list(ctx);
-        if (spec.afterLoad) spec.afterLoad(ctx, items);
-        renderList(items);
-      } catch (err) {
-        KQI.clear(body);
-        KQI.showError("kqi-alerts", err);
-      }
+      contextLoaded = false; // a change can change the choices too (e.g. a new tenant for the nodes)
+      await pages.reload();
     }
 
     function renderList(items) {
@@ -280,8 +293,11 @@
           else saved = await spec.create(payload, values);
           const name = (saved && nameOf(saved)) || (editing && nameOf(editing)) || values.name || values.tenantName || "";
           const message = t(editing ? "common.updated" : "common.created", { name: name });
+          const created = !editing;
           closeEditor();
           KQI.show("kqi-alerts", "success", message);
+          // lists in the order of their ids show a new entry on their last page: go there
+          if (created && spec.newestLast) pages.state.page = Math.max(1, Math.ceil((lastTotal + 1) / pages.state.perPage));
           await load();
         } catch (err) {
           KQI.markFields(form, err.errors);
@@ -305,7 +321,8 @@
         registries: await optionalList("GET /admin/registry/endpoints", "/admin/registry/endpoints"),
         storages: await optionalList("GET /admin/storage/endpoints", "/admin/storage/endpoints"),
       }),
-      list: () => KQI.api("GET", "/admin/tenants"),
+      listPath: "/admin/tenants",
+      newestLast: true,
       details: (item) => KQI.api("GET", "/admin/tenants/" + encodeURIComponent(item.id)),
       create: (body) => KQI.api("POST", "/admin/tenants", body),
       update: (item, body) => KQI.api("PUT", "/admin/tenants/" + encodeURIComponent(item.id), body),
@@ -356,7 +373,8 @@
       titleEdit: "gits.edit",
       newLabel: "gits.new",
       context: async () => ({ types: await optionalList("GET /admin/git/types", "/admin/git/types") }),
-      list: () => KQI.api("GET", base),
+      listPath: base,
+      newestLast: true,
       create: KQI.has("POST " + base) ? (body) => KQI.api("POST", base, body) : null,
       update: KQI.has("PUT " + base + "/{}") ? (item, body) => KQI.api("PUT", base + "/" + item.id, body) : null,
       remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", base + "/" + item.id) : null,
@@ -386,7 +404,8 @@
       titleEdit: "registries.edit",
       newLabel: "registries.new",
       context: async () => ({ types: await optionalList("GET /admin/registry/types", "/admin/registry/types") }),
-      list: () => KQI.api("GET", base),
+      listPath: base,
+      newestLast: true,
       create: KQI.has("POST " + base) ? (body) => KQI.api("POST", base, body) : null,
       update: KQI.has("PUT " + base + "/{}") ? (item, body) => KQI.api("PUT", base + "/" + item.id, body) : null,
       remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", base + "/" + item.id) : null,
@@ -429,7 +448,8 @@
         if (!ctx.partitions.length) box.appendChild(el("span", { class: "text-body-secondary", text: t("nodes.no_partitions") }));
         for (const p of ctx.partitions) box.appendChild(el("span", { class: "badge text-bg-info me-1 kqi-partition", text: String(p) }));
       },
-      list: () => KQI.api("GET", base),
+      listPath: base,
+      newestLast: true,
       create: KQI.has("POST " + base) ? (body) => KQI.api("POST", base, body) : null,
       update: KQI.has("PUT " + base + "/{}") ? (item, body) => KQI.api("PUT", base + "/" + item.id, body) : null,
       remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", base + "/" + item.id) : null,
@@ -472,8 +492,8 @@
     return KQI.crud({
       idOf: (item) => item.trainingId,
       nameOf: (item) => item.trainingId + ":" + item.trainingName,
-      list: () => KQI.api("GET", base),
-      remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", base + "/" + item.trainingId) : null,
+      listPath: base,
+      remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", base + "/" + item.trainingId + "?tenantId=" + item.tenantId) : null,
       removeLabel: "tensorboards.stop",
       confirmRemove: "tensorboards.confirm_stop",
       removed: "tensorboards.stopped",
@@ -507,7 +527,8 @@
       titleEdit: "users.edit",
       newLabel: "users.new",
       context: async () => ({ tenants: await optionalList("GET /admin/tenants", "/admin/tenants") }),
-      list: () => KQI.api("GET", base),
+      listPath: base,
+      perPage: 100, // in name order: a new user can land on any page
       create: KQI.has("POST " + base) ? (body) => KQI.api("POST", base, body) : null,
       update: KQI.has("PUT " + base + "/{}") ? async (item, body, values) => {
         const saved = await KQI.api("PUT", path(item), body);
@@ -559,7 +580,7 @@
       titleNew: "members.add",
       titleEdit: "members.edit",
       newLabel: "members.add",
-      list: () => KQI.api("GET", base),
+      listPath: base,
       create: canPut ? (body, values) => KQI.api("PUT", path(values.name), { isTenantAdmin: values.isTenantAdmin }) : null,
       update: canPut ? (item, body, values) => KQI.api("PUT", path(item.name), { isTenantAdmin: values.isTenantAdmin }) : null,
       remove: KQI.has("DELETE " + base + "/{}") ? (item) => KQI.api("DELETE", path(item.name)) : null,

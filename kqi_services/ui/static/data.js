@@ -19,17 +19,11 @@
 
   const PART_SIZE = 16 * 1024 * 1024; // the SDK's part size
   const PART_CONCURRENCY = 3;
-  const PAGE_SIZES = [10, 20, 50, 100];
   const ACTIVE = ["Queued", "Running"];
   const POLL_MS = 1500;
 
   // ----------------------------------------------------------------- helpers
-  function formatDate(value) {
-    if (!value) return t("common.none");
-    const date = new Date(value);
-    if (isNaN(date.getTime())) return String(value);
-    return date.toLocaleString(KQI.data.lang === "ja" ? "ja-JP" : "en-GB");
-  }
+  const formatDate = (value, what) => KQI.formatDate(value, what);
 
   function formatSize(bytes) {
     if (bytes === null || bytes === undefined) return t("common.none");
@@ -82,7 +76,7 @@
     const text = t(key);
     return el("span", {
       class: "badge kqi-status text-bg-" + (STATUS_KIND[status] || "secondary"),
-      dataset: { status: status }, text: text === key ? status : text,
+      dataset: { status: status }, text: text === key ? status : text, title: status || null,
     });
   }
 
@@ -162,53 +156,40 @@
     return window.confirm(question);
   }
 
-  /** Paging links under a list: « 1 2 3 » with the page size and the total. */
-  function renderPager(nav, state, total, onChange) {
-    KQI.clear(nav);
-    const pages = Math.max(1, Math.ceil(total / state.perPage));
-    const list = el("ul", { class: "pagination pagination-sm mb-0" });
-    function item(label, page, opts) {
-      const disabled = opts && opts.disabled;
-      const active = opts && opts.active;
-      const link = el("a", {
-        class: "page-link", href: "#", text: label,
-        "aria-current": active ? "page" : null, "aria-label": opts && opts.aria,
-        dataset: { page: String(page) },
-        onclick: (event) => {
-          event.preventDefault();
-          if (!disabled && !active) onChange({ page: page });
-        },
-      });
-      list.appendChild(el("li", { class: "page-item" + (disabled ? " disabled" : "") + (active ? " active" : "") }, link));
-    }
-    item("«", state.page - 1, { disabled: state.page <= 1, aria: t("data.pager_previous") });
-    const first = Math.max(1, Math.min(state.page - 2, pages - 4));
-    const last = Math.min(pages, first + 4);
-    for (let p = first; p <= last; p++) item(String(p), p, { active: p === state.page });
-    item("»", state.page + 1, { disabled: state.page >= pages, aria: t("data.pager_next") });
-    const size = el("select", { class: "form-select form-select-sm w-auto kqi-page-size", "aria-label": t("data.pager_per_page"),
-      onchange: (event) => onChange({ page: 1, perPage: Number(event.target.value) }) },
-    PAGE_SIZES.map((n) => el("option", { value: String(n), text: t("data.pager_per_page_n", { count: n }), selected: n === state.perPage })));
-    nav.appendChild(el("div", { class: "d-flex flex-wrap align-items-center gap-3" },
-      list, size,
-      el("span", { class: "small text-body-secondary kqi-total", text: t("data.pager_total", { count: total }) })));
-  }
+  // the one pager, page state and page fetch of every list (kqi.js)
+  const renderPager = KQI.renderPager;
+  const listState = KQI.pageState;
+  const fetchPage = KQI.fetchPage;
 
-  function listState(params, defaults) {
-    const perPage = Number(params.get("perPage"));
-    const page = Number(params.get("page"));
-    return {
-      page: Number.isInteger(page) && page > 0 ? page : 1,
-      perPage: PAGE_SIZES.indexOf(perPage) >= 0 ? perPage : defaults.perPage,
-    };
-  }
-
-  /** A list page of the API with its X-Total-Count. */
-  async function fetchPage(path, params) {
-    const answer = await KQI.request("GET", path + query({ ...params, withTotal: "true" }));
-    const header = answer.headers.get("X-Total-Count");
-    const items = answer.payload || [];
-    return { items: items, total: header === null ? items.length : Number(header) };
+  /** Every job that locks a dataset: the first ones by name, "and N more" and a link to the whole
+   * (paged) list of them, for trainings and inferences. */
+  async function showLockUsers(dataset) {
+    const box = KQI.$("#dataset-lock-reasons");
+    const shown = 10;
+    const kinds = [
+      { path: "/training", screen: "training", label: "datasets.used_by_trainings" },
+      { path: "/inferences", screen: "inference", label: "datasets.used_by_inferences" },
+    ].filter((k) => KQI.has("GET " + k.path));
+    const results = await Promise.all(kinds.map((k) => fetchPage(k.path, { dataSet: dataset.name, perPage: shown, page: 1 })));
+    const items = [];
+    kinds.forEach((kind, i) => {
+      const all = results[i].items;
+      const mine = all.filter((j) => j.dataSet && Number(j.dataSet.id) === Number(dataset.id));
+      if (!mine.length) return;
+      // the name filter is a part-of-the-name search: count the rest only when every row was this dataset's
+      const more = mine.length === all.length ? results[i].total - mine.length : 0;
+      const listUrl = KQI.data.urls[kind.screen] + "?" + new URLSearchParams({ dataSet: dataset.name }).toString();
+      items.push(el("li", { class: "kqi-lock-users", dataset: { kind: kind.screen } },
+        el("span", { text: t(kind.label) + " " }),
+        mine.map((j, n) => [n ? ", " : null,
+          el("a", { href: KQI.data.urls[kind.screen] + "?id=" + encodeURIComponent(j.id), text: (j.displayId || j.id) + ":" + j.name })]),
+        more > 0 ? el("span", { class: "kqi-lock-more", text: " " + t("datasets.and_more", { count: more }) }) : null,
+        " ",
+        el("a", { class: "kqi-lock-all", href: listUrl, text: t("datasets.see_all_users") })));
+    });
+    KQI.clear(box);
+    if (items.length) KQI.append(box, items);
+    else KQI.append(box, (dataset.lockReasons || []).map((r) => el("li", { text: r })));
   }
 
   function noTenant(account, viewId) {
@@ -1061,7 +1042,9 @@
         KQI.$("#dataset-delete").classList.toggle("d-none", locked);
         if (locked) {
           KQI.$("#dataset-locked").classList.remove("d-none");
-          KQI.append(KQI.clear(KQI.$("#dataset-lock-reasons")), (source.lockReasons || []).map((r) => el("li", { text: r })));
+          showLockUsers(source).catch(() => {
+            KQI.append(KQI.clear(KQI.$("#dataset-lock-reasons")), (source.lockReasons || []).map((r) => el("li", { text: r })));
+          });
         }
       } else if (how === "copy") {
         KQI.$("#dataset-edit-title").textContent = t("datasets.copy_of", { name: source.name });
@@ -1570,11 +1553,15 @@
       runLink.classList.toggle("d-none", !canRunPreprocessing());
       KQI.$("#history-refresh").onclick = () => refresh();
 
-      async function refresh() {
+      const pages = KQI.pagedList({ nav: KQI.$("#history-pager"), perPage: 20, load: loadPage });
+      const refresh = () => pages.reload();
+
+      async function loadPage(paging) {
         stopPolling();
-        const items = (await KQI.api("GET", "/preprocessings/" + preprocessId + "/histories")) || [];
+        const result = await KQI.fetchPage("/preprocessings/" + preprocessId + "/histories", paging);
+        const items = result.items;
         await learnOutputNames(items);
-        if (!current()) return;
+        if (!current()) return null;
         const body = KQI.clear(KQI.$("#history-rows"));
         if (!items.length) body.appendChild(emptyRow(6, t("prep.no_history")));
         for (const h of items) {
@@ -1597,6 +1584,7 @@
         if (items.some((h) => ACTIVE.indexOf(h.status) >= 0)) {
           poller = window.setTimeout(() => refresh().catch((err) => KQI.showError("kqi-alerts", err)), POLL_MS);
         }
+        return result.total;
       }
       await refresh();
     }
@@ -1629,7 +1617,7 @@
         const atEnd = text.scrollTop + text.clientHeight >= text.scrollHeight - 4;
         text.textContent = log.text || t("prep.log_empty");
         if (atEnd) text.scrollTop = text.scrollHeight;
-        KQI.$("#log-updated").textContent = t("prep.updated_at", { time: new Date().toLocaleTimeString(KQI.data.lang === "ja" ? "ja-JP" : "en-GB") });
+        KQI.$("#log-updated").textContent = t("prep.updated_at", { time: KQI.formatDate(new Date(), "time") });
         const active = ACTIVE.indexOf(h.status) >= 0;
         KQI.$("#log-halt").classList.toggle("d-none", !active);
         if (window.KQIShell && h.jobId) {  // the web shell (shell.js)

@@ -35,20 +35,8 @@
     return new Promise((resolve) => setTimeout(resolve, ms));
   }
 
-  /** The API's times are UTC, most without a zone suffix. */
-  function toDate(value) {
-    if (!value) return null;
-    let text = String(value);
-    if (/^\d{4}-\d\d-\d\dT[\d:.]+$/.test(text)) text += "Z";
-    const date = new Date(text);
-    return isNaN(date.getTime()) ? null : date;
-  }
-
-  function formatDate(value) {
-    const date = toDate(value);
-    if (!date) return value ? String(value) : t("common.none");
-    return date.toLocaleString(KQI.data.lang === "ja" ? "ja-JP" : "en-GB");
-  }
+  const toDate = KQI.toDate;
+  const formatDate = (value) => KQI.formatDate(value);
 
   function formatSize(bytes) {
     if (bytes === null || bytes === undefined) return t("common.none");
@@ -83,7 +71,7 @@
   function statusBadge(status) {
     return el("span", {
       class: "badge kqi-status text-bg-" + (STATUS_STYLE[status] || "secondary"),
-      dataset: { status: status || "" }, text: statusText(status),
+      dataset: { status: status || "" }, text: statusText(status), title: status || null,
     });
   }
 
@@ -484,8 +472,7 @@
     showView("list");
     const form = KQI.$("#job-filters");
     const rows = KQI.$("#job-rows");
-    const perPage = KQI.$("#job-per-page");
-    const state = { page: 1, filters: new URLSearchParams(), timer: null };
+    const state = { filters: new URLSearchParams(), timer: null };
     const columns = kind.name === "inference" ? 10 : 9;
 
     function readFilters() {
@@ -496,47 +483,48 @@
       return filters;
     }
 
-    async function load() {
-      clearTimeout(state.timer);
-      const params = new URLSearchParams(state.filters);
-      params.set("perPage", perPage.value);
-      params.set("page", String(state.page));
-      let items;
-      try {
-        items = await KQI.api("GET", kind.base + "?" + params.toString());
-      } catch (err) {
-        KQI.showError("job-list-messages", err);
-        return;
-      }
-      KQI.show("job-list-messages", "info", "");
-      KQI.clear(rows);
-      if (!items.length) {
-        rows.appendChild(el("tr", {}, el("td", { colspan: String(columns), class: "text-body-secondary",
-          text: state.filters.toString() ? t("jobs.no_match") : t(kind.name + ".none") })));
-      }
-      for (const job of items) rows.appendChild(jobRow(kind, job));
-      KQI.$("#job-page").textContent = t("jobs.page", { page: state.page });
-      KQI.$("#job-page-prev").disabled = state.page <= 1;
-      KQI.$("#job-page-next").disabled = items.length < Number(perPage.value);
-      if (items.some((j) => JOB_ACTIVE.indexOf(j.status) >= 0)) state.timer = setTimeout(load, 3000);
+    // filters given in the address (e.g. ?dataSet=name from a locked dataset's page)
+    for (const field of form.elements) {
+      if (field.name && query.has(field.name)) field.value = query.get(field.name);
     }
+    state.filters = readFilters();
+
+    const list = KQI.pagedList({
+      nav: KQI.$("#job-pager"),
+      perPage: 20,
+      load: async (paging) => {
+        clearTimeout(state.timer);
+        const params = Object.fromEntries(Array.from(state.filters.keys()).map((k) => [k, state.filters.getAll(k)]));
+        let result;
+        try {
+          result = await KQI.fetchPage(kind.base, { ...params, ...paging });
+        } catch (err) {
+          KQI.showError("job-list-messages", err);
+          return null;
+        }
+        KQI.show("job-list-messages", "info", "");
+        KQI.clear(rows);
+        if (!result.items.length) {
+          rows.appendChild(el("tr", {}, el("td", { colspan: String(columns), class: "text-body-secondary",
+            text: state.filters.toString() ? t("jobs.no_match") : t(kind.name + ".none") })));
+        }
+        for (const job of result.items) rows.appendChild(jobRow(kind, job));
+        if (result.items.some((j) => JOB_ACTIVE.indexOf(j.status) >= 0)) state.timer = setTimeout(() => list.reload(), 3000);
+        return result.total;
+      },
+    });
 
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       state.filters = readFilters();
-      state.page = 1;
-      load();
+      list.reset();
     });
     KQI.$("#job-filter-clear").addEventListener("click", () => {
       form.reset();
       state.filters = new URLSearchParams();
-      state.page = 1;
-      load();
+      list.reset();
     });
-    KQI.$("#job-page-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
-    KQI.$("#job-page-next").addEventListener("click", () => { state.page += 1; load(); });
-    perPage.addEventListener("change", () => { state.page = 1; load(); });
-    await load();
+    await list.reload();
   }
 
   function jobRow(kind, job) {
@@ -1172,14 +1160,34 @@
   }
 
   /** id → "id:name" of the datasets, trainings and inferences a notebook page mentions. */
-  async function notebookNames() {
+  /** "id:name" of the datasets, trainings and inferences a page of notebooks names: one filtered
+   * list request per id not seen before (never the whole lists). */
+  const nameCache = { "/datasets": new Map(), "/training": new Map(), "/inferences": new Map() };
+  async function lookUpNames(path, ids) {
+    const cache = nameCache[path];
+    const wanted = Array.from(new Set(ids.filter((id) => id !== null && id !== undefined).map(Number)))
+      .filter((id) => !cache.has(id));
+    await Promise.all(wanted.map(async (id) => {
+      try {
+        const page = await KQI.api("GET", path + "?id=" + enc(id) + "&perPage=1");
+        const item = (page || [])[0];
+        cache.set(id, item ? item.id + ":" + item.name : String(id));
+      } catch (err) {
+        cache.set(id, String(id));
+      }
+    }));
+    return cache;
+  }
+
+  async function notebookNames(notebooks) {
+    const has = (feature) => KQI.has(feature);
+    const ids = (key) => [].concat(...notebooks.map((nb) => [].concat(nb[key] === undefined ? [] : nb[key])));
     const [datasets, trainings, inferences] = await Promise.all([
-      optional("GET /datasets", "/datasets", []),
-      optional("GET /training/simple", "/training/simple", []),
-      optional("GET /inferences/simple", "/inferences/simple", []),
+      has("GET /datasets") ? lookUpNames("/datasets", ids("dataSetId")) : new Map(),
+      has("GET /training") ? lookUpNames("/training", ids("parentIds")) : new Map(),
+      has("GET /inferences") ? lookUpNames("/inferences", ids("inferenceIds")) : new Map(),
     ]);
-    const index = (items) => new Map(items.map((i) => [Number(i.id), i.id + ":" + i.name]));
-    return { datasets: index(datasets), trainings: index(trainings), inferences: index(inferences) };
+    return { datasets: datasets, trainings: trainings, inferences: inferences };
   }
 
   function nameOf(map, id) {
@@ -1202,59 +1210,57 @@
     showView("list");
     const rows = KQI.$("#nb-rows");
     const status = KQI.$("#nb-filter-status");
-    const perPage = 20;
-    const state = { page: 1, timer: null };
-    const names = await notebookNames();
+    const state = { timer: null };
 
-    async function load() {
-      clearTimeout(state.timer);
-      const params = new URLSearchParams({ perPage: String(perPage), page: String(state.page) });
-      if (status.value) params.set("status", status.value);
-      let items;
-      try {
-        items = await KQI.api("GET", "/notebook?" + params.toString());
-      } catch (err) {
-        KQI.showError("nb-list-messages", err);
-        state.timer = setTimeout(load, 5000);
-        return;
-      }
-      KQI.clear(rows);
-      if (!items.length) {
-        rows.appendChild(el("tr", {}, el("td", { colspan: "10", class: "text-body-secondary",
-          text: status.value ? t("jobs.no_match") : t("notebooks.none") })));
-      }
-      for (const nb of items) {
-        const href = screenUrl("notebooks", { id: nb.id });
-        const open = openable(nb)
-          ? el("a", { class: "btn btn-sm btn-jupyter kqi-open-notebook", href: nb.url, target: "_blank", rel: "noopener",
-            text: t("notebooks.open") })
-          : el("span", { class: "text-body-secondary small", text: nb.status === "Pending" ? t("notebooks.starting_up") : t("common.none") });
-        rows.appendChild(el("tr", { dataset: { notebookId: String(nb.id), status: nb.status } },
-          el("td", {}, el("a", { href: href, text: String(nb.id) })),
-          el("td", {}, el("a", { href: href, class: "kqi-notebook-name", text: nb.name })),
-          el("td", {}, statusBadge(nb.status),
-            nb.conditionNote ? el("div", { class: "small text-body-secondary", text: nb.conditionNote }) : null),
-          el("td", { class: "kqi-open-cell" }, open),
-          el("td", { text: orNone(nameOf(names.datasets, nb.dataSetId)) }),
-          el("td", { class: "text-nowrap small", text: t("jobs.resources_value", { cpu: nb.cpu, memory: nb.memory, gpu: nb.gpu }) }),
-          el("td", { class: "text-nowrap", text: remaining(nb) }),
-          el("td", { class: "text-nowrap", text: formatDate(nb.startedAt) }),
-          el("td", { class: "kqi-memo", text: orNone(nb.memo) }),
-          el("td", {}, el("div", { class: "d-flex flex-wrap gap-1" },
-            notebookActions(nb, load, "nb-list-messages", true).filter((b) => !b.classList.contains("kqi-open-notebook"))))));
-      }
-      KQI.$("#nb-page").textContent = t("jobs.page", { page: state.page });
-      KQI.$("#nb-prev").disabled = state.page <= 1;
-      KQI.$("#nb-next").disabled = items.length < perPage;
-      const pending = items.some((nb) => nb.status === "Pending");
-      const running = items.some((nb) => nb.status === "Running");
-      if (pending || running) state.timer = setTimeout(load, pending ? 2000 : 10000);
-    }
+    const list = KQI.pagedList({
+      nav: KQI.$("#nb-pager"),
+      perPage: 20,
+      load: async (paging) => {
+        clearTimeout(state.timer);
+        let result;
+        try {
+          result = await KQI.fetchPage("/notebook", { status: status.value, ...paging });
+        } catch (err) {
+          KQI.showError("nb-list-messages", err);
+          state.timer = setTimeout(() => list.reload(), 5000);
+          return null;
+        }
+        const items = result.items;
+        const names = await notebookNames(items);
+        KQI.clear(rows);
+        if (!items.length) {
+          rows.appendChild(el("tr", {}, el("td", { colspan: "10", class: "text-body-secondary",
+            text: status.value ? t("jobs.no_match") : t("notebooks.none") })));
+        }
+        for (const nb of items) {
+          const href = screenUrl("notebooks", { id: nb.id });
+          const open = openable(nb)
+            ? el("a", { class: "btn btn-sm btn-jupyter kqi-open-notebook", href: nb.url, target: "_blank", rel: "noopener",
+              text: t("notebooks.open") })
+            : el("span", { class: "text-body-secondary small", text: nb.status === "Pending" ? t("notebooks.starting_up") : t("common.none") });
+          rows.appendChild(el("tr", { dataset: { notebookId: String(nb.id), status: nb.status } },
+            el("td", {}, el("a", { href: href, text: String(nb.id) })),
+            el("td", {}, el("a", { href: href, class: "kqi-notebook-name", text: nb.name })),
+            el("td", {}, statusBadge(nb.status),
+              nb.conditionNote ? el("div", { class: "small text-body-secondary", text: nb.conditionNote }) : null),
+            el("td", { class: "kqi-open-cell" }, open),
+            el("td", { text: orNone(nameOf(names.datasets, nb.dataSetId)) }),
+            el("td", { class: "text-nowrap small", text: t("jobs.resources_value", { cpu: nb.cpu, memory: nb.memory, gpu: nb.gpu }) }),
+            el("td", { class: "text-nowrap", text: remaining(nb) }),
+            el("td", { class: "text-nowrap", text: formatDate(nb.startedAt) }),
+            el("td", { class: "kqi-memo", text: orNone(nb.memo) }),
+            el("td", {}, el("div", { class: "d-flex flex-wrap gap-1" },
+              notebookActions(nb, () => list.reload(), "nb-list-messages", true).filter((b) => !b.classList.contains("kqi-open-notebook"))))));
+        }
+        const pending = items.some((nb) => nb.status === "Pending");
+        const running = items.some((nb) => nb.status === "Running");
+        if (pending || running) state.timer = setTimeout(() => list.reload(), pending ? 2000 : 10000);
+        return result.total;
+      },
+    });
 
-    status.addEventListener("change", () => { state.page = 1; load(); });
-    KQI.$("#nb-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); load(); });
-    KQI.$("#nb-next").addEventListener("click", () => { state.page += 1; load(); });
-    await load();
+    status.addEventListener("change", () => list.reset());
+    await list.reload();
   }
 
   // ------------------------------------------------------------------ form
@@ -1339,8 +1345,6 @@
     const base = "/notebook/" + enc(id);
     const cfiles = containerFiles(base, "nb");
     const state = { timer: null, status: null };
-    const names = await notebookNames();
-
     async function refresh(deleted) {
       clearTimeout(state.timer);
       if (deleted === true) {
@@ -1355,6 +1359,7 @@
         if (err.status !== 404) state.timer = setTimeout(refresh, 5000);
         return;
       }
+      const names = await notebookNames([nb]);
       KQI.$("#nb-title").textContent = nb.id + ":" + nb.name;
       KQI.append(KQI.clear(KQI.$("#nb-status")), statusBadge(nb.status));
       const actions = KQI.$("#nb-actions");

@@ -175,6 +175,153 @@
     return !!(tenant && (tenant.roles || []).some((r) => r.name === "tenant-admin"));
   };
 
+  // ------------------------------------------------------------------ dates
+  /* One formatter for every date the UI shows. Its locale is the browser's own language when
+   * that is the UI's language (so en-US reads 11/30/2026, like the browser's own date inputs,
+   * and en-GB reads 30/11/2026), else the UI language's usual region. */
+  KQI.locale = (function () {
+    const wanted = data.lang || "en";
+    const langs = (navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language];
+    for (const tag of langs) {
+      if (tag && tag.toLowerCase().split("-")[0] === wanted) return tag.indexOf("-") > 0 ? tag : (wanted === "ja" ? "ja-JP" : "en-US");
+    }
+    return wanted === "ja" ? "ja-JP" : "en-US";
+  })();
+
+  /** The API's times are UTC, most without a zone suffix. */
+  KQI.toDate = function (value) {
+    if (value === null || value === undefined || value === "") return null;
+    if (value instanceof Date) return isNaN(value.getTime()) ? null : value;
+    let text = String(value);
+    if (/^\d{4}-\d\d-\d\d[T ][\d:.]+$/.test(text)) text = text.replace(" ", "T") + "Z";
+    const date = new Date(text);
+    return isNaN(date.getTime()) ? null : date;
+  };
+
+  const DATE_PARTS = { year: "numeric", month: "2-digit", day: "2-digit" };
+  const TIME_PARTS = { hour: "2-digit", minute: "2-digit", second: "2-digit" };
+
+  /** "11/30/2026, 14:05:09" (en-US), "2026/11/30 14:05:09" (ja); what: "datetime" | "date" | "time". */
+  KQI.formatDate = function (value, what) {
+    const date = KQI.toDate(value);
+    if (!date) return value ? String(value) : KQI.t("common.none");
+    const parts = what === "date" ? DATE_PARTS : what === "time" ? TIME_PARTS : { ...DATE_PARTS, ...TIME_PARTS };
+    return date.toLocaleString(KQI.locale, parts);
+  };
+
+  /** How a date is written in this locale, e.g. "mm/dd/yyyy" or "yyyy/mm/dd" (for hints). */
+  KQI.dateFormatHint = function () {
+    const parts = new Intl.DateTimeFormat(KQI.locale, DATE_PARTS).formatToParts(new Date(2026, 10, 30));
+    const names = { year: "yyyy", month: "mm", day: "dd" };
+    return parts.map((p) => (names[p.type] || p.value)).join("");
+  };
+
+  // ----------------------------------------------------------------- paging
+  /* The one pager of every list: the API's server paging (perPage, page, withTotal=true and the
+   * X-Total-Count header) with « 1 2 3 », the page size and the total. */
+  KQI.PAGE_SIZES = [10, 20, 50, 100];
+
+  function queryString(params) {
+    const q = new URLSearchParams();
+    for (const key of Object.keys(params || {})) {
+      const value = params[key];
+      if (value === undefined || value === null || value === "") continue;
+      for (const v of [].concat(value)) {
+        if (v !== undefined && v !== null && v !== "") q.append(key, String(v));
+      }
+    }
+    const text = q.toString();
+    return text ? "?" + text : "";
+  }
+  KQI.queryString = queryString;
+
+  /** One page of a list route: {items, total}; params are the filters plus page and perPage. */
+  KQI.fetchPage = async function (path, params) {
+    const qs = queryString({ ...params, withTotal: "true" });
+    const answer = await KQI.request("GET", path + (path.indexOf("?") >= 0 ? "&" + qs.slice(1) : qs));
+    const header = answer.headers.get("X-Total-Count");
+    const items = Array.isArray(answer.payload) ? answer.payload : [];
+    let total = header === null || header === "" ? NaN : Number(header);
+    if (!Number.isFinite(total)) {
+      // a route that gives no total: what it returned, and one page more while pages come full
+      const perPage = Number(params && params.perPage) || items.length;
+      const before = ((Number(params && params.page) || 1) - 1) * perPage;
+      total = before + items.length + (items.length && items.length >= perPage ? 1 : 0);
+    }
+    return { items: items, total: total };
+  };
+
+  /** page and perPage from URLSearchParams (or defaults). */
+  KQI.pageState = function (params, defaults) {
+    const perPage = Number(params && params.get("perPage"));
+    const page = Number(params && params.get("page"));
+    return {
+      page: Number.isInteger(page) && page > 0 ? page : 1,
+      perPage: KQI.PAGE_SIZES.indexOf(perPage) >= 0 ? perPage : ((defaults && defaults.perPage) || 20),
+    };
+  };
+
+  /** Draw the pager into nav; onChange({page}) or onChange({page: 1, perPage}). */
+  KQI.renderPager = function (nav, state, total, onChange) {
+    KQI.clear(nav);
+    nav.classList.add("kqi-pager");
+    nav.setAttribute("aria-label", KQI.t("pager.label"));
+    const pages = Math.max(1, Math.ceil(total / state.perPage));
+    const list = KQI.el("ul", { class: "pagination pagination-sm mb-0" });
+    function item(label, page, opts) {
+      const disabled = opts && opts.disabled;
+      const active = opts && opts.active;
+      const link = KQI.el("a", {
+        class: "page-link" + (opts && opts.cls ? " " + opts.cls : ""), href: "#", text: label,
+        "aria-current": active ? "page" : null, "aria-label": opts && opts.aria,
+        "aria-disabled": disabled ? "true" : null,
+        dataset: { page: String(page) },
+        onclick: (event) => {
+          event.preventDefault();
+          if (!disabled && !active) onChange({ page: page });
+        },
+      });
+      list.appendChild(KQI.el("li", { class: "page-item" + (disabled ? " disabled" : "") + (active ? " active" : "") }, link));
+    }
+    item("«", state.page - 1, { disabled: state.page <= 1, aria: KQI.t("pager.previous"), cls: "kqi-page-prev" });
+    const first = Math.max(1, Math.min(state.page - 2, pages - 4));
+    const last = Math.min(pages, first + 4);
+    for (let p = first; p <= last; p++) item(String(p), p, { active: p === state.page });
+    item("»", state.page + 1, { disabled: state.page >= pages, aria: KQI.t("pager.next"), cls: "kqi-page-next" });
+    const size = KQI.el("select", {
+      class: "form-select form-select-sm w-auto kqi-page-size", "aria-label": KQI.t("pager.per_page"),
+      onchange: (event) => onChange({ page: 1, perPage: Number(event.target.value) }),
+    },
+    KQI.PAGE_SIZES.map((n) => KQI.el("option", { value: String(n), text: KQI.t("pager.per_page_n", { count: n }), selected: n === state.perPage })));
+    nav.appendChild(KQI.el("div", { class: "d-flex flex-wrap align-items-center gap-3" },
+      list, size,
+      KQI.el("span", { class: "small text-body-secondary kqi-total", text: KQI.t("pager.total", { count: total }) })));
+  };
+
+  /** A list kept in memory state: KQI.pagedList({nav, perPage, load: async ({page, perPage}) => total}).
+   * Returns {state, reload(), reset()}; the pager redraws after every load. */
+  KQI.pagedList = function (opts) {
+    const state = { page: 1, perPage: opts.perPage || 20 };
+    async function reload() {
+      const total = await opts.load({ page: state.page, perPage: state.perPage });
+      if (total === undefined || total === null) return;
+      const pages = Math.max(1, Math.ceil(total / state.perPage));
+      if (state.page > pages) { // the last page emptied (deletions): show the new last one
+        state.page = pages;
+        return reload();
+      }
+      KQI.renderPager(opts.nav, state, total, (change) => {
+        Object.assign(state, change);
+        reload();
+      });
+    }
+    return {
+      state: state,
+      reload: reload,
+      reset: () => { state.page = 1; return reload(); },
+    };
+  };
+
   // ----------------------------------------------------------------- header
   async function switchTenant(tenant) {
     const label = KQI.$("#kqi-current-tenant");
@@ -197,6 +344,7 @@
     if (current) label.setAttribute("data-tenant-id", current.id);
     const list = KQI.$("#kqi-tenant-list");
     KQI.$$("li.kqi-tenant-item", list).forEach((li) => li.remove());
+    const adminStart = KQI.$("#kqi-tenant-admin-start", list); // the tenant administration links go last
     for (const tenant of account.tenants || []) {
       const active = current && tenant.id === current.id;
       const item = KQI.el("button", {
@@ -209,11 +357,11 @@
       KQI.el("span", { class: "kqi-tenant-display", text: tenant.displayName || tenant.name }),
       KQI.el("small", { class: active ? "" : "text-body-secondary", text: tenant.name }),
       tenant.default ? KQI.el("span", { class: "badge text-bg-secondary ms-auto", text: KQI.t("common.default") }) : null);
-      list.appendChild(KQI.el("li", { class: "kqi-tenant-item" }, item));
+      list.insertBefore(KQI.el("li", { class: "kqi-tenant-item" }, item), adminStart);
     }
     if (!(account.tenants || []).length) {
-      list.appendChild(KQI.el("li", { class: "kqi-tenant-item" },
-        KQI.el("span", { class: "dropdown-item-text text-body-secondary", text: KQI.t("common.no_tenant") })));
+      list.insertBefore(KQI.el("li", { class: "kqi-tenant-item" },
+        KQI.el("span", { class: "dropdown-item-text text-body-secondary", text: KQI.t("common.no_tenant") })), adminStart);
     }
     const tenantAdmin = KQI.isTenantAdmin(account);
     KQI.$$(".kqi-tenant-admin-only").forEach((n) => n.classList.toggle("d-none", !tenantAdmin));

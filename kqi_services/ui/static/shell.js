@@ -65,7 +65,8 @@
             el("thead", {}, el("tr", {},
               el("th", { text: t("shell.user") }), el("th", { text: t("shell.opened_at") }),
               el("th", { text: t("shell.closed_at") }), el("th", { text: t("shell.close_reason") }))),
-            el("tbody", { id: "job-shell-session-rows" }))));
+            el("tbody", { id: "job-shell-session-rows" })),
+          el("nav", { class: "kqi-pager mt-2", id: "job-shell-session-pager" })));
       opts.after.after(card);
       card.after(sessions);
     }
@@ -94,23 +95,32 @@
     const key = opts.kind + "/" + opts.jobId;
     if (!force && state.sessionsKey === key) return;
     state.sessionsKey = key;
-    const rows = await KQI.api("GET", "/tenant/shell-sessions?jobId=" + encodeURIComponent(opts.jobId) +
-      "&kind=" + encodeURIComponent(opts.kind)).catch(() => null);
-    if (!rows) return;
-    card.classList.remove("d-none");
-    const body = KQI.clear(document.getElementById("job-shell-session-rows"));
-    if (!rows.length) {
-      body.appendChild(el("tr", {}, el("td", { colspan: "4", class: "text-body-secondary", text: t("shell.no_sessions") })));
+    if (!state.sessionList || state.sessionList.key !== key) {
+      const list = KQI.pagedList({
+        nav: document.getElementById("job-shell-session-pager"),
+        perPage: 10,
+        load: async (paging) => {
+          const result = await KQI.fetchPage("/tenant/shell-sessions",
+            { jobId: opts.jobId, kind: opts.kind, ...paging }).catch(() => null);
+          if (!result) return null;
+          card.classList.remove("d-none");
+          const body = KQI.clear(document.getElementById("job-shell-session-rows"));
+          if (!result.items.length) {
+            body.appendChild(el("tr", {}, el("td", { colspan: "4", class: "text-body-secondary", text: t("shell.no_sessions") })));
+          }
+          for (const s of result.items) {
+            body.appendChild(el("tr", { class: "kqi-shell-session", dataset: { id: s.id } },
+              el("td", { text: s.userName }),
+              el("td", { text: s.openedAt ? KQI.formatDate(s.openedAt) : "" }),
+              el("td", { text: s.closedAt ? KQI.formatDate(s.closedAt) : t("shell.open_now") }),
+              el("td", { text: s.closeReason || "" })));
+          }
+          return result.total;
+        },
+      });
+      state.sessionList = { key: key, list: list };
     }
-    const locale = KQI.data.lang === "ja" ? "ja-JP" : "en-GB";
-    const when = (value) => new Date(value + (/[Zz]|[+-]\d\d:\d\d$/.test(value) ? "" : "Z")).toLocaleString(locale);
-    for (const s of rows) {
-      body.appendChild(el("tr", { class: "kqi-shell-session", dataset: { id: s.id } },
-        el("td", { text: s.userName }),
-        el("td", { text: s.openedAt ? when(s.openedAt) : "" }),
-        el("td", { text: s.closedAt ? when(s.closedAt) : t("shell.open_now") }),
-        el("td", { text: s.closeReason || "" })));
-    }
+    await state.sessionList.list.reload();
   }
 
   async function open() {
