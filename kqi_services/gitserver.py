@@ -49,7 +49,7 @@ from tornado import web
 from .db.models import GitServer, Tenant
 from .domain.infra import GIT_LOCAL, REPO_SEGMENT, TENANT_FOLDER, file_url_path, tenant_git_root
 from .hub_client import HubError
-from .permissions import identity_from_model, job_identity
+from .permissions import identity_from_model, job_identity, notebook_identity, notebook_servers
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,7 @@ class GitHttpHandler(web.RequestHandler):
             if secret.startswith("kqi-job."):
                 member_of, job = await self._job_tenants(db, secret), True
             else:
-                member_of, job = await self._user_tenants(name, secret), False
+                member_of, job = await self._user_tenants(name, secret, db), False
             tenant = db.scalar(select(Tenant).where(Tenant.name == request.tenant))
             uses = tenant is not None and any(serves_embedded(g, self.kqi.data_dir) for g in tenant.git_servers)
         finally:
@@ -280,7 +280,7 @@ class GitHttpHandler(web.RequestHandler):
                               request.owner, request.repository)
         self.request_info, self.repo_path = request, path
 
-    async def _user_tenants(self, name: str | None, token: str) -> set[str]:
+    async def _user_tenants(self, name: str | None, token: str, db=None) -> set[str]:
         hub_auth = self.kqi.hub_auth
         try:
             model = await hub_auth.user_for_token(token, sync=False)
@@ -294,6 +294,11 @@ class GitHttpHandler(web.RequestHandler):
         if not hub_auth.check_scopes(hub_auth.access_scopes, model):
             raise Refusal(403, "This token does not give access to the kqi service.")
         identity = identity_from_model(model)
+        servers = notebook_servers(model)
+        if servers and db is not None:  # a notebook server's own token: its notebook's tenant only
+            from .api.base import notebook_tenants
+
+            identity = notebook_identity(identity, notebook_tenants(db, model["name"], servers))
         self.user = identity.name
         return set(identity.tenants)
 

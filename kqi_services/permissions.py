@@ -97,6 +97,47 @@ def job_identity(owner_model: dict | None, tenant: str) -> Identity | None:
     return Identity(name=owner_model.get("name", ""), kind="job", tenants={tenant: admin})
 
 
+SERVER_ACCESS = "access:servers"
+
+
+def notebook_servers(model: dict) -> list[str]:
+    """The owner's own server names a token is a notebook server's token for, from its scopes.
+
+    JupyterHub gives a server's own token (JUPYTERHUB_API_TOKEN) `access:servers!server=<user>/<server>`
+    (its `server` role, see spawner/base.py kqi_server_token_scopes) and no wider access to servers;
+    a user's own full tokens have `access:servers!user=<user>` (or `access:servers`) instead, and the
+    service's sign-in none. Empty for every other token."""
+    name = model.get("name", "")
+    scopes = model.get("scopes") or []
+    if SERVER_ACCESS in scopes or f"{SERVER_ACCESS}!user={name}" in scopes:
+        return []
+    prefix = f"{SERVER_ACCESS}!server={name}/"
+    return sorted(scope[len(prefix):] for scope in scopes if scope.startswith(prefix) and len(scope) > len(prefix))
+
+
+def notebook_identity(identity: Identity, notebook_tenants: set[str]) -> Identity:
+    """The Identity of a notebook server's token: its owner in the tenant of that KQI notebook only
+    (as the token's scopes allow there), never a system administrator, so no header or cookie moves
+    it to another of the owner's tenants (the hub makes the token before it knows the tenant)."""
+    return Identity(
+        name=identity.name,
+        kind="notebook",
+        tenants={t: admin for t, admin in identity.tenants.items() if t in notebook_tenants},
+        token_id=identity.token_id,
+    )
+
+
+def notebook_token_refusal(access: Access, method: str) -> str | None:
+    """Why a notebook server's token may not call a route needing `access` with `method`, or None:
+    like a job's token, it acts in its notebook's tenant and nothing beyond."""
+    if access is Access.SYSTEM_ADMIN:
+        return "A notebook server's token cannot use system administration routes."
+    if access is Access.AUTHENTICATED and method.upper() not in ("GET", "HEAD"):
+        return ("A notebook server's token acts in its notebook's tenant only: it cannot change its owner's"
+                " account, switch tenants or get other tokens.")
+    return None
+
+
 def job_token_refusal(access: Access, method: str) -> str | None:
     """Why a job token may not call a route needing `access` with `method`, or None.
 

@@ -10,11 +10,13 @@ holds across hub restarts, and builds the runtime's notebook spec.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import time
 
 from tornado import web
-from traitlets import Float, Unicode, default
+from traitlets import Bool, Float, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .options import NOT_PLANNED, NotebookOptions, OptionsError, PlanLedger, parse_options, plan_key, verify_plan
@@ -22,6 +24,50 @@ from .options import NOT_PLANNED, NotebookOptions, OptionsError, PlanLedger, par
 #: the plans this hub process has taken (one ledger per process, shared by every spawner)
 _LEDGERS: dict[float, PlanLedger] = {}
 _STARTED = time.time()  # the spawner is loaded when the hub starts
+
+#: where a notebook container finds the lab extension (kqi_labextension): its Python package under
+#: python/, its prebuilt front-end under share/jupyter/labextensions/kqi-labextension
+LAB_DIR = "/opt/kqi-labextension"
+LAB_PACKAGE = "kqi_labextension"
+LAB_FRONTEND = "share/jupyter/labextensions/kqi-labextension"
+#: the scopes of JupyterHub's `server` role (what a server's token has by default)
+SERVER_ROLE_SCOPES = ("users:activity!user", "access:servers!server")
+
+
+def lab_package_dir() -> str:
+    """The folder of the kqi_labextension package this hub has installed ("" when none)."""
+    try:
+        spec = importlib.util.find_spec(LAB_PACKAGE)
+    except (ImportError, ValueError):
+        return ""
+    return os.path.dirname(spec.origin) if spec and spec.origin else ""
+
+
+def lab_env() -> dict:
+    """A notebook's variables that make its JupyterLab load the lab extension from LAB_DIR."""
+    return {"PYTHONPATH": f"{LAB_DIR}/python", "JUPYTER_PATH": f"{LAB_DIR}/share/jupyter"}
+
+
+#: the notebook server's argument that enables the server extension (config files of the image's or
+#: the runtime's JupyterLab still enable theirs)
+LAB_ARGS = (f"--ServerApp.jpserver_extensions={LAB_PACKAGE}=True",)
+
+
+def kqi_server_token_scopes(spawner) -> list[str]:
+    """Spawner.server_token_scopes of a KQI notebook: the `server` role's scopes, access to the kqi
+    service and the KQI scopes of the owner's tenants (the hub grants the subset the owner holds).
+
+    The hub makes this token before it applies the start's options, so it cannot name the
+    notebook's tenant here; the kqi service lets a token carrying a server's own
+    `access:servers!server=<user>/<server>` act only in the tenant of that KQI notebook
+    (kqi_services/permissions.py notebook_identity), never as a system administrator."""
+    scopes = set(SERVER_ROLE_SCOPES)
+    scopes.add(f"access:services!service={spawner.kqi_service_name}")
+    for group in getattr(spawner.user, "groups", None) or []:
+        name = getattr(group, "name", group)
+        scopes.add(f"custom:kqi:user!group={name}")
+        scopes.add(f"custom:kqi:tenant-admin!group={name}")
+    return sorted(scopes)
 
 
 class KqiSpawnerMixin(LoggingConfigurable):
@@ -65,6 +111,31 @@ class KqiSpawnerMixin(LoggingConfigurable):
         " a user's own hub token cannot start a server (or the default server) with options replayed"
         " from an earlier start, only the kqi service's checks (quota, node capacity) start servers.",
     ).tag(config=True)
+
+    kqi_service_name = Unicode(
+        "kqi",
+        help="Name of the kqi service in the hub: the notebook server's own hub token may call it (the lab"
+        " extension's panels go through the server with that token).",
+    ).tag(config=True)
+
+    lab_extension = Bool(
+        True,
+        help="Install the KQI lab extension (kqi_labextension: the KQI sidebar and its server extension)"
+        " into every notebook.",
+    ).tag(config=True)
+
+    lab_package_dir = Unicode(
+        help="Folder of the kqi_labextension package (with its prebuilt front-end in labextension/) that"
+        " notebooks get read-only. Default: where this hub's Python finds the package.",
+    ).tag(config=True)
+
+    @default("lab_package_dir")
+    def _lab_package_dir_default(self):
+        return lab_package_dir()
+
+    @default("server_token_scopes")
+    def _server_token_scopes_default(self):
+        return kqi_server_token_scopes
 
     kqi_options: NotebookOptions | None = None
     expires_at: float | None = None
@@ -180,6 +251,22 @@ class KqiSpawnerMixin(LoggingConfigurable):
                                "rawDir": "/kqi/raw", **({"urls": plan["urls"]} if plan.get("urls") else {})}
         return spec
 
+    # ---------------------------------------------------------------- lab extension
+    def lab_binds(self) -> list[tuple[str, str]]:
+        """(host folder, container folder) pairs that put the lab extension at LAB_DIR, read-only:
+        its package and, once built (setup.sh), its front-end. Empty when it is off or missing."""
+        package = self.lab_package_dir
+        if not self.lab_extension or not package or not os.path.isfile(os.path.join(package, "__init__.py")):
+            return []
+        binds = [(package, f"{LAB_DIR}/python/{LAB_PACKAGE}")]
+        frontend = os.path.join(package, "labextension")
+        if os.path.isfile(os.path.join(frontend, "package.json")):
+            binds.append((frontend, f"{LAB_DIR}/{LAB_FRONTEND}"))
+        else:
+            self.log.warning("The lab extension's front-end is not built (%s): notebooks get its server"
+                             " extension only; run setup.sh", frontend)
+        return binds
+
     def kqi_env(self) -> dict:
         o = self.kqi_options
         env = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "true",
@@ -190,6 +277,11 @@ class KqiSpawnerMixin(LoggingConfigurable):
             env["NOTEBOOK_ID"] = str(o.notebook_id)
         if self.expires_at:
             env["EXPIRES_IN"] = str(int(max(0, self.expires_at - time.time())))
+        # what the lab extension shows and proposes (its context; "Train from here")
+        env["KQI_EXPIRES_AT"] = str(int(self.expires_at)) if self.expires_at else ""
+        env["KQI_IMAGE"] = o.image or self.default_image or ""
+        if o.git:
+            env["KQI_GIT_MODEL"] = json.dumps(o.git)
         plan = o.plan
         for key in ("KQI_SERVER",):
             if plan.get(key):

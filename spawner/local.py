@@ -24,10 +24,10 @@ from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
 from traitlets import Unicode, default
 
-from kqi_services.jobs.launch import SCRATCH, LaunchRequest, kqi_mounts, scratch_name
+from kqi_services.jobs.launch import SCRATCH, LaunchRequest, Mount, kqi_mounts, scratch_name
 from kqi_services.jobs.podman import NOTEBOOK_NAME, PodmanBackend, platform_tag
 
-from .base import KqiSpawnerMixin
+from .base import LAB_ARGS, KqiSpawnerMixin, lab_env
 
 #: variables of the hub's environment for the server that are credentials
 SECRET_ENV = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_OAUTH_CLIENT_SECRET")
@@ -102,6 +102,11 @@ class KqiLocalSpawner(KqiSpawnerMixin, Spawner):
         env["HOME"] = "/kqi/output"
         environment = plan.get("environment") or {}
         env = {**(environment.get("env") or {}), **env}
+        # the lab extension: its package and front-end bound read-only (nothing to install, no network
+        # needed, and the same files as the hub's, whatever Python the image has)
+        lab_binds = self.lab_binds()
+        if lab_binds:
+            env = {**lab_env(), **env}
         secret_env = {name: env.pop(name) for name in SECRET_ENV if name in env}
         git = plan.get("git") or {}
         extra = [git["url"][len("file://"):]] if git.get("url", "").startswith("file://") else []
@@ -111,7 +116,8 @@ class KqiLocalSpawner(KqiSpawnerMixin, Spawner):
             parent_dirs={int(k): v for k, v in (plan.get("parentDirs") or {}).items()},
             inference_dirs={int(k): v for k, v in (plan.get("inferenceDirs") or {}).items()},
             extra_ro_paths=extra, home=False)
-        server = self.cmd + self.get_args() + ["--allow-root", f"--port={port}", "--ip=127.0.0.1", "--notebook-dir=/kqi/output"]
+        mounts += [Mount(target, source=source) for source, target in lab_binds]
+        server = self.cmd + self.get_args() + (list(LAB_ARGS) if lab_binds else []) + ["--allow-root", f"--port={port}", "--ip=127.0.0.1", "--notebook-dir=/kqi/output"]
         spec = self.notebook_spec(server)
         spec["jupyterhubVersion"] = version("jupyterhub")  # the singleuser server speaks to this hub
         return LaunchRequest(

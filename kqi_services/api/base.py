@@ -19,11 +19,13 @@ from sqlalchemy import select
 from tornado import web
 
 from ..db.models import Tenant, UserSetting
+from ..db.models_notebooks import Notebook
 from ..domain.paging import Page, PageRequest, page_of_list
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
 from ..storage.base import InsufficientStorage, StoreError, is_disk_full
-from ..permissions import Access, Identity, allowed, identity_from_model, job_identity, job_token_refusal
+from ..permissions import (Access, Identity, allowed, identity_from_model, job_identity, job_token_refusal,
+                           notebook_identity, notebook_servers, notebook_token_refusal)
 from .schemas.core import (InputError, Paging, body_data, contract_of, response_problems, validate_body,
                            validate_query)
 
@@ -51,6 +53,13 @@ def camel(name: str) -> str:
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def notebook_tenants(db, owner: str, servers: list[str]) -> set[str]:
+    """The tenants of the owner's KQI notebooks served as `servers` (hub named servers)."""
+    rows = db.execute(select(Tenant.name).join(Notebook, Notebook.tenant_id == Tenant.id).where(
+        Notebook.created_by == owner, Notebook.server_name.in_(servers))).all()
+    return {name for (name,) in rows}
 
 
 class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
@@ -178,6 +187,12 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         if model is not None and model.get("kind", "user") == "user":
             if self.hub_auth.check_scopes(self.hub_auth.access_scopes, model):
                 self.identity = identity_from_model(model)
+                servers = notebook_servers(model)
+                if servers:  # a notebook server's own token: the notebook's tenant only
+                    refusal = notebook_token_refusal(access, self.request.method)
+                    if refusal is not None:
+                        raise ApiError(403, refusal)
+                    self.identity = notebook_identity(self.identity, notebook_tenants(self.db, model["name"], servers))
             elif access is not Access.ANONYMOUS:
                 raise ApiError(403, "This token does not give access to the kqi service.")
 

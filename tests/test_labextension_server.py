@@ -1,0 +1,310 @@
+"""The lab extension's server extension (labextension/kqi_labextension) against a real KQI Hub.
+
+A user belongs to tenants A and B. A real notebook of tenant A is started by the platform (local
+spawner, podman): its own hub token (JUPYTERHUB_API_TOKEN, with the spawner's server_token_scopes)
+is read from the notebook, and the extension installed in the notebook answers through the hub's
+proxy. The server extension's routes are then driven in a jupyter_server started by
+pytest-jupyter's fixtures with that same token, and configured as a browser might wish: tenant B's
+id as its tenant. Whatever it is told, the token acts in tenant A only.
+
+The tests are plain functions that run coroutines on pytest-jupyter's loop (the server's loop),
+not pytest-asyncio's.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import pytest
+import requests
+from pytest_jupyter.jupyter_core import *  # noqa: F401,F403 - the fixtures jp_serverapp builds on
+from pytest_jupyter.jupyter_server import *  # noqa: F401,F403 - jp_fetch, jp_serverapp, ...
+from tornado.httpclient import HTTPClientError
+from traitlets.config import Config
+
+from .platform import JupyterServer, ModelRepo, TenantUser, create_data, git, user_hub_token, wait_notebook
+
+TOKEN_FILE = "kqi-test-hub-token.txt"
+# the notebook's start-up command keeps the server's own token where the test can read it
+STARTUP = f'printf %s "$JUPYTERHUB_API_TOKEN" > /kqi/output/{TOKEN_FILE}'
+
+
+class World:
+    pass
+
+
+@pytest.fixture(scope="module")
+def world(platform, tmp_path_factory):
+    w = World()
+    w.platform = platform
+    tmp = str(tmp_path_factory.mktemp("labext"))
+    w.marker = uuid.uuid4().hex[:8]
+    w.a = platform.create_tenant()
+    w.b = platform.create_tenant()
+    name, password = platform.create_user(tenants=[w.a["name"], w.b["name"]])
+    w.name, w.password = name, password
+    w.token_a = platform.login(name, password, w.a["id"])
+    w.token_b = platform.login(name, password, w.b["id"])
+    w.user_a = TenantUser(platform, w.a, name, password, w.token_a)
+    user_b = TenantUser(platform, w.b, name, password, w.token_b)
+    w.data_a = create_data(w.user_a, f"lab-a-{w.marker}", {"a.txt": b"alpha of A"}, tags=["lab"])
+    w.data_b = create_data(user_b, f"lab-b-{w.marker}", {"b.txt": b"beta of B"}, tags=["lab"])
+    r = w.user_a.api("POST", "/datasets", json={"name": f"lab-set-{w.marker}",
+                                                "entries": {"training": [{"id": w.data_a["id"]}]}})
+    assert r.status_code == 201, r.text
+    w.dataset_a = r.json()["id"]
+    r = user_b.api("POST", "/datasets", json={"name": f"lab-set-b-{w.marker}",
+                                              "entries": {"training": [{"id": w.data_b["id"]}]}})
+    assert r.status_code == 201, r.text
+    w.dataset_b = r.json()["id"]
+    w.repo = ModelRepo(platform, os.path.join(tmp, "model"), "team", f"lab-model-{w.marker}", tenant=w.a)
+    w.commit = w.repo.commit({"train.py": "print('trained from the lab')\n"}, "a model")
+    # a real notebook of tenant A, started by the platform
+    r = w.user_a.api("POST", "/notebook/run", json={
+        "name": f"lab-{w.marker}", "cpu": 1, "memory": 1, "gpu": 0, "expiresIn": 3600, "entryPoint": STARTUP,
+        "dataSetId": w.dataset_a, "gitModel": {"owner": w.repo.owner, "repository": w.repo.name}})
+    assert r.status_code == 201, r.text
+    w.notebook_id = r.json()["id"]
+    wait_notebook(platform, w.token_a, w.notebook_id, "Running", timeout=180)
+    w.jupyter = JupyterServer(platform, name, f"kqi-{w.notebook_id}", user_hub_token(platform, name, password))
+    w.server_token = w.jupyter.read_text(TOKEN_FILE)
+    assert w.server_token and w.server_token not in (w.token_a, w.token_b)
+    yield w
+    w.user_a.api("POST", f"/notebook/{w.notebook_id}/halt")
+
+
+# ------------------------------------------------------------------ the notebook's own token
+def test_the_server_token_acts_in_the_notebook_tenant_only(world):
+    """The token the hub gave the notebook server reaches the kqi service, as its owner in tenant A
+    only: a header naming tenant B changes nothing, and it cannot leave the tenant."""
+    platform, token = world.platform, world.server_token
+    for header in ({}, {"X-KQI-Tenant": str(world.b["id"])}, {"X-KQI-Tenant": str(world.a["id"])}):
+        r = platform.api("GET", "/data", token, params={"name": world.marker, "perPage": 100}, headers=header)
+        assert r.status_code == 200, r.text
+        assert [d["name"] for d in r.json()] == [world.data_a["name"]], (header, r.text)
+    r = platform.api("GET", "/account", token, headers={"X-KQI-Tenant": str(world.b["id"])})
+    assert r.status_code == 200 and r.json()["selectedTenant"]["id"] == world.a["id"], r.text
+    for path in (f"/data/{world.data_b['id']}", f"/datasets/{world.dataset_b}"):
+        r = platform.api("GET", path, token, headers={"X-KQI-Tenant": str(world.b["id"])})
+        assert r.status_code == 404, (path, r.status_code, r.text)
+    # no way out of the tenant: another tenant's token, the account, system administration
+    r = platform.api("POST", f"/account/tenants/{world.b['id']}/token", token)
+    assert r.status_code == 403 and "notebook" in r.json()["detail"], r.text
+    r = platform.api("GET", "/admin/tenants", token)
+    assert r.status_code == 403, r.text
+    # the same user's own token sees tenant B when it asks for it
+    r = platform.api("GET", "/data", world.token_b, params={"name": world.marker})
+    assert [d["name"] for d in r.json()] == [world.data_b["name"]]
+
+
+def test_the_notebook_runs_the_server_extension(world):
+    """Installed into the notebook by the local spawner: its routes answer through the hub's proxy."""
+    r = world.jupyter.request("GET", "/kqi/context")
+    assert r.status_code == 200, r.text
+    context = r.json()
+    assert context["tenantId"] == world.a["id"] and context["notebookId"] == world.notebook_id
+    assert context["datasetId"] == world.dataset_a and context["user"] == world.name
+    assert context["expiresAt"] and 0 < context["secondsLeft"] <= 3600
+    assert context["image"] and context["kqiServer"]
+    assert world.server_token not in r.text
+    repos = {g["path"]: g for g in context["git"]}
+    assert repos["/kqi/git"]["commit"] == world.commit and repos["/kqi/git"]["dirty"] == [], context["git"]
+    r = requests.get(world.jupyter.base + "/kqi/api/v2/data", params={"name": world.marker}, timeout=30,
+                     headers={**world.jupyter.headers, "X-KQI-Tenant": str(world.b["id"])})
+    assert r.status_code == 200 and [d["name"] for d in r.json()] == [world.data_a["name"]], r.text
+    built = os.path.isfile(os.path.join(os.path.dirname(__import__("kqi_labextension").__file__),
+                                        "labextension", "package.json"))
+    if built:  # the front-end (setup.sh builds it): JupyterLab lists it
+        r = world.jupyter.request("GET", "/lab")
+        assert r.status_code == 200 and "kqi-labextension" in r.text, r.text[:500]
+
+
+# ------------------------------------------------------------------ the server extension's routes
+@pytest.fixture
+def lab_root(world, jp_root_dir):
+    """The server's root: files to register and a clone of the model repository."""
+    (jp_root_dir / "results").mkdir()
+    (jp_root_dir / "results" / "one.txt").write_bytes(b"first result\n")
+    (jp_root_dir / "results" / "two.bin").write_bytes(os.urandom(300_000))
+    return jp_root_dir
+
+
+@pytest.fixture
+def jp_server_config(world, tmp_path):
+    repos = tmp_path / "git"
+    repos.mkdir()
+    git(str(repos), "clone", "--quiet", world.repo.bare, "model")
+    return Config({
+        "ServerApp": {"jpserver_extensions": {"kqi_labextension": True}},
+        "KqiLab": {
+            "kqi_server": world.platform.service_url,
+            "api_token": world.server_token,
+            # what a browser (or a wrong configuration) would like: tenant B; the token says A
+            "tenant_id": str(world.b["id"]),
+            "user": world.name,
+            "notebook_id": str(world.notebook_id),
+            "dataset_id": str(world.dataset_a),
+            "image": "docker.io/library/python:3.11",
+            "expires_at": time.time() + 600,
+            "git_model": json.dumps({"owner": world.repo.owner, "repository": world.repo.name}),
+            "git_roots": [str(repos)],
+            "part_size": 128 * 1024,  # several parts for the 300 kB file
+        },
+    })
+
+
+@pytest.fixture
+def call(jp_fetch, jp_asyncio_loop, jp_serverapp, lab_root):
+    """call(method, path, body=None, headers=None) -> (status, headers, JSON or bytes)."""
+    def do(method, path, body=None, headers=None, params=None):
+        kwargs = {"method": method, "headers": headers or {}, "params": params}
+        if body is not None:
+            kwargs["body"] = json.dumps(body)
+        elif method in ("POST", "PUT"):
+            kwargs["body"] = b""
+        try:
+            response = jp_asyncio_loop.run_until_complete(jp_fetch(*path.split("/"), **kwargs))
+        except HTTPClientError as e:
+            response = e.response
+        content = response.body
+        if "json" in response.headers.get("Content-Type", ""):
+            content = json.loads(content) if content else None
+        return response.code, response.headers, content
+
+    do.run = jp_asyncio_loop.run_until_complete
+    return do
+
+
+def test_forwarded_calls_see_the_tenant_a_data(world, call):
+    status, headers, body = call("GET", "kqi/api/v2/data", params={"name": world.marker, "withTotal": "true"},
+                                 headers={"X-KQI-Tenant": str(world.b["id"])})
+    assert status == 200 and [d["name"] for d in body] == [world.data_a["name"]], body
+    assert headers["X-Total-Count"] == "1"
+    status, _, body = call("GET", f"kqi/api/v2/data/{world.data_a['id']}/files")
+    assert status == 200 and [f["fileName"] for f in body] == ["a.txt"], body
+    status, _, body = call("GET", "kqi/api/v2/datasets", params={"name": f"lab-set-{world.marker}"})
+    assert status == 200 and [d["id"] for d in body] == [world.dataset_a], body
+    # the service's errors come back as they are
+    status, _, body = call("GET", "kqi/api/v2/data/not-a-number")
+    assert status == 400 and body["detail"], body
+    status, _, body = call("POST", "kqi/api/v2/data", body={"name": ""})
+    assert status == 400, body
+
+
+def test_context(world, call):
+    status, _, body = call("GET", "kqi/context")
+    assert status == 200, body
+    assert body["tenantId"] == world.a["id"] and body["tenantName"] == world.a["displayName"], body
+    assert body["notebookId"] == world.notebook_id and body["datasetId"] == world.dataset_a
+    assert body["user"] == world.name and body["image"] == "docker.io/library/python:3.11"
+    assert 500 < body["secondsLeft"] <= 600 and body["expiresAt"].endswith("+00:00")
+    [repo] = body["git"]
+    assert repo["path"].endswith("/git/model") and repo["commit"] == world.commit and repo["dirty"] == []
+    assert repo["branch"] == "master" and repo["url"] == world.repo.bare
+    assert world.server_token not in json.dumps(body)
+
+
+def test_data_download(world, call, lab_root):
+    status, _, body = call("POST", "kqi/data-download", body={"dataId": world.data_a["id"], "path": "inputs/a"})
+    assert status == 200 and body == {"files": ["inputs/a/a.txt"]}, body
+    assert (lab_root / "inputs" / "a" / "a.txt").read_bytes() == b"alpha of A"
+    assert not [p for p in (lab_root / "inputs" / "a").iterdir() if p.name.endswith("partial")]
+    for path in ("../outside", "/etc", "inputs/../../x"):
+        status, _, body = call("POST", "kqi/data-download", body={"dataId": world.data_a["id"], "path": path})
+        assert status == 400 and "root" in body["message"], (path, body)
+    os.symlink("/tmp", lab_root / "escape")
+    status, _, body = call("POST", "kqi/data-download", body={"dataId": world.data_a["id"], "path": "escape"})
+    assert status == 400 and "root" in body["message"], body
+    status, _, body = call("POST", "kqi/data-download", body={"dataId": "x", "path": ""})
+    assert status == 400, body
+
+
+def test_data_register_uploads_with_progress(world, call, lab_root):
+    name = f"lab-registered-{world.marker}"
+    status, _, body = call("POST", "kqi/data-register", body={
+        "name": name, "memo": "from the lab", "tags": ["lab", "results"],
+        "paths": ["results/one.txt", "results/two.bin"]})
+    assert status == 202 and body["transferId"], body
+    transfer_id = body["transferId"]
+    seen, deadline = [], time.monotonic() + 60
+    while True:
+        status, _, state = call("GET", f"kqi/transfers/{transfer_id}")
+        assert status == 200, state
+        seen.append(state["bytesDone"])
+        if state["state"] != "running" or time.monotonic() > deadline:
+            break
+        call.run(__import__("asyncio").sleep(0.02))
+    assert state["state"] == "done" and state["error"] is None, state
+    total = 13 + 300_000
+    assert state["bytesTotal"] == total and state["bytesDone"] == total and state["dataId"]
+    assert seen == sorted(seen)
+    # the data is in tenant A, with both files, through the service directly
+    r = world.platform.api("GET", f"/data/{state['dataId']}", world.token_a)
+    assert r.status_code == 200 and r.json()["name"] == name and r.json()["memo"] == "from the lab", r.text
+    assert sorted(r.json()["tags"]) == ["lab", "results"]
+    r = world.platform.api("GET", f"/data/{state['dataId']}/files", world.token_a, params={"withUrl": "true"})
+    files = {f["fileName"]: f for f in r.json()}
+    assert sorted(files) == ["one.txt", "two.bin"], r.text
+    assert requests.get(files["two.bin"]["url"], timeout=30).content == (lab_root / "results" / "two.bin").read_bytes()
+    r = world.platform.api("GET", f"/data/{state['dataId']}", world.token_b)
+    assert r.status_code == 404
+    # bad requests are refused before anything is sent
+    for bad, words in (({"name": "x", "paths": ["../etc/passwd"]}, "root"),
+                       ({"name": "x", "paths": ["results"]}, "not a file"),
+                       ({"name": "", "paths": ["results/one.txt"]}, "name"),
+                       ({"name": "x", "paths": []}, "paths")):
+        status, _, body = call("POST", "kqi/data-register", body=bad)
+        assert status == 400 and words in body["message"], (bad, body)
+    status, _, body = call("GET", "kqi/transfers/nope")
+    assert status == 404 and body["message"]
+
+
+def test_train_from_here_names_uncommitted_files_then_submits(world, call, tmp_path):
+    model = tmp_path / "git" / "model"
+    (model / "train.py").write_text("print('changed')\n")
+    (model / "notes.txt").write_text("new\n")
+    request = {"name": f"lab-train-{world.marker}", "entryPoint": "python3 train.py", "cpu": 1, "memory": 1,
+               "gpu": 0}
+    status, _, body = call("POST", "kqi/train-from-here", body=request)
+    assert status == 409 and body["dirty"] == ["notes.txt", "train.py"] and "uncommitted" in body["message"], body
+    status, _, body = call("POST", "kqi/train-from-here", body={**request, "allowDirty": True})
+    assert status == 201, body
+    job_id = body["id"]
+    try:
+        r = world.platform.api("GET", f"/training/{job_id}", world.token_a)
+        assert r.status_code == 200, r.text
+        job = r.json()
+        assert job["gitModel"]["commitId"] == world.commit and job["gitModel"]["repository"] == world.repo.name
+        assert job["gitModel"]["branch"] == "master"
+        assert job["dataSet"]["id"] == world.dataset_a if "dataSet" in job else job["dataSetId"] == world.dataset_a
+        assert world.platform.api("GET", f"/training/{job_id}", world.token_b).status_code == 404
+    finally:
+        world.platform.api("POST", f"/training/{job_id}/halt", world.token_a)
+    # a repository that is not the notebook's is refused
+    status, _, body = call("POST", "kqi/train-from-here", body={**request, "repositoryPath": "/etc"})
+    assert status == 400, body
+
+
+def test_tenant_b_is_out_of_reach_through_the_extension(world, call):
+    """The extension is configured with tenant B's id and the browser sends it too: nothing of B."""
+    spoof = {"X-KQI-Tenant": str(world.b["id"]), "Cookie": f"kqi-tenant={world.b['id']}"}
+    for path, params in (("kqi/api/v2/data", {"name": world.marker}), ("kqi/api/v2/datasets", {}),
+                         ("kqi/api/v2/data/datatags", {}), ("kqi/api/v2/training", {})):
+        status, _, body = call("GET", path, params=params, headers=spoof)
+        assert status == 200, (path, body)
+        text = json.dumps(body)
+        assert world.data_b["name"] not in text and f"lab-set-b-{world.marker}" not in text, (path, text[:300])
+    for path in (f"kqi/api/v2/data/{world.data_b['id']}", f"kqi/api/v2/data/{world.data_b['id']}/files",
+                 f"kqi/api/v2/datasets/{world.dataset_b}"):
+        status, _, body = call("GET", path, headers=spoof)
+        assert status == 404, (path, status, body)
+    status, _, body = call("POST", "kqi/data-download", body={"dataId": world.data_b["id"], "path": "b"},
+                           headers=spoof)
+    assert status == 404 and "kqi service" in body["message"], body
+    status, _, body = call("DELETE", f"kqi/api/v2/data/{world.data_b['id']}", headers=spoof)
+    assert status == 404, body
+    status, _, body = call("POST", f"kqi/api/v2/account/tenants/{world.b['id']}/token", headers=spoof)
+    assert status == 403, body
+    assert world.platform.api("GET", f"/data/{world.data_b['id']}", world.token_b).status_code == 200
