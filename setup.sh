@@ -8,6 +8,7 @@
 #   - configurable-http-proxy (npm) into .venv, where kqi-hub and the tests find it
 #   - xterm.js and its fit add-on (npm, the web shell's terminal) into .venv/node
 #   - cytoscape.js and cytoscape-dagre (npm, the lineage graph) into .venv/node
+#   - the user guide (MkDocs, docs/) built into build/docs/, which the kqi service serves
 # Safe to run again: each step skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -51,6 +52,15 @@ else
   .venv/bin/python -m pip install -q -e . 2>&1 | grep -v '^WARNING: Location' || true
 fi
 .venv/bin/python -c 'import kqi_services, jupyterhub' || { echo "setup: pip install failed" >&2; exit 1; }
+
+# the user guide (docs/en, docs/ja; MkDocs) into build/docs/<language>/, which the kqi service serves
+# at /services/kqi/docs/; skipped while no file under docs/ is newer than the last build
+if [ ! -f build/docs/.built ] || [ -n "$(find docs -newer build/docs/.built -print -quit)" ]; then
+  for lang in en ja; do
+    .venv/bin/mkdocs build --quiet --clean -f "docs/mkdocs.${lang}.yml"
+  done
+  touch build/docs/.built
+fi
 
 CHP_VERSION=5.3.0
 if [ ! -x .venv/node/node_modules/.bin/configurable-http-proxy ]; then

@@ -340,6 +340,9 @@ class KqiService(Application):
         from . import proxy
 
         routes.extend(proxy.make_handlers(self.service_prefix))
+        from . import docs
+
+        routes.extend(docs.make_handlers(self.service_prefix, docs.GuideSite(parent=self)))  # the user guide
         ui = importlib.import_module("kqi_services.ui.handlers")
         # the web shell's terminal: the npm packages @xterm/xterm and @xterm/addon-fit, as installed
         routes.append((url_path_join(self.service_prefix, "static/xterm/") + "(.*)", ui.UIStaticHandler,
