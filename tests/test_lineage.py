@@ -225,6 +225,12 @@ def test_another_tenant_gets_404(chain, platform):
     assert r.status_code in (401, 403)
 
 
+def test_the_answers_fit_the_contract(chain, platform):
+    """(after the tests above) no lineage answer was logged as not fitting LineageOutput"""
+    _graph(chain["user"], "notebook", chain["notebook"])
+    assert [line for line in platform.contract_misfits() if "/lineage/" in line] == []
+
+
 # ----------------------------------------------------------------------------- the walk's cost
 def _fan_out_db(folder, trainings: int):
     """A database of its own (SQLite, migrated) with one dataset used by `trainings` trainings, each
