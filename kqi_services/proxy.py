@@ -141,6 +141,18 @@ class ProxyHandler(BaseAPIHandler, websocket.WebSocketHandler):
         self.tenant = tenant
         return tenant
 
+    def tenant_job(self, kind: str, job_id: str, what: str) -> Job:
+        """The job of `kind` the caller's current tenant (its token's, or the one the tenant switcher
+        chose) knows by the id `job_id` (the id the API shows, domain/ids.py); 404 otherwise."""
+        from .domain.ids import find_job
+
+        tenant = self.resolve_tenant()
+        job = find_job(self.db, tenant.id, kind, int(job_id)) if tenant is not None else None
+        if job is None:
+            raise ApiError(404, f"No {what} in your tenants.")
+        self.tenant_of(job.tenant_id, what)
+        return job
+
     def resolve(self, *args) -> ProxyTarget:
         raise NotImplementedError
 
@@ -306,7 +318,7 @@ def job_port_host(kqi, job: Job, port: int) -> str:
 
 def job_port_path(service_prefix: str, job: Job, port: int) -> str:
     """The public address of a job's port, under the proxy."""
-    return f"{service_prefix.rstrip('/')}/{PROXY_PREFIX}/{job.kind}/{job.id}/{port}/"
+    return f"{service_prefix.rstrip('/')}/{PROXY_PREFIX}/{job.kind}/{job.display_id}/{port}/"
 
 
 def node_ports(service_prefix: str, job: Job, enabled: bool = True) -> list[dict]:
@@ -320,11 +332,8 @@ class JobPortProxyHandler(ProxyHandler):
     """`proxy/<training|inference>/<id>/<port>/<path>`: a running job's declared container port."""
 
     def resolve(self, kind, job_id, port, path=None):
-        job = self.db.get(Job, int(job_id))
         what = f"{kind} {job_id}"
-        if job is None or job.kind != kind:
-            raise ApiError(404, f"No {what} in your tenants.")
-        self.tenant_of(job.tenant_id, what)
+        job = self.tenant_job(kind, job_id, what)
         who = getattr(self.kqi, "job_ports_for", "tenant")
         if who == "off":
             raise ApiError(404, "Jobs' ports are not opened on this platform.")
@@ -346,15 +355,12 @@ class TensorBoardProxyHandler(ProxyHandler):
     def resolve(self, training_id, path=None):
         from .tensorboard import proxy_prefix
 
-        job = self.db.get(Job, int(training_id))
         what = f"training {training_id}"
-        if job is None or job.kind != "training":
-            raise ApiError(404, f"No {what} in your tenants.")
-        self.tenant_of(job.tenant_id, what)
+        job = self.tenant_job("training", training_id, what)
         state = self.kqi.tensorboards.state(job)
         if not state:
-            raise ApiError(404, f"No TensorBoard runs for training {job.id}.")
-        prefix = proxy_prefix(self.kqi.service_prefix, job.id)
+            raise ApiError(404, f"No TensorBoard runs for training {job.display_id}.")
+        prefix = proxy_prefix(self.kqi.service_prefix, job.display_id)
         full = None if path is None else prefix + path
         return ProxyTarget(self.kqi.tensorboards.host(job.id), state["port"], prefix, full)
 

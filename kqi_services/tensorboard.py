@@ -163,7 +163,7 @@ class TensorBoards(LoggingConfigurable):
             "mountedTrainingHistoryIds": shown_job_ids(object_session(job),
                                                        [i for i in state["trainingIds"] if i != job.id]),
             # KQI additions
-            "url": proxy_prefix(self.app.service_prefix, job.id),
+            "url": proxy_prefix(self.app.service_prefix, job.display_id),  # (the id the tenant sees)
             "expiresAt": datetime.fromtimestamp(state["expiresAt"], timezone.utc).isoformat(),
             "startedAt": datetime.fromtimestamp(state["startedAt"], timezone.utc).isoformat(),
             "startedBy": state.get("startedBy"),
@@ -222,7 +222,7 @@ class TensorBoards(LoggingConfigurable):
             training_id=job.id, tenant=tenant.name, user=user, image=self.image,
             # each run named by the id the tenant sees
             log_dirs={db.get(Job, i).display_id: log_dirs[i] for i in training_ids}, port=port, expires=expires,
-            path_prefix=proxy_prefix(self.app.service_prefix, job.id),
+            path_prefix=proxy_prefix(self.app.service_prefix, job.display_id),
             host=getattr(self.backend, "listen_host", "127.0.0.1"), cpu=self.cpu, memory_gib=self.memory_gib)
         now = time.time()
         state = {"key": key, "port": port, "trainingIds": training_ids, "startedAt": now, "expiresAt": now + expires,

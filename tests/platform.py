@@ -522,6 +522,14 @@ def job_output_dir(platform: Platform, tenant: dict, job_id: int, kind_folder: s
     return os.path.join(local_store_dir(platform), *tenant["storagePath"].split("/"), kind_folder, str(job_id))
 
 
+def job_row_id(user, job_id: int, kind: str = "training") -> int:
+    """The table id of a job the API shows as `job_id` (a tenant's own number of its kind): its
+    storage folders and container are named by it, and its `key` (training-<table id>) tells it."""
+    r = user.api("GET", f"/{kind}/{job_id}")
+    assert r.status_code == 200, r.text
+    return int(r.json()["key"].rsplit("-", 1)[1])
+
+
 # ------------------------------------------------------------------------------------------
 # Notebook helpers: a user's own hub token, the hub's view of a user's servers, waiting for a
 # notebook's status, and a running Jupyter server's contents API through the hub's proxy.

@@ -23,7 +23,7 @@ def test_login_get_and_switch_tenant(platform, cli_home):
 
     out = platform.cli(cli_home, "account", "login", "-s", platform.service_url, "-u", name, "-p", password).stdout
     assert f"user name: {name}" in out
-    assert "tenant: sandbox" in out
+    assert "tenant: Sandbox" in out  # the tenant's display name, as `account get` (and KAMONOHASHI's login)
     config = json.load(open(os.path.join(cli_home, ".kqi", "config.json")))
     assert config["server"] == platform.service_url
     first_token = config["token"]
@@ -33,7 +33,7 @@ def test_login_get_and_switch_tenant(platform, cli_home):
     assert f"{team['id']} {team['displayName']}" in out
 
     out = platform.cli(cli_home, "account", "switch-tenant", str(team["id"])).stdout
-    assert f"selected tenant: {team['id']} {team['name']}" in out
+    assert f"selected tenant: {team['id']} {team['displayName']}" in out
     out = platform.cli(cli_home, "account", "get").stdout
     assert f"selected tenant: {team['id']} {team['displayName']}" in out
     # the first token still acts in the first tenant: the tenant travels with the token
@@ -46,7 +46,7 @@ def test_login_to_chosen_tenant_and_wrong_password(platform, cli_home):
     name, password = platform.create_user(tenants=[team["name"]])
     out = platform.cli(cli_home, "account", "login", "-s", platform.service_url, "-u", name, "-p", password,
                        "-t", str(team["id"])).stdout
-    assert f"tenant: {team['name']}" in out
+    assert f"tenant: {team['displayName']}" in out
 
     bad = platform.cli(cli_home, "account", "login", "-s", platform.service_url, "-u", name, "-p", "wrong-pass",
                        check=False)

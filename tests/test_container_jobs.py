@@ -142,9 +142,9 @@ def test_training_runs_in_the_image_installs_packages_and_uses_the_kqi_cli(world
     names = {f["fileName"] for f in version.get("files", [])}
     assert {"version.txt", "installed.toml", "data-list.txt"} <= names, version
     # what the job wrote, read from the store
-    from .platform import job_output_dir
+    from .platform import job_output_dir, job_row_id
 
-    folder = job_output_dir(user.platform, user.tenant, training_id)
+    folder = job_output_dir(user.platform, user.tenant, job_row_id(user, training_id))
     image_version = open(f"{folder}/version.txt").read()
     assert image_version != sys.version  # the image's Python, not the platform's
     assert image_version.startswith("3.11")

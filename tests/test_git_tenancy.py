@@ -167,9 +167,9 @@ class World:
         r = user.api("GET", f"/training/{job_id}/container-files", params={"path": "/"})
         names = {f["fileName"] for f in r.json().get("files", [])}
         assert name in names, (name, r.text)
-        from .platform import job_output_dir
+        from .platform import job_output_dir, job_row_id
 
-        with open(os.path.join(job_output_dir(self.platform, user.tenant, job_id), name)) as f:
+        with open(os.path.join(job_output_dir(self.platform, user.tenant, job_row_id(user, job_id)), name)) as f:
             return f.read()
 
 

@@ -206,3 +206,24 @@ def test_a_waiting_job_says_why_in_its_condition_note(platform, tmp_path):
     finally:
         user.cli("training", "halt", str(first), check=False)
     wait_job(user, first, ENDED)
+
+
+def test_halting_an_ended_notebook_is_the_same_409(world):
+    """The notebook, the fourth kind: the CLI halts it once; a second halt is the 409 of every kind."""
+    from .platform import wait_notebook
+
+    user = world[0]
+    r = user.api("POST", "/notebook/run", json={"name": "ids-nb", "cpu": 1, "memory": 1, "gpu": 0,
+                                               "expiresIn": 3600})
+    assert r.status_code == 201, r.text
+    nb_id = r.json()["id"]
+    try:
+        wait_notebook(user.platform, user.token, nb_id, "Running", timeout=180)
+        out = user.cli("notebook", "halt", str(nb_id))
+        assert out.returncode == 0, out.stderr
+        assert user.api("GET", f"/notebook/{nb_id}").json()["status"] == "Killed"
+        again = user.cli("notebook", "halt", str(nb_id), check=False)
+        text = again.stdout + again.stderr
+        assert again.returncode != 0 and "409" in text and f"notebook {nb_id} has ended already (Killed)" in text, text
+    finally:
+        user.api("DELETE", f"/notebook/{nb_id}")

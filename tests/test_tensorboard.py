@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from . import images
-from .platform import ModelRepo, containers, create_data, tenant_user, wait_job
+from .platform import ModelRepo, containers, create_data, job_row_id, tenant_user, wait_job
 
 WRITE_EVENTS = ("python3 -c \"from tensorboard.summary import Writer; w = Writer('/kqi/output');"
                 " [w.add_scalar('{tag}', {scale} / (i + 1), i) for i in range(5)]; w.close()\"")
@@ -77,6 +77,12 @@ def wait_for(what, check, timeout: float = 90, interval: float = 0.5):
         time.sleep(interval)
 
 
+def board_key(world: World, training_id: int) -> str:
+    """The TensorBoard's container name: by the training's table id (unique across tenants), which
+    its key tells; the API's training id is the tenant's own number."""
+    return f"tensorboard-{job_row_id(world.user, training_id)}"
+
+
 def runs_of(world: World, training_id: int) -> list[str]:
     r = world.proxy(training_id, "data/runs", world.user.token)
     return r.json() if r.status_code == 200 else []
@@ -90,10 +96,10 @@ def test_tensorboard_over_two_trainings_through_the_proxy(world, trainings, plat
     r = world.user.api("PUT", f"/training/{first}/tensorboard", json={"expiresIn": 600})
     assert r.status_code == 200, r.text
     board = r.json()
-    assert board["name"] == f"tensorboard-{first}" and board["status"] in ("Pending", "Running"), board
+    assert board["name"] == board_key(world, first) and board["status"] in ("Pending", "Running"), board
     assert board["mountedTrainingHistoryIds"] == [] and 590 <= board["remainingTime"] <= 600
     assert board["url"] == f"/services/kqi/proxy/tensorboard/{first}/"
-    assert containers(platform, f"tensorboard-{first}")
+    assert containers(platform, board_key(world, first))
 
     runs = wait_for("the first run", lambda: runs_of(world, first))
     # (--logdir_spec names each training's folder by its id: events at its top are the run "<id>/.")
@@ -140,7 +146,7 @@ def test_tensorboard_over_two_trainings_through_the_proxy(world, trainings, plat
     assert out.returncode == 0, out.stderr
     assert world.board(first).json()["status"] == "None"
     assert world.proxy(first, "data/runs", world.user.token).status_code == 404
-    assert not containers(platform, f"tensorboard-{first}", running_only=False)
+    assert not containers(platform, board_key(world, first), running_only=False)
     assert world.user.api("DELETE", f"/training/{first}/tensorboard").status_code == 404
 
 
@@ -150,9 +156,11 @@ def test_admin_stops_a_tensorboard_and_a_short_one_ends_by_itself(world, trainin
     assert r.status_code == 200, r.text
     admin = platform.admin_token()
     assert platform.api("DELETE", f"/admin/tensorboards/{second}", world.user.token).status_code == 403
-    assert platform.api("DELETE", f"/admin/tensorboards/{second}", admin).status_code == 204
+    # (a training id is its tenant's own: the tenant is named, as the admin page does)
+    r = platform.api("DELETE", f"/admin/tensorboards/{second}", admin, params={"tenantId": world.user.tenant["id"]})
+    assert r.status_code == 204, r.text
     assert world.board(second).json()["status"] == "None"
-    assert not containers(platform, f"tensorboard-{second}", running_only=False)
+    assert not containers(platform, board_key(world, second), running_only=False)
 
     started = time.monotonic()
     r = world.user.api("PUT", f"/training/{second}/tensorboard", json={"expiresIn": 20})
@@ -162,7 +170,7 @@ def test_admin_stops_a_tensorboard_and_a_short_one_ends_by_itself(world, trainin
     took = time.monotonic() - started
     assert 18 <= took <= 60, took
     assert world.proxy(second, "data/runs", world.user.token).status_code == 404
-    wait_for("its container gone", lambda: not containers(platform, f"tensorboard-{second}", running_only=False),
+    wait_for("its container gone", lambda: not containers(platform, board_key(world, second), running_only=False),
              timeout=30)
 
 
@@ -173,13 +181,14 @@ def test_a_tensorboard_ends_while_the_service_is_down(world, trainings, platform
     assert r.status_code == 200, r.text
     started = time.monotonic()
     wait_for("the run", lambda: runs_of(world, first))
+    key = board_key(world, first)  # (asked while the service runs)
     platform.stop()
     try:
-        assert containers(platform, f"tensorboard-{first}"), "the TensorBoard ended with the service"
-        wait_for("its container's end", lambda: not containers(platform, f"tensorboard-{first}"), timeout=60)
+        assert containers(platform, key), "the TensorBoard ended with the service"
+        wait_for("its container's end", lambda: not containers(platform, key), timeout=60)
         assert time.monotonic() - started >= 20
     finally:
         platform.start()
     wait_for("the record cleared", lambda: world.board(first).json()["status"] == "None", timeout=30)
     wait_for("its container removed",
-             lambda: not containers(platform, f"tensorboard-{first}", running_only=False), timeout=30)
+             lambda: not containers(platform, board_key(world, first), running_only=False), timeout=30)

@@ -9,7 +9,7 @@ from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
 from .jobs_common import JobHandlerBase, job_routes, kind_classes
 from .schemas.core import contract
-from .schemas.jobs import AdminTensorBoardOutput, TensorBoardInput, TensorBoardOutput
+from .schemas.jobs import AdminTensorBoardOutput, AdminTensorBoardQuery, TensorBoardInput, TensorBoardOutput
 
 
 class TensorBoardHandler(JobHandlerBase):
@@ -57,21 +57,30 @@ class AdminTensorBoardListHandler(BaseAPIHandler):
         for job in jobs:
             tenant = tenants.get(job.tenant_id)
             view = self.kqi.tensorboards.view(job)
-            out.append({"trainingId": job.id, "trainingName": job.name, "tenantId": job.tenant_id,
+            out.append({"trainingId": job.display_id, "trainingName": job.name, "tenantId": job.tenant_id,
                         "tenantName": tenant.name if tenant else None, **view})
         self.write_json(self.paginate(out))
 
 
 class AdminTensorBoardHandler(BaseAPIHandler):
-    """DELETE /admin/tensorboards/{trainingId}: stop any tenant's TensorBoard."""
+    """DELETE /admin/tensorboards/{trainingId}?tenantId=: stop any tenant's TensorBoard (the training
+    by its id in its tenant; tenantId tells the tenant when several have such a TensorBoard)."""
 
     access = {"DELETE": Access.SYSTEM_ADMIN}
 
-    @contract(response=None, status=204)
+    @contract(query=AdminTensorBoardQuery, response=None, status=204, errors=(400,))
     async def delete(self, training_id):
-        job = self.db.get(Job, self.int_path(training_id))
-        if job is None or job.kind != "training" or not self.kqi.tensorboards.state(job):
+        training_id = self.int_path(training_id)
+        tenant_id = self.query.tenantId
+        jobs = [j for j in self.kqi.tensorboards.all_jobs(self.db)
+                if j.display_id == training_id and tenant_id in (None, j.tenant_id)]
+        if not jobs:
             raise ApiError(404, f"No TensorBoard runs for training {training_id}.")
+        if len(jobs) > 1:
+            raise ApiError(400, f"Trainings {training_id} of several tenants have a TensorBoard: name the tenant"
+                                " (tenantId=).", {"tenantId": ["is needed: " + ", ".join(
+                                    str(j.tenant_id) for j in jobs)]})
+        job = jobs[0]
         await self.in_thread(self.kqi.tensorboards.stop, self.db, job, "stopped by a system administrator")
         self.no_content()
 

@@ -297,9 +297,16 @@ class TensorBoardOutput(ApiModel):
 
 class AdminTensorBoardOutput(TensorBoardOutput):
     trainingId: Id
+    """The training's id in its tenant (trainings count 1, 2, 3 … per tenant)."""
     trainingName: str
     tenantId: Id
     tenantName: str | None
+
+
+class AdminTensorBoardQuery(ApiModel):
+    tenantId: Id | None = None
+    """The training's tenant (a training id is a tenant's own): needed when trainings of several
+    tenants with this id have a TensorBoard."""
 
 
 # ------------------------------------------------------------------------ preprocessing
