@@ -103,4 +103,13 @@ if [ ! -f "$LABEXT_OUT" ] || [ -n "$(find labextension/src labextension/style la
   fi
   echo "setup: lab extension built in $(( $(date +%s) - labext_start )) s"
 fi
+
+# chart.js, which draws the usage report's chart, served by the kqi service from
+# .venv/node/node_modules (KqiService.chart_dir)
+CHARTJS_VERSION=4.5.1
+if [ ! -f .venv/node/node_modules/chart.js/dist/chart.umd.js ]; then
+  mkdir -p .venv/node
+  npm install --silent --no-audit --no-fund --prefix .venv/node "chart.js@${CHARTJS_VERSION}" >/dev/null 2>&1 \
+    || npm install --no-audit --no-fund --prefix .venv/node "chart.js@${CHARTJS_VERSION}"
+fi
 echo "setup: ready ($mode)"

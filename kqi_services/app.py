@@ -34,6 +34,7 @@ API_PREFIX = "api/v2"
 API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version", "openapi_doc",
                "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks",
                "job_environment", "shell", "lineage")
+API_MODULES += ("resources",)  # the resource monitor, what can I use now, the usage ledger
 
 
 class KqiHubOAuth(HubOAuth):
@@ -287,6 +288,28 @@ class KqiService(Application):
         " says so (truncated: true).",
     ).tag(config=True)
 
+    chart_dir = Unicode(
+        help="The node_modules folder that holds the npm package chart.js, which draws the usage report's chart"
+        " in the web UI; served at <service prefix>/static/chart.js/. Default: <the Python environment>/node/"
+        "node_modules, where setup.sh installs it.",
+    ).tag(config=True)
+
+    @default("chart_dir")
+    def _chart_dir_default(self):
+        return os.path.join(sys.prefix, "node", "node_modules")
+
+    resource_sample_seconds = Float(
+        3600.0,
+        help="How often the resource history (KAMONOHASHI's hourly samples: what each node holds, per"
+        " container; GET /admin/resource/histories/containers/data) takes a sample. 0: never.",
+    ).tag(config=True)
+
+    usage_refresh_seconds = Float(
+        30.0,
+        help="How often the usage ledger looks at the notebook servers recorded as running (their starts and"
+        " ends are seen in the hub; jobs and TensorBoards record theirs as they happen).",
+    ).tag(config=True)
+
     job_ports_for = Enum(
         ["tenant", "owner", "off"], "tenant",
         help="Who may open a running job's ports through the proxy (/services/kqi/proxy/<kind>/<id>/<port>/):"
@@ -351,6 +374,9 @@ class KqiService(Application):
         for package in ("cytoscape", "cytoscape-dagre"):
             routes.append((url_path_join(self.service_prefix, f"static/{package}/") + "(.*)", ui.UIStaticHandler,
                            {"path": os.path.join(self.cytoscape_dir, package, "dist")}))
+        # the usage report's chart: the npm package chart.js (its dist folder), as installed
+        routes.append((url_path_join(self.service_prefix, "static/chart.js/") + "(.*)", ui.UIStaticHandler,
+                       {"path": os.path.join(self.chart_dir, "chart.js", "dist")}))
         routes.extend(ui.make_handlers(self.service_prefix))
         return routes
 
@@ -531,6 +557,7 @@ class KqiService(Application):
         loop.add_callback(self._clean_uploads_forever)
         loop.add_callback(self._start_jobs)
         loop.add_callback(self._reconcile_tensorboards_forever)
+        loop.add_callback(self._usage_forever)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: loop.add_callback_from_signal(loop.stop))
         if self.watch_parent:
@@ -548,6 +575,29 @@ class KqiService(Application):
             except Exception:
                 self.log.exception("Reconciling TensorBoards failed")
             await asyncio.sleep(self.tensorboards.reconcile_seconds)
+
+    async def _usage_forever(self):
+        """The usage ledger's notebook runs (every usage_refresh_seconds) and the resource history's
+        samples (every resource_sample_seconds)."""
+        from .domain import resources
+
+        loop = asyncio.get_running_loop()
+        next_sample = loop.time() + min(self.resource_sample_seconds, 60.0)
+        while True:
+            try:
+                await resources.refresh_notebooks(self)
+            except Exception:
+                self.log.exception("Refreshing the notebooks' usage failed")
+            if self.resource_sample_seconds > 0 and loop.time() >= next_sample:
+                next_sample = loop.time() + self.resource_sample_seconds
+                try:
+                    await loop.run_in_executor(self.io_executor, resources.sample, self)
+                except Exception:
+                    self.log.exception("Taking a resource sample failed")
+            wait = self.usage_refresh_seconds
+            if self.resource_sample_seconds > 0:
+                wait = min(wait, max(0.5, next_sample - loop.time()))
+            await asyncio.sleep(max(0.5, wait))
 
     async def _start_jobs(self):
         self._loop = asyncio.get_running_loop()

@@ -237,6 +237,12 @@ class TensorBoards(LoggingConfigurable):
             raise
         self.log.info("Started the TensorBoard of training %d for %s (%ds, trainings %s)", job.id, user, expires,
                       training_ids)
+        from .domain import usage  # the usage ledger's run of the TensorBoard
+
+        usage.open_run(db, kind="tensorboard", ref_id=job.id, name=key, tenant=tenant, user=user, cpu=self.cpu,
+                       memory=self.memory_gib, gpu=0, node=None if self.backend.name == "kubernetes" else os.uname().nodename,
+                       started_at=datetime.fromtimestamp(now, timezone.utc).replace(tzinfo=None))
+        db.commit()
 
     def stop(self, db, job: Job, reason: str = "stopped") -> bool:
         """Stop the training's TensorBoard (blocking); False when it had none."""
@@ -250,6 +256,9 @@ class TensorBoards(LoggingConfigurable):
             return False
         self._remove(state["key"])
         job.extra = {k: v for k, v in (job.extra or {}).items() if k != STATE}
+        from .domain import usage
+
+        usage.close_run(db, "tensorboard", job.id)
         db.commit()
         self.log.info("The TensorBoard of training %d %s", job.id, reason)
         return True

@@ -47,6 +47,51 @@ def test_upgrade_renumbers_duplicates_and_starts_counters(empty_db_url):
     engine.dispose()
 
 
+def test_upgrade_0011_keeps_the_job_ids_users_saw_and_counts_on_per_kind(empty_db_url):
+    """Before 0011 the API showed a job's table id (trainings, inferences and preprocessing runs
+    in one sequence); from 0011 it shows the display id. The upgrade makes each job's display id
+    its table id, so every existing job keeps the id its users saw, and each (tenant, kind)
+    counter continues after its highest: tenant a's next training is 6, its next inference 7."""
+    from kqi_services.db.models import Tenant
+    from kqi_services.domain.ids import job_kind, next_display_id
+
+    dbs.upgrade(empty_db_url, "0010")
+    engine = create_engine(empty_db_url)
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as c:
+        for name in ("a", "b"):
+            c.execute(text("INSERT INTO tenants (name, display_name, available_infinite_time_notebook, created_at,"
+                           " modified_at) VALUES (:n, :n, false, :t, :t)"), {"n": name, "t": now})
+        a, b = [c.execute(text("SELECT id FROM tenants WHERE name = :n"), {"n": n}).scalar_one() for n in ("a", "b")]
+        # table ids 1..6 as 0008's counters numbered them per kind: a training 1, an inference 1,
+        # a training 2 (tenant b's first), a preprocessing run 1, a training 2, an inference 2
+        rows = [(a, "training", 1), (a, "inference", 1), (b, "training", 1), (a, "preprocessing", 1),
+                (a, "training", 2), (a, "inference", 2)]
+        for job_id, (tenant, kind, display_id) in enumerate(rows, start=1):
+            c.execute(text("INSERT INTO jobs (id, tenant_id, kind, display_id, name, favorite, local_dataset, options,"
+                           " cpu, memory, gpu, ports, zip, extra, status, queued_at, created_at, modified_at)"
+                           " VALUES (:i, :t, :k, :d, 'j', false, false, '{}', 1, 1, 0, '[]', true, '{}', 'Completed',"
+                           " :n, :n, :n)"), {"i": job_id, "t": tenant, "k": kind, "d": display_id, "n": now})
+            c.execute(text("INSERT INTO display_id_counters (tenant_id, kind, last_id) VALUES (:t, :k, :d)"
+                           " ON CONFLICT (tenant_id, kind) DO UPDATE SET last_id = :d"),
+                      {"t": tenant, "k": f"job:{kind}", "d": display_id})
+    dbs.upgrade(empty_db_url)
+    with engine.begin() as c:
+        assert [tuple(r) for r in c.execute(text("SELECT id, display_id FROM jobs ORDER BY id"))] == \
+            [(i, i) for i in range(1, 7)]
+        counters = {(t, k): v for t, k, v in c.execute(text("SELECT tenant_id, kind, last_id FROM display_id_counters"))}
+        assert counters == {(a, "job:training"): 5, (a, "job:inference"): 6, (a, "job:preprocessing"): 4,
+                            (b, "job:training"): 3}
+    engine.dispose()
+    sessions = dbs.make_session_factory(dbs.make_engine(empty_db_url))
+    with sessions() as db:
+        assert db.get(Tenant, a) is not None
+        taken = [next_display_id(db, a, job_kind(k)) for k in ("training", "inference", "preprocessing")]
+        taken.append(next_display_id(db, b, job_kind("inference")))  # a kind a tenant never ran: from 1
+        db.commit()
+    assert taken == [6, 7, 5, 1]
+
+
 def test_concurrent_writers_of_one_database_get_distinct_ids(empty_db_url):
     """The API's handlers for data run one at a time on the service's event loop, but other writers
     do not (the job engine's preprocessing outputs in worker threads, a second service process):

@@ -347,6 +347,32 @@ def notebook_of_a(w: World) -> int:
     return w.once("notebook", make)
 
 
+def running_of_a(w: World) -> str:
+    """The container name of a training of tenant A that runs (for the resource monitor's routes);
+    small (0.1 cpu) and short (it ends by itself after two minutes)."""
+
+    def make():
+        token = w.a_user.token
+        git, data = git_of_a(w), data_of_a(w)
+        r = w.call("POST", "/training/run", token, json={
+            "name": "iso-running", "containerImage": {"image": "python", "tag": "3.11"},
+            "dataSetId": data["dataset"], "entryPoint": "sleep 120", "cpu": 0.1, "memory": 0.1, "gpu": 0,
+            "gitModel": {"gitId": git["id"], "owner": git["owner"], "repository": git["repo"],
+                         "commitId": git["commit"]}})
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        deadline = time.monotonic() + 120
+        while True:
+            found = [c["name"] for c in _admin_json(w, "GET", "/admin/resource/containers")
+                     if c["tenantId"] == w.a["id"] and c["kind"] == "training" and c["id"] == job_id]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"training {job_id} of tenant A did not start"
+            time.sleep(0.5)
+
+    return w.once("running", make)
+
+
 def route_patterns() -> set[str]:
     return {p for p, *_ in api_routes()}
 
@@ -447,6 +473,17 @@ SAMPLES.update({
 SAMPLES[r"/lineage/([a-z]+)/([0-9]+)"] = Sample(lambda w: ("inference", job_of_a(w, "inference")["id"]),
                                                 control="a_user")
 
+# the resource monitor (kqi_services/api/resources.py): a running container of tenant A
+_running = lambda w: (running_of_a(w),)  # noqa: E731
+_running_admin = lambda w: (w.a["id"], running_of_a(w))  # noqa: E731
+SAMPLES.update({
+    r"/tenant/resource/containers/([^/]+)": Sample(_running, control="a_admin"),
+    r"/tenant/resource/containers/([^/]+)/log": Sample(_running, control="a_admin"),
+    r"/admin/resource/containers/([^/]+)/([^/]+)": Sample(_running_admin, control="admin"),
+    r"/admin/resource/containers/([^/]+)/([^/]+)/log": Sample(_running_admin, control="admin"),
+    r"/admin/resource/containers/([^/]+)/([^/]+)/events": Sample(_running_admin, control="admin"),
+})
+
 #: objects of tenant A that the list checks look for, made when the routes that show them exist
 LIST_SEEDS: dict[str, Callable[[World], object]] = {
     r"/data": lambda w: (data_of_a(w), data_of_b(w)),
@@ -460,6 +497,11 @@ LIST_SEEDS: dict[str, Callable[[World], object]] = {
     r"/notebook": notebook_of_a,
     r"/inferences": lambda w: job_of_a(w, "inference"),
     r"/inferences/simple": lambda w: job_of_a(w, "inference"),
+    r"/tenant/resource/containers": running_of_a,
+    r"/tenant/resource/nodes": running_of_a,
+    r"/tenant/resource/available": running_of_a,
+    r"/tenant/resource/usage": running_of_a,
+    r"/tenant/resource/usage/csv": running_of_a,
 }
 
 

@@ -21,7 +21,7 @@ import requests
 from kqi_services.hub_client import HubClient, HubError
 from kqi_services.permissions import Access, job_identity, job_token_refusal
 
-from .platform import ModelRepo, TenantUser, wait_job
+from .platform import ModelRepo, TenantUser, job_row_id, wait_job
 
 SLEEPER = "echo $KQI_TOKEN > /kqi/output/token.txt && sleep 600"
 FINISHED = ("Completed", "Failed", "Killed", "Error")
@@ -174,7 +174,7 @@ def running(env):
 # ------------------------------------------------------------------------------ tests
 def test_kqi_cli_with_a_job_token_acts_as_the_owner_in_the_tenant(env, running, tmp_path):
     job_id, token = running
-    assert token.startswith(f"kqi-job.{job_id}.")
+    assert token.startswith(f"kqi-job.{job_row_id(env.owner, job_id)}.")  # (the job's table id)
     colleague = env.member()
     other = env.submit(colleague, "colleague-run", "true")  # another user's training in the same tenant
     wait_job(colleague, other, FINISHED, timeout=120)

@@ -19,7 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from .platform import ModelRepo, containers, job_output_dir, local_store_dir, processes_with, tenant_user, wait_job
+from .platform import (ModelRepo, containers, job_output_dir, job_row_id, local_store_dir, processes_with,
+                       tenant_user, wait_job)
 
 # The training script of the model repository: it asserts what it can know by itself and
 # reports the rest (environment, inputs, git, what its job token may do) for the test.
@@ -359,7 +360,7 @@ def test_child_reads_parent_output_read_only(env, runs):
     assert out["from-parent.txt"] == f"weights of {ids['main']}".encode()
     log = env.download_files(child)[f"training_stdout_stderr_{child}.log"].decode()
     assert f"PARENT_ID={ids['main']}" in log  # (and /kqi/parent was not writable: else exit 9)
-    assert not os.path.exists(os.path.join(job_output_dir(env.platform, env.user.tenant, ids["main"]), "new"))
+    assert not os.path.exists(os.path.join(job_output_dir(env.platform, env.user.tenant, job_row_id(env.user, ids["main"])), "new"))
 
     # the parent cannot be deleted while a child mounts it
     refused = env.user.cli("training", "delete", str(ids["main"]), check=False)
@@ -390,7 +391,7 @@ def test_halt_kills_the_whole_tree_and_container_files_while_running(env):
         time.sleep(0.1)
     assert processes_with(f"sleep {marker}") == []
     # nothing of the job is left: no container (with it go its environment and the job token)
-    assert containers(env.platform, f"training-{job}", running_only=False) == []
+    assert containers(env.platform, f"training-{job_row_id(env.user, job)}", running_only=False) == []
     assert f"training_stdout_stderr_{job}.log" in env.download_files(job)
     # halting again is refused: it has ended
     again = env.user.cli("training", "halt", str(job), check=False)

@@ -18,8 +18,8 @@ from datetime import datetime
 import pytest
 import requests
 
-from .platform import (ModelRepo, containers, create_data, job_output_dir, new_platform, remove_tree, service_pids, tenant_user,
-                       wait_job)
+from .platform import (ModelRepo, containers, create_data, job_output_dir, job_row_id, new_platform, remove_tree,
+                       service_pids, tenant_user, wait_job)
 
 CAPACITY_CPU = 3
 ENDED = ("Completed", "Failed", "Killed", "Error")
@@ -71,6 +71,7 @@ class Tenant:
         r = self.user.api("POST", "/datasets", json={"name": "set", "entries": {"training": [{"id": data["id"]}]}})
         assert r.status_code == 201, r.text
         self.dataset_id = r.json()["id"]
+        self.rows: dict[int, int] = {}  # the API's id of each submitted training → its table id
 
     def body(self, name: str, entry: str = HOLD, cpu: float = 1, memory: float = 1, **extra) -> dict:
         return {"name": name, "dataSetId": self.dataset_id, "entryPoint": entry, "cpu": cpu, "memory": memory,
@@ -81,7 +82,9 @@ class Tenant:
     def submit(self, name: str, entry: str = HOLD, **kw) -> int:
         r = self.user.api("POST", "/training/run", json=self.body(name, entry, **kw))
         assert r.status_code == 201, r.text
-        return r.json()["id"]
+        job_id = r.json()["id"]
+        self.rows[job_id] = job_row_id(self.user, job_id)  # (asked now: output() may be read while the service is down)
+        return job_id
 
     def get(self, job_id: int) -> dict:
         r = self.user.api("GET", f"/training/{job_id}")
@@ -92,7 +95,8 @@ class Tenant:
         return wait_job(self.user, job_id, statuses, timeout=timeout)
 
     def output(self, job_id: int) -> str:
-        return job_output_dir(self.plat, self.user.tenant, job_id)
+        # stored under its table id (the API's id is the tenant's own)
+        return job_output_dir(self.plat, self.user.tenant, self.rows[job_id])
 
     def runs(self, job_id: int) -> str:
         try:
@@ -309,11 +313,11 @@ def test_states_reasons_and_times(plat):
     # a platform fault: the job's container is killed from outside, without a result -> Error, with the reason
     t.wait(lost, "Running")
     deadline = time.monotonic() + 30
-    while not containers(plat, f"training-{lost}"):
+    while not containers(plat, f"training-{t.rows[lost]}"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     time.sleep(0.5)
-    (name,) = containers(plat, f"training-{lost}")
+    (name,) = containers(plat, f"training-{t.rows[lost]}")
     subprocess.run(["podman", "kill", "--signal", "KILL", name], check=True, capture_output=True)
     error = t.wait(lost, ENDED, timeout=30)
     assert error["status"] == "Error" and error["statusType"] == "Error"

@@ -173,9 +173,9 @@ def test_shell_refuses_strangers_and_wrong_states(world, running, platform):
                     break
                 assert time.monotonic() < deadline, listing
                 await asyncio.sleep(0.3)
-            from .platform import job_output_dir
+            from .platform import job_output_dir, job_row_id
 
-            with open(os.path.join(job_output_dir(platform, world.user.tenant, job_id), "token.txt")) as f:
+            with open(os.path.join(job_output_dir(platform, world.user.tenant, job_row_id(world.user, job_id)), "token.txt")) as f:
                 token = f.read().strip()
             jobs_to_halt.append(job_id)
             return token

@@ -276,6 +276,7 @@ def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
         "queuedAt": job.queued_at,
         "queuePosition": (queue_info or {}).get("position"),
         "waitReason": (queue_info or {}).get("reason"),
+        "waitAdvice": (queue_info or {}).get("advice"),  # KQI: what would let it run
     })
     return out
 

@@ -281,10 +281,29 @@ class NotebookManager:
             nb.stopped_at = nb.stopped_at or utcnow()
         else:
             status = nb.status
-        if status != nb.status:
+        recorded = self._record_usage(nb, status, server)
+        if status != nb.status or recorded:
             nb.status = status
             self.db.commit()
         return nb
+
+    def _record_usage(self, nb: Notebook, status: str, server: dict | None) -> bool:
+        """The usage ledger's run of the notebook: open from the hub's start of its server while it is
+        up, closed when it stopped. True when something was written."""
+        from . import usage
+        from .resources import notebook_node
+        from ..jobs.launch import parse_container_time
+
+        if status == RUNNING and server is not None:
+            request = nb.request or {}
+            row = usage.open_run(self.db, kind="notebook", ref_id=nb.id, name=f"notebook-{nb.id}",
+                                 tenant=self.tenant, user=nb.created_by, cpu=request.get("cpu"),
+                                 memory=request.get("memory"), gpu=request.get("gpu"), node=notebook_node(self.app),
+                                 started_at=parse_container_time(server.get("started")) or nb.started_at)
+            return row in self.db.new
+        if status not in (RUNNING, PENDING):
+            return usage.close_run(self.db, "notebook", nb.id, nb.stopped_at) is not None
+        return False
 
     async def _stop_server(self, nb: Notebook, remove: bool = False) -> None:
         """Stop (and with remove, forget) the notebook's server. A start in progress is not cut short
@@ -316,6 +335,9 @@ class NotebookManager:
             raise ConflictError(ended_message(f"notebook {nb.id}", nb.status))
         await self._stop_server(nb)
         nb.status, nb.status_reason, nb.stopped_at = KILLED, "halted by the user", utcnow()
+        from . import usage
+
+        usage.close_run(self.db, "notebook", nb.id, nb.stopped_at)
         self.db.commit()
         return nb
 
@@ -335,6 +357,9 @@ class NotebookManager:
 
     async def delete(self, nb: Notebook) -> None:
         await self._stop_server(nb, remove=True)
+        from . import usage
+
+        usage.close_run(self.db, "notebook", nb.id)
         store = self.app.stores.for_tenant(self.tenant)
         self.db.delete(nb)
         self.db.commit()

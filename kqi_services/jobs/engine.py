@@ -27,6 +27,7 @@ from ..db.models_data import Data, DataSet
 from ..db.models_jobs import Job, JobFile
 from ..domain import job_status as st
 from ..domain.datasets import DataSetManager
+from ..domain import usage
 from ..domain.git_models import local_path, repository_url
 from ..domain.job_environment import effective_job_environment
 from ..domain.ids import shown_job_ids
@@ -132,6 +133,12 @@ class JobEngine:
                     if note != job.status_reason:
                         job.status_reason = note
                         db.commit()
+                    placement = getattr(self.backend, "placement", None)  # the node a pod landed on
+                    node = placement(job.key) if placement is not None else None
+                    if node and node != job.node:
+                        job.node = node
+                        usage.set_node(db, job.kind, job.id, node)
+                        db.commit()
             self._admit(db)
 
     def _admit(self, db) -> None:
@@ -156,6 +163,10 @@ class JobEngine:
         decision = admit([request(j) for j in queued], [request(j) for j in running], quotas, capacity)
         self.queue_info = {job_id: {"position": pos, "reason": reason}
                            for job_id, (pos, reason) in decision.waiting.items()}
+        from ..domain.resources import wait_advices  # what would let each waiting job run
+
+        for job_id, advice in wait_advices(decision.waiting, queued, running, tenants, capacity).items():
+            self.queue_info[job_id]["advice"] = advice
         for job_id in decision.start:
             job = db.get(Job, job_id)
             if job is not None:
@@ -183,6 +194,7 @@ class JobEngine:
                 return
             db.refresh(job)
             job.backend_ref = self.backend.launch(request)
+            usage.job_started(db, job, tenant)  # the usage ledger's run, from now until it ends
             db.commit()
             self.log.info("Started %s for %s in tenant %s", job.key, job.created_by, tenant.name)
         except Exception as e:
@@ -193,6 +205,7 @@ class JobEngine:
             job.status_reason = f"the job could not be started: {e}"
             job.completed_at = utcnow()
             job.token_hash = None
+            usage.job_ended(db, job)
             db.commit()
 
     def _launch_request(self, db, job: Job, tenant: Tenant) -> LaunchRequest:
@@ -366,6 +379,7 @@ class JobEngine:
                 except Exception:
                     self.log.exception("Registering the files of %s failed", job.key)
                 end_state()
+        usage.job_ended(db, job, result)  # the ledger's run ends (at the container's own times when known)
         db.commit()
         self.backend.cleanup(job.key)
         self.log.info("%s ended: %s%s", job.key, job.status, f" ({job.status_reason})" if job.status_reason else "")

@@ -79,6 +79,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..runtime import RUNTIME_FILES
+from .launch import run_times
 from .launch import (BIND, CONTAINER_CAPABILITIES, RUNTIME, RUNTIME_DIR, SCRATCH, JobResult, LaunchRequest, Mount,
                      RegistryCredential, normalize_image, scratch_name)
 
@@ -632,6 +633,15 @@ def _main_status(pod: dict) -> dict:
     return {}
 
 
+def pod_node(pods: list[dict]) -> str | None:
+    """The node of the newest pod (spec.nodeName, set once the scheduler placed it)."""
+    if not pods:
+        return None
+    pod = max(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
+                                   (p.get("metadata") or {}).get("name") or ""))
+    return (pod.get("spec") or {}).get("nodeName") or None
+
+
 def job_state(job: dict | None, pods: list[dict]) -> JobResult | None:
     """None while the job runs (or waits to be scheduled); its JobResult once it ended."""
     if job is None and not pods:
@@ -642,7 +652,11 @@ def job_state(job: dict | None, pods: list[dict]) -> JobResult | None:
         status = pod.get("status") or {}
         state = _main_status(pod).get("state") or {}
         if state.get("terminated"):
-            return result_from_termination(state["terminated"])
+            result = result_from_termination(state["terminated"])
+            term = state["terminated"]
+            result.started_at, result.finished_at = run_times(parse_runtime_result(term.get("message")),
+                                                              term.get("startedAt"), term.get("finishedAt"))
+            return result
         if status.get("phase") in ("Succeeded", "Failed"):
             why = ": ".join(x for x in (status.get("reason"), status.get("message")) if x) or status["phase"]
             return JobResult(None, f"the job's pod ended without a result ({why})")
@@ -1018,6 +1032,11 @@ class KubernetesBackend(LoggingConfigurable):
 
     def is_running(self, key: str) -> bool:
         return self.result(key) is None
+
+    def placement(self, key: str) -> str | None:
+        """The node the job's (newest) pod was scheduled to; None before it is."""
+        _jobs, pods = self._observe()
+        return pod_node(pods.get(key) or [])
 
     def pod_name(self, key: str) -> str | None:
         self._invalidate()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Callable, Protocol
 
 BIND, SCRATCH, RUNTIME = "bind", "scratch", "runtime"
@@ -89,6 +90,40 @@ class JobResult:
     exit_code: int | None
     message: str | None
     oom_killed: bool = False
+    #: the container's own start and end (naive UTC), when the backend knows them: the usage ledger's times
+    started_at: datetime | None = field(default=None, compare=False)
+    finished_at: datetime | None = field(default=None, compare=False)
+
+
+def parse_container_time(value) -> datetime | None:
+    """A container runtime's time stamp (RFC 3339, nanoseconds allowed) as naive UTC; None when unset."""
+    if not value or not isinstance(value, str) or value.startswith("0001-"):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    main, _, rest = text.partition(".")
+    if rest:  # at most microseconds
+        digits = rest[:len(rest) - len(rest.lstrip("0123456789"))]
+        text = f"{main}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(timezone.utc).replace(tzinfo=None)
+    return stamp
+
+
+def run_times(data: dict | None, container_started=None, container_finished=None) -> tuple:
+    """(start, end) of a job's run for the usage ledger: its command's, as the runtime reported them
+    (epoch seconds in its result), else the container's own (naive UTC datetimes or RFC 3339 texts)."""
+    data = data or {}
+    try:
+        if data.get("startedAt") is not None and data.get("endedAt") is not None:
+            return (datetime.fromtimestamp(float(data["startedAt"]), timezone.utc).replace(tzinfo=None),
+                    datetime.fromtimestamp(float(data["endedAt"]), timezone.utc).replace(tzinfo=None))
+    except (TypeError, ValueError, OverflowError, OSError):
+        pass
+    return parse_container_time(container_started), parse_container_time(container_finished)
 
 
 class JobBackend(Protocol):

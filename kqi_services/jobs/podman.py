@@ -34,6 +34,7 @@ from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..runtime import RUNTIME_FILES
+from .launch import run_times
 from .launch import (BIND, CONTAINER_CAPABILITIES, RUNTIME, RUNTIME_DIR, SCRATCH, JobResult, LaunchRequest,
                      normalize_image, scratch_name)
 
@@ -509,7 +510,9 @@ class PodmanBackend(PodmanSettings):
                 message += f": {container_state['Error']}"
             return JobResult(exit_code=None, message=message, oom_killed=oom)
         oom = oom or bool(data.get("oomKilled"))
-        return JobResult(exit_code=data.get("exitCode"), message=data.get("message"), oom_killed=oom)
+        times = run_times(data, container_state.get("StartedAt"), container_state.get("FinishedAt"))
+        return JobResult(exit_code=data.get("exitCode"), message=data.get("message"), oom_killed=oom,
+                         started_at=times[0], finished_at=times[1])
 
     def halt(self, key: str) -> None:
         self._halted.add(key)

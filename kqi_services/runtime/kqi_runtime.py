@@ -426,7 +426,9 @@ def main(argv) -> int:
         step_git(log, spec)
         step_dataset(log, spec)
         kills = oom_kills()
+        result["startedAt"] = time.time()  # the command's own run: the usage ledger's times
         code = step_command(log, spec)
+        result["endedAt"] = time.time()
         result["exitCode"] = code
         if oom_kills() > kills:
             result["oomKilled"] = True

@@ -468,6 +468,9 @@ EN, JA = {**EN, **_EN_LINEAGE}, {**JA, **_JA_LINEAGE}
 from .i18n_resources import EN as _EN_RESOURCES, JA as _JA_RESOURCES  # noqa: E402  (resources, usage)
 
 EN, JA = {**EN, **_EN_RESOURCES}, {**JA, **_JA_RESOURCES}
+from .i18n_resources import EN as _EN_RESOURCES, JA as _JA_RESOURCES  # noqa: E402  (resources, usage)
+
+EN, JA = {**EN, **_EN_RESOURCES}, {**JA, **_JA_RESOURCES}
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
 

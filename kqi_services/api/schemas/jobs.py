@@ -182,6 +182,8 @@ class JobDetailsOutput(JobIndexOutput):
     queuedAt: Timestamp
     queuePosition: int | None
     waitReason: str | None
+    waitAdvice: str | None = None
+    """KQI: while it waits, what would let it run (less running in the tenant, a smaller request ...)."""
 
 
 class InferenceDetailsOutput(JobDetailsOutput):

@@ -975,6 +975,7 @@
         ? el("span", { class: "font-monospace kqi-output-value", text: orNone(job.outputValue) }) : undefined],
       ["jobs.queue_position", job.status === "Queued" ? orNone(job.queuePosition) : undefined],
       ["jobs.wait_reason", job.status === "Queued" ? job.waitReason : undefined],
+      ["available.wait_advice", job.status === "Queued" && job.waitAdvice ? job.waitAdvice : undefined],
       ["jobs.open_ports", job.status === "Running" && (job.nodePorts || []).length
         ? (job.nodePorts || []).map((p) => el("a", { class: "kqi-port-link me-3", href: p.url, target: "_blank",
           rel: "noopener", dataset: { port: p.key }, text: t("jobs.open_port", { port: p.key }) }))
