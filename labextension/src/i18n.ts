@@ -272,10 +272,31 @@ export const JA: Labels = {
   'cmd.notebook': 'このノートブックの情報を表示'
 };
 
-/** The language of our labels: Japanese when the translator (or the page) says ja*, else English. */
-export function chooseLanguage(languageCode?: string | null, documentLang?: string | null): Lang {
-  const code = (languageCode || documentLang || '').trim().toLowerCase();
-  return code === 'ja' || code.startsWith('ja-') || code.startsWith('ja_') ? 'ja' : 'en';
+const JA_CODE = /^ja([-_]|$)/i;
+const EN_CODE = /^en([-_]|$)/i;
+
+/**
+ * The language of our labels. JupyterLab's own choice wins when it names one (ja* → Japanese,
+ * any other language → English, the nearest we have). Its default English (no language pack
+ * chosen, the case here) says nothing about the user, so then the page's lang and, like the
+ * web UI's Accept-Language, the browser's first language decide.
+ */
+export function chooseLanguage(
+  languageCode?: string | null,
+  documentLang?: string | null,
+  browserLanguages?: ReadonlyArray<string> | null
+): Lang {
+  for (const candidate of [languageCode, documentLang]) {
+    const code = (candidate || '').trim();
+    if (JA_CODE.test(code)) {
+      return 'ja';
+    }
+    if (code && !EN_CODE.test(code)) {
+      return 'en';
+    }
+  }
+  const first = (browserLanguages || []).find(code => !!code) || '';
+  return JA_CODE.test(first.trim()) ? 'ja' : 'en';
 }
 
 export type Translate = (key: string, values?: Record<string, string | number>) => string;

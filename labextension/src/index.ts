@@ -59,7 +59,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
   ) => {
-    const lang = chooseLanguage(translator.languageCode, document.documentElement.lang);
+    const lang = chooseLanguage(translator.languageCode, document.documentElement.lang, navigator.languages);
     const t = makeTranslate(lang);
     const client = new KqiClient({ settings: app.serviceManager.serverSettings });
     const logTabs = new Map<string, MainAreaWidget<LogView>>();

@@ -157,7 +157,7 @@ function DataFiles(props: { env: IKqiEnv; data: Data }): JSX.Element {
   );
 }
 
-function RegisterForm(props: { env: IKqiEnv; paths: string[]; onDone: (dataId: number | null) => void }): JSX.Element {
+function RegisterForm(props: { env: IKqiEnv; paths: string[]; onRegistered: (dataId: number | null) => void; onClose: () => void }): JSX.Element {
   const { env, paths } = props;
   const t = env.t;
   const [name, setName] = React.useState('');
@@ -166,6 +166,7 @@ function RegisterForm(props: { env: IKqiEnv; paths: string[]; onDone: (dataId: n
   const [transfer, setTransfer] = React.useState<Transfer | null>(null);
   const [message, setMessage] = React.useState<Message>(null);
   const [busy, setBusy] = React.useState(false);
+  const [finished, setFinished] = React.useState(false);
   const live = React.useRef(true);
   React.useEffect(
     () => () => {
@@ -192,7 +193,8 @@ function RegisterForm(props: { env: IKqiEnv; paths: string[]; onDone: (dataId: n
         setTransfer(state);
         if (state.state === 'done') {
           setMessage({ kind: 'success', text: t('data.registered', { id: state.dataId ?? '-' }) });
-          props.onDone(state.dataId);
+          setFinished(true);
+          props.onRegistered(state.dataId);
           break;
         }
         if (state.state === 'failed') {
@@ -234,11 +236,13 @@ function RegisterForm(props: { env: IKqiEnv; paths: string[]; onDone: (dataId: n
       )}
       <MessageBox message={message} />
       <div className="kqi-buttons">
-        <button type="submit" className="jp-mod-styled jp-mod-accept kqi-button kqi-register-submit" disabled={busy}>
-          {t('data.register_submit')}
-        </button>
-        <button type="button" className="jp-mod-styled kqi-button" disabled={busy} onClick={() => props.onDone(null)}>
-          {t('data.register_cancel')}
+        {finished ? null : (
+          <button type="submit" className="jp-mod-styled jp-mod-accept kqi-button kqi-register-submit" disabled={busy}>
+            {t('data.register_submit')}
+          </button>
+        )}
+        <button type="button" className="jp-mod-styled kqi-button kqi-register-close" disabled={busy} onClick={props.onClose}>
+          {finished ? t('kqi.close') : t('data.register_cancel')}
         </button>
       </div>
     </form>
@@ -315,12 +319,8 @@ export function DataPanel(props: { env: IKqiEnv; refresh: number; registerReques
         <RegisterForm
           env={env}
           paths={register}
-          onDone={dataId => {
-            if (dataId === null) {
-              setRegister(null);
-            }
-            list.reload();
-          }}
+          onRegistered={() => list.reload()}
+          onClose={() => setRegister(null)}
         />
       )}
       <MessageBox message={message} />

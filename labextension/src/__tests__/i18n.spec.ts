@@ -1,20 +1,20 @@
 import { chooseLanguage, EN, JA, makeTranslate } from '../i18n';
 
 describe('labels', () => {
-  it('picks Japanese for ja and its regional codes, English otherwise', () => {
+  it('follows a language JupyterLab names', () => {
     expect(chooseLanguage('ja_JP')).toBe('ja');
-    expect(chooseLanguage('ja-JP')).toBe('ja');
+    expect(chooseLanguage('ja-JP', null, ['en-US'])).toBe('ja');
     expect(chooseLanguage('JA')).toBe('ja');
-    expect(chooseLanguage('en')).toBe('en');
-    expect(chooseLanguage('en_US', 'ja')).toBe('en');
-    expect(chooseLanguage('fr_FR')).toBe('en');
-    expect(chooseLanguage('jav')).toBe('en');
+    expect(chooseLanguage('fr_FR', null, ['ja'])).toBe('en');
+    expect(chooseLanguage('jav', null, ['ja'])).toBe('en');
   });
 
-  it('falls back to the page language when the translator has none', () => {
-    expect(chooseLanguage('', 'ja')).toBe('ja');
-    expect(chooseLanguage(null, 'en-GB')).toBe('en');
-    expect(chooseLanguage(undefined, undefined)).toBe('en');
+  it("reads JupyterLab's default English as no choice: the page, then the browser decide", () => {
+    expect(chooseLanguage('en', 'en', ['ja-JP', 'en'])).toBe('ja');
+    expect(chooseLanguage('en_US', 'ja', [])).toBe('ja');
+    expect(chooseLanguage('en', 'en', ['en-US', 'ja'])).toBe('en');
+    expect(chooseLanguage('', '', ['', 'ja'])).toBe('ja');
+    expect(chooseLanguage(null, undefined, undefined)).toBe('en');
   });
 
   it('has every English label in Japanese, and no label only in Japanese', () => {
