@@ -28,9 +28,26 @@ from traitlets import Unicode, default
 from kqi_services.jobs.kubernetes import container_security_context, pod_security_context, render_mounts
 from kqi_services.jobs.launch import SCRATCH, Mount, kqi_mounts
 
-from .base import KqiSpawnerMixin
+from .base import LAB_ARGS, LAB_DIR, KqiSpawnerMixin, lab_env
 
 RUNTIME = ["python3", "/kqi/runtime/kqi_runtime.py", "--spec-env", "KQI_NOTEBOOK_SPEC"]
+LAB_VOLUME = "kqi-labextension"
+
+
+def lab_init_container(image: str, pull_policy: str, security_context=None) -> dict:
+    """The init container that copies the lab extension from `image` (the hub's, which has
+    kqi_labextension installed) into the pod's LAB_DIR emptyDir (pure)."""
+    container = {
+        "name": "kqi-labextension",
+        "image": image,
+        "imagePullPolicy": pull_policy,
+        "command": ["python3", "-m", "kqi_labextension.install", LAB_DIR],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "volumeMounts": [{"name": LAB_VOLUME, "mountPath": LAB_DIR}],
+    }
+    if security_context is not None:
+        container["securityContext"] = security_context
+    return container
 
 
 def kqi_mount_plan(plan: dict) -> list[Mount]:
@@ -71,6 +88,22 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
     ).tag(config=True)
 
     partition_label = Unicode("kqi.partition", help="Node label that names a node's partition.").tag(config=True)
+
+    lab_image = Unicode(
+        help="Image with kqi_labextension installed (the hub's image, helm/kqi-hub/image): an init container"
+        " copies the lab extension from it into every notebook pod (an emptyDir mounted read-only at"
+        " /opt/kqi-labextension), whatever the notebook's image. Empty: notebooks get no lab extension."
+        " Default: KQI_LAB_IMAGE.",
+    ).tag(config=True)
+
+    @default("lab_image")
+    def _lab_image_default(self):
+        import os
+
+        return os.environ.get("KQI_LAB_IMAGE", "")
+
+    def lab_on(self) -> bool:
+        return bool(self.lab_extension and self.lab_image)
 
     @default("image_pull_policy")
     def _image_pull_policy_default(self):
@@ -116,11 +149,11 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         if self._base_node_selector is None:
             self._base_node_selector = dict(self.node_selector)
         self.node_selector = {**self._base_node_selector, **({self.partition_label: o.partition} if o.partition else {})}
-        server = ["jupyterhub-singleuser", "--notebook-dir=/kqi/output"]
+        server = ["jupyterhub-singleuser", "--notebook-dir=/kqi/output"] + (list(LAB_ARGS) if self.lab_on() else [])
         spec = self.notebook_spec(server)
         environment = (o.plan.get("environment") or {}).get("env") or {}  # the job environment setting's
-        env = {**environment, **self.kqi_env(), "KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"}),
-               "HOME": "/kqi/output"}
+        env = {**(lab_env() if self.lab_on() else {}), **environment, **self.kqi_env(),
+               "KQI_NOTEBOOK_SPEC": json.dumps({**spec, "mode": "start"}), "HOME": "/kqi/output"}
         if not o.gpu:
             env["NVIDIA_VISIBLE_DEVICES"] = "none"
         self._kqi_env = env
@@ -165,6 +198,12 @@ class KqiKubeSpawner(KqiSpawnerMixin, KubeSpawner):
         if notebook.security_context is not None:  # the notebook container's (KubeSpawner made it)
             prepare["securityContext"] = notebook.security_context
         pod.spec.init_containers = list(pod.spec.init_containers or []) + [get_k8s_model(V1Container, prepare)]
+        if self.lab_on():  # the lab extension, copied from the hub's image, read-only in the notebook
+            pod.spec.volumes.append(get_k8s_model(V1Volume, {"name": LAB_VOLUME, "emptyDir": {}}))
+            notebook.volume_mounts.append(get_k8s_model(V1VolumeMount, {"name": LAB_VOLUME, "mountPath": LAB_DIR,
+                                                                        "readOnly": True}))
+            pod.spec.init_containers.append(get_k8s_model(V1Container, lab_init_container(
+                self.lab_image, self.image_pull_policy, prepare.get("securityContext"))))
         if remaining is not None:
             pod.spec.active_deadline_seconds = int(remaining) + 1
         return pod

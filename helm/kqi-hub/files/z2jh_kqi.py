@@ -102,6 +102,8 @@ def _kqi_hub_setup(c, load_subconfig):
     c.KqiKubeSpawner.storage_claim_name = settings["storage"]["claimName"]
     c.KqiKubeSpawner.runtime_config_map = settings["runtimeConfigMap"]
     c.KqiKubeSpawner.partition_label = settings["partitionLabel"]
+    # the lab extension: copied into every notebook pod from this image ("" = none)
+    c.KqiKubeSpawner.lab_image = settings.get("labImage", "")
     if notebook_image:
         c.KqiKubeSpawner.default_image = notebook_image
 
