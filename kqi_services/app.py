@@ -445,8 +445,9 @@ class KqiService(Application):
                 return
             url = self.secret_box.decrypt(setting.slack_url_encrypted)
             mention = setting.slack_mention
-        page = f"{self.public_url.rstrip('/')}{self.service_prefix}{job.kind}/{job.id}"
-        fields = dict(kind=job.kind, job_id=job.id, name=job.name, tenant=tenant.display_name,
+        # (by the id the tenant sees: a tenant's trainings, inferences ... count 1, 2, 3 each)
+        page = f"{self.public_url.rstrip('/')}{self.service_prefix}{job.kind}/{job.display_id}"
+        fields = dict(kind=job.kind, job_id=job.display_id, name=job.name, tenant=tenant.display_name,
                       user_name=job.created_by, status=job.status, url=page, mention=mention,
                       message=job.status_reason)
         # jobs end in worker threads: hand the delivery to the event loop
