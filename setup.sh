@@ -64,7 +64,8 @@ ln -sfn "$PWD/labextension/kqi_labextension/labextension" .venv/share/jupyter/la
 
 # the user guide (docs/en, docs/ja; MkDocs) into build/docs/<language>/, which the kqi service serves
 # at /services/kqi/docs/; skipped while no file under docs/ is newer than the last build
-if [ ! -f build/docs/.built ] || [ -n "$(find docs -newer build/docs/.built -print -quit)" ]; then
+if [ ! -f build/docs/.built ] || [ ! -f build/docs/en/index.html ] || [ ! -f build/docs/ja/index.html ] \
+    || [ -n "$(find docs -newer build/docs/.built -print -quit)" ]; then
   for lang in en ja; do
     .venv/bin/mkdocs build --quiet --clean -f "docs/mkdocs.${lang}.yml"
   done

@@ -146,7 +146,7 @@ def test_the_graph_from_the_inference_reaches_the_first_data(chain):
                 f"preprocessing:{c['history']}"):
         assert nodes[key]["commit"]["commitId"] == c["commit"], nodes[key]
         assert nodes[key]["commit"]["repository"] == c["repository"]
-        assert nodes[key]["image"] == "python:3.11"
+        assert nodes[key]["image"].endswith("python:3.11")
         assert nodes[key]["status"] == "Completed"
     prefix = "/services/kqi/"
     assert nodes[f"training:{c['base']}"]["url"] == f"{prefix}training?id={c['base']}"
@@ -156,6 +156,9 @@ def test_the_graph_from_the_inference_reaches_the_first_data(chain):
     assert nodes[f"preprocessing:{c['history']}"]["url"] == f"{prefix}preprocessing#/history/{c['prep']}/log/{c['raw']}"
     assert nodes[f"preprocessing:{c['history']}"]["name"] == "lin-upper"
     assert nodes[f"training:{c['base']}"]["name"] == "lin-base"
+    # the image as the job's own page names it (its registry's host too)
+    shown = c["user"].api("GET", f"/training/{c['base']}").json()["containerImage"]["url"]
+    assert nodes[f"training:{c['base']}"]["image"] == shown, shown
     assert nodes[f"data:{c['raw']}"]["commit"] is None and nodes[f"data:{c['raw']}"]["status"] is None
 
 

@@ -28,7 +28,7 @@ from typing import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..db.models import Tenant
+from ..db.models import Registry, Tenant
 from ..db.models_data import Data, DataSet, DataSetEntry
 from ..db.models_jobs import Job, JobParent
 from ..db.models_notebooks import Notebook
@@ -105,10 +105,12 @@ def _commit(git_id, owner, repository, branch, commit_id) -> dict | None:
             "branch": branch, "commitId": commit_id}
 
 
-def _image(image: str | None, tag: str | None) -> str | None:
+def _image(host: str | None, image: str | None, tag: str | None) -> str | None:
+    """The image reference as the job's page shows it (containerImage.url): <registry host>/<image>:<tag>."""
     if not image:
         return None
-    return f"{image}:{tag}" if tag else image
+    reference = f"{image}:{tag}" if tag else image
+    return f"{host}/{reference}" if host else reference
 
 
 def _ids(values) -> list[int]:
@@ -129,6 +131,7 @@ class LineageWalker:
         self.max_nodes = max_nodes
         self.queries = 0  # statements run (tests check the walk stays bounded)
         self._mounts: list[tuple[int, list[tuple[str, int]]]] | None = None
+        self._hosts: dict[int, str] | None = None
 
     # --------------------------------------------------------------- entry point
     def graph(self, kind: str, object_id: int, direction: str = "both", depth: int = DEFAULT_DEPTH) -> Lineage:
@@ -310,6 +313,14 @@ class LineageWalker:
         return self._mounts
 
     # -------------------------------------------------------------------- nodes
+    def _host(self, registry_id) -> str | None:
+        """The host of a registry (the few registries are read once a walk, when a node needs one)."""
+        if registry_id is None:
+            return None
+        if self._hosts is None:
+            self._hosts = dict(self._rows(select(Registry.id, Registry.host)))
+        return self._hosts.get(registry_id)
+
     def _load(self, wanted: dict[str, set[int]]) -> dict[tuple[str, int], dict]:
         """The nodes of the tenant's rows named in `wanted` ({kind: row ids}); the others are left out."""
         t = self.tenant.id
@@ -330,7 +341,7 @@ class LineageWalker:
                 node = self._node(PREPROCESSING, h, p.name, job.status if job is not None else h.status,
                                   h.created_at, commit=_commit(run.git_id, run.repository_owner, run.repository_name,
                                                               run.branch, run.commit_id),
-                                  image=_image(run.image, run.tag),
+                                  image=_image(self._host(run.registry_id), run.image, run.tag),
                                   url=self.urls[PREPROCESSING].format(preprocessId=api_id(PREPROCESSING, p),
                                                                       dataId=h.input_data_id))
                 node["preprocessId"], node["inputDataId"] = p.id, h.input_data_id
@@ -342,7 +353,7 @@ class LineageWalker:
                     out[(j.kind, j.id)] = self._node(
                         j.kind, j, j.name, j.status, j.created_at,
                         commit=_commit(j.git_id, j.repository_owner, j.repository_name, j.branch, j.commit_id),
-                        image=_image(j.image, j.tag))
+                        image=_image(self._host(j.registry_id), j.image, j.tag))
         if wanted.get(NOTEBOOK):
             for (nb,) in self._rows(select(Notebook).where(Notebook.id.in_(wanted[NOTEBOOK]),
                                                            Notebook.tenant_id == t)):
@@ -353,7 +364,8 @@ class LineageWalker:
                     NOTEBOOK, nb, nb.name, nb.status, nb.created_at,
                     commit=_commit(git.get("gitId"), git.get("owner"), git.get("repository"), git.get("branch"),
                                    git.get("commitId")),
-                    image=_image(image.get("image"), image.get("tag")))
+                    image=_image(self._host(image.get("registryId")) if isinstance(image.get("registryId"), int)
+                                 else None, image.get("image"), image.get("tag")))
         return out
 
     def _node(self, kind: str, row, name: str, status: str | None, created_at: datetime | None, *,

@@ -45,6 +45,7 @@ def test_the_lineage_graph_is_drawn_and_its_nodes_open_their_pages(platform, bro
         link = page.locator("#kqi-lineage-link")
         expect(link).to_be_visible()
         expect(link).to_have_text("Lineage")
+        shot(page, artifacts_dir, "link-on-inference-page")
         link.click()
         page.wait_for_url(f"**/lineage?kind=inference&id={c['inference']}")
         page.wait_for_selector("body[data-lineage-ready]")
@@ -70,7 +71,7 @@ def test_the_lineage_graph_is_drawn_and_its_nodes_open_their_pages(platform, bro
         expect(page.locator("#lineage-summary")).to_have_text("7 nodes, 8 links")
         expect(page.locator("#lineage-nodes tbody tr")).to_have_count(7)
         expect(page.locator(f'#lineage-nodes tr[data-key="training:{c["child"]}"]')).to_contain_text(c["commit"][:10])
-        expect(page.locator(f'#lineage-nodes tr[data-key="training:{c["child"]}"]')).to_contain_text("python:3.11")
+        expect(page.locator(f'#lineage-nodes tr[data-key="training:{c["child"]}"]')).to_contain_text("/python:3.11")
         shot(page, artifacts_dir, "graph")
 
         # a click on a node opens its page

@@ -75,6 +75,7 @@
 
   function draw(container, graph) {
     const text = getComputedStyle(document.body).color || "#222";
+    const paper = getComputedStyle(document.body).backgroundColor || "#fff"; // (light or dark theme)
     let hasDagre = false; // cytoscape-dagre registers itself on window.cytoscape when it loads
     try { hasDagre = !!cytoscape("layout", "dagre"); } catch (e) { hasDagre = false; }
     const cy = cytoscape({
@@ -93,7 +94,7 @@
         { selector: "edge", style: {
           "curve-style": "bezier", "target-arrow-shape": "triangle", "width": 1.5, "line-color": "#888",
           "target-arrow-color": "#888", "label": "data(label)", "font-size": 9, "color": text,
-          "text-background-color": "#fff", "text-background-opacity": 0.7, "text-background-padding": 2 } },
+          "text-background-color": paper, "text-background-opacity": 0.7, "text-background-padding": 2 } },
       ],
       layout: hasDagre
         ? { name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 55, fit: true, padding: 20,
