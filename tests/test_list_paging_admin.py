@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select
+from sqlalchemy import text as sql_text
 
 from kqi_services.db.models import GitServer, Node, Registry, Tenant
 from kqi_services.db.models_data import DataSet
@@ -288,3 +289,67 @@ def test_an_inference_page_reads_the_value_file_only_of_running_inferences(tmp_p
     store.delete(kept_file)
     write(running, "2")
     assert page_output_values(store, tenant, [ended, running, kept]) == {1: "0.91", 2: "2", 3: "0.5"}
+
+
+# ------------------------------------------------------- SQLite trigram search (migration 0012)
+from .test_list_paging import empty_db_url  # noqa: E402,F401  (the fixture)
+
+
+def test_0012_trigram_index_follows_the_rows_and_narrows_selective_searches(empty_db_url):
+    from sqlalchemy import inspect
+
+    from kqi_services.db import session as dbs
+    from kqi_services.db.models_data import Data
+    from kqi_services.domain import data as data_domain
+    from kqi_services.domain.data import contains, trigram_candidates
+
+    dbs.upgrade(empty_db_url, "head")
+    engine = make_engine(empty_db_url)
+    sqlite = engine.dialect.name == "sqlite"
+    assert ("data_fts" in inspect(engine).get_table_names()) == sqlite
+    with make_session_factory(engine)() as db:
+        tenant = Tenant(name=f"t-{uuid.uuid4().hex[:6]}", display_name="t")
+        db.add(tenant)
+        db.flush()
+        rows = [Data(tenant_id=tenant.id, display_id=i + 1, name=name, memo=memo, created_by="u")
+                for i, (name, memo) in enumerate([("Cat photo", "x"), ("a CATALOG", None), ("dog", "café au lait"),
+                                                  ("ÉCOLE", "Écrit"), ("100% cat_x", "y")])]
+        db.add_all(rows)
+        db.commit()
+
+        def found(column, text):
+            return sorted(d.name for d in db.scalars(select(Data).where(Data.tenant_id == tenant.id,
+                                                                        contains(db, column, text))))
+
+        def reference(attr, text):
+            # SQLite's LIKE: ASCII case ignored, other characters as written
+            fold = lambda s: "".join(c.lower() if c.isascii() else c for c in s)  # noqa: E731
+            return sorted(d.name for d in rows if getattr(d, attr) is not None
+                          and fold(text) in fold(getattr(d, attr)))
+
+        cases = [("name", "cat"), ("name", "CAT"), ("name", "talog"), ("name", "% c"), ("name", "t_x"),
+                 ("name", "ca"), ("name", "école"), ("name", "ÉCOLE"), ("memo", "CAFÉ"), ("memo", "café"),
+                 ("name", 'a"b'), ("name", "zzz")]
+        if sqlite:
+            assert trigram_candidates(db, Data.name, "cat") is not None  # the index serves it
+            assert trigram_candidates(db, Data.name, "ca") is None  # fewer than 3 characters: the LIKE
+            assert trigram_candidates(db, Job.status, "Failed") is None  # a column it does not index
+        for attr, text in cases:
+            assert found(getattr(Data, attr), text) == reference(attr, text), (attr, text)
+        # the triggers: an edit of a searched column, a delete, and an edit of another column
+        rows[0].name = "Dog house"
+        db.delete(rows[1])
+        rows[2].parent_data_id = None
+        rows[2].modified_by = "someone"
+        db.commit()
+        rows = [r for r in rows if r is not rows[1]]
+        for attr, text in cases + [("name", "house"), ("name", "photo")]:
+            assert found(getattr(Data, attr), text) == reference(attr, text), (attr, text)
+        if sqlite:  # FTS5 checks the index against the rows (an error when they differ)
+            db.execute(sql_text("insert into data_fts(data_fts, rank) values ('integrity-check', 1)"))
+    if sqlite:
+        dbs.command.downgrade(dbs.alembic_config(empty_db_url), "0011")
+        assert "data_fts" not in inspect(engine).get_table_names()
+        assert not [n for n in inspect(engine).get_table_names() if n.endswith("_fts")]
+        data_domain._trigram_tables.clear()
+    engine.dispose()

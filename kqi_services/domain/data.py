@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, false, select, true
+from sqlalchemy import and_, false, func, literal_column, select, true
+from sqlalchemy import table as sql_table, text as text_sql
 from sqlalchemy.orm import Session, selectinload
 
 from ..db.models import Tenant
@@ -89,10 +90,53 @@ def contains(db: Session, column, text: str):
     """`column` holds `text` (SearchString: any part, ASCII case ignored; %, _ and \\ as written).
     ILIKE on PostgreSQL (served by the pg_trgm indexes of migration 0009). On SQLite a plain LIKE:
     SQLite's LIKE ignores ASCII case already and its lower() folds ASCII only, so it matches the
-    same rows as the lower(x) LIKE lower(y) SQLAlchemy makes of ILIKE there, at half the cost."""
+    same rows as the lower(x) LIKE lower(y) SQLAlchemy makes of ILIKE there, at half the cost;
+    where migration 0012 made a trigram index for the column, a selective search is narrowed to
+    its candidates first (trigram_candidates)."""
     if db.get_bind().dialect.name == "sqlite":
-        return column.like(like(text), escape="\\")
+        condition = column.like(like(text), escape="\\")
+        candidates = trigram_candidates(db, column, text)
+        return condition if candidates is None else candidates & condition
     return column.ilike(like(text), escape="\\")
+
+
+#: a trigram search with more candidates than this is left to the LIKE over the rows in id order
+#: (a page of a common word finds its 50 rows early; thousands of look-ups by id cost more)
+TRIGRAM_MAX_CANDIDATES = 2000
+_trigram_tables: dict[str, dict[str, frozenset]] = {}
+
+
+def trigram_candidates(db: Session, column, text: str):
+    """`<table>.id IN (the rows of <table>_fts whose column holds text)`, or None where that does
+    not serve: no such index (SQLite builds without FTS5's trigram tokenizer, a database before
+    migration 0012), a search of fewer than 3 characters (no trigram), or one that matches more than
+    TRIGRAM_MAX_CANDIDATES rows (asked with a LIMIT, a few hundred microseconds). The index is a
+    superset of the LIKE's rows (it folds case over all of Unicode, the LIKE over ASCII only):
+    the caller keeps the LIKE."""
+    if len(text) < 3:
+        return None
+    col = getattr(column, "property", None)
+    col = col.columns[0] if col is not None else column
+    table_name = getattr(col.table, "name", None)
+    bind = db.get_bind()
+    url = str(bind.url)
+    tables = _trigram_tables.get(url)
+    if tables is None:  # (read once per database: FTS table → its columns)
+        names = db.scalars(text_sql(
+            "select name from sqlite_master where type = 'table' and name like '%\\_fts' escape '\\'")).all()
+        tables = {name: frozenset(row[1] for row in db.execute(text_sql(f'pragma table_info("{name}")')))
+                  for name in names}
+        _trigram_tables[url] = tables
+    fts = f"{table_name}_fts"
+    if col.name not in tables.get(fts, ()):
+        return None
+    match = f'{col.name} : "' + text.replace('"', '""') + '"'
+    found = select(literal_column("rowid")).select_from(sql_table(fts)).where(
+        literal_column(fts).op("MATCH")(match))
+    many = db.scalar(select(func.count()).select_from(found.limit(TRIGRAM_MAX_CANDIDATES + 1).subquery()))
+    if many > TRIGRAM_MAX_CANDIDATES:
+        return None
+    return col.table.c.id.in_(found)
 
 
 def tag_condition(id_column, link_id_column, link_name_column, value: str):

@@ -16,6 +16,8 @@ from .validation import DB_MAX_INT
 
 #: the most rows one page holds, whatever perPage asks
 MAX_PER_PAGE = 1000
+#: from this OFFSET on, fetch_page finds a page's ids before reading its rows (a "deferred join")
+DEFERRED_OFFSET = 500
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ def fetch_page(db: Session, query, order_by: Sequence[Any], request: PageRequest
     q = query.order_by(*order_by)
     if request.limit is not None:
         q = q.limit(request.limit).offset(request.offset)
+        if request.offset >= DEFERRED_OFFSET:
+            # a deep page: its ids first, from the list's index alone (the rows skipped are never
+            # read from the table), then its rows by id
+            entity = query.column_descriptions[0]["entity"]
+            key = entity.__mapper__.primary_key[0]
+            ids = query.with_only_columns(key).order_by(*order_by).limit(request.limit).offset(request.offset)
+            q = select(entity).where(key.in_(ids)).order_by(*order_by)
     if options:
         q = q.options(*options)
     return Page(list(db.scalars(q).all()), total)
