@@ -62,6 +62,31 @@ def test_kqi_cli_is_installed_by_plain_setup():
     assert os.access(os.path.join(VENV_BIN, "kqi"), os.X_OK)
 
 
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_the_guide_builds_strictly(tmp_path, language):
+    """The guide the README names builds with MkDocs in strict mode (a broken link or a missing
+    picture fails), with the same pages in both languages, and each picture a PNG of at most 150 KB."""
+    site = tmp_path / "site"
+    result = subprocess.run([os.path.join(VENV_BIN, "mkdocs"), "build", "--strict",  # not --quiet: it hides the warnings strict counts
+                             "-f", os.path.join(ROOT, "docs", f"mkdocs.{language}.yml"), "-d", str(site)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    pages = sorted(n for n in os.listdir(os.path.join(ROOT, "docs", language)) if n.endswith(".md"))
+    assert pages == sorted(n for n in os.listdir(os.path.join(ROOT, "docs", "en")) if n.endswith(".md"))
+    for page in pages:
+        built = site / ("index.html" if page == "index.md" else page[:-3] + "/index.html")
+        assert built.is_file(), built
+    assert 'lang="%s"' % language in (site / "index.html").read_text()
+    assert 'id="datasets"' in (site / "data" / "index.html").read_text()  # the home page links data/#datasets
+    assert "cdnjs" not in (site / "index.html").read_text()  # nothing fetched from elsewhere
+    pictures = os.listdir(os.path.join(ROOT, "docs", language, "img"))
+    assert {"home.png", "data.png", "training.png"} <= set(pictures)
+    for name in pictures:
+        with open(os.path.join(ROOT, "docs", language, "img", name), "rb") as f:
+            data = f.read()
+        assert data.startswith(b"\x89PNG") and len(data) <= 150 * 1024, name
+
+
 @pytest.fixture
 def fresh_platform(tmp_path):
     plat = new_platform(str(tmp_path / "platform"))
