@@ -79,6 +79,16 @@ def test_the_lineage_graph_is_drawn_and_its_nodes_open_their_pages(platform, bro
         page.wait_for_url(f"**/training?id={c['base']}")
         page.wait_for_selector("body[data-kqi-ready]")
         expect(page.locator("#job-title")).to_contain_text("lin-base")
+        expect(page.locator("#kqi-lineage-link")).to_have_attribute(
+            "href", f"/services/kqi/lineage?kind=training&id={c['base']}")
+        # the dataset's page links to the dataset's graph; a list page has no link
+        page.goto(platform.service_url + f"/datasets#/edit/{c['dataset']}")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#kqi-lineage-link")).to_have_attribute(
+            "href", f"/services/kqi/lineage?kind=dataset&id={c['dataset']}")
+        page.goto(platform.service_url + "/datasets#/")
+        page.wait_for_selector("body[data-kqi-ready]")
+        expect(page.locator("#kqi-lineage-link")).to_be_hidden()
 
         # from the first data's page: the chain down to the inference
         page.goto(platform.service_url + f"/data#/edit/{c['raw']}")
@@ -118,6 +128,7 @@ def test_the_lineage_graph_is_drawn_and_its_nodes_open_their_pages(platform, bro
         sign_in(page, platform, user.name, user.password, f"/lineage?kind=dataset&id={c['dataset']}")
         page.wait_for_selector("body[data-lineage-ready]")
         expect(page.locator("#lineage-heading")).to_contain_text("の系譜")
+        expect(page.locator("#lineage-direction option:checked")).to_have_text("両方向")
         labels = page.evaluate("() => KQI.lineage.cy.nodes().map((n) => n.data('label'))")
         assert f"データセット {c['dataset']}\nlin-set" in labels, labels
         shot(page, artifacts_dir, "graph-ja")
