@@ -24,6 +24,11 @@ from pytest_jupyter.jupyter_server import *  # noqa: F401,F403 - jp_fetch, jp_se
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
+from kqi_labextension.context import (RequestError, inside_root, owner_and_repository, split_image,
+                                      training_from_here, without_credentials)
+from kqi_services.permissions import (Access, identity_from_model, notebook_identity, notebook_servers,
+                                      notebook_token_refusal)
+
 from .platform import JupyterServer, ModelRepo, TenantUser, create_data, git, user_hub_token, wait_notebook
 
 TOKEN_FILE = "kqi-test-hub-token.txt"
@@ -75,11 +80,79 @@ def world(platform, tmp_path_factory):
     w.user_a.api("POST", f"/notebook/{w.notebook_id}/halt")
 
 
+# ------------------------------------------------------------------ the rules (no platform)
+def test_notebook_server_tokens_are_told_by_their_scopes():
+    server = {"name": "ann", "scopes": ["access:servers!server=ann/kqi-7", "users:activity!user=ann",
+                                        "access:services!service=kqi", "custom:kqi:user!group=a",
+                                        "custom:kqi:user!group=b", "custom:kqi:tenant-admin!group=b"]}
+    assert notebook_servers(server) == ["kqi-7"]
+    # the owner's own full token, another user's shared server, the browser's sign-in: not a server's
+    assert notebook_servers({**server, "scopes": server["scopes"] + ["access:servers!user=ann"]}) == []
+    assert notebook_servers({**server, "scopes": server["scopes"] + ["access:servers"]}) == []
+    assert notebook_servers({"name": "ann", "scopes": ["access:servers!server=bob/kqi-8"]}) == []
+    assert notebook_servers({"name": "ann", "scopes": ["custom:kqi:user!group=a"]}) == []
+    identity = notebook_identity(identity_from_model(server), {"b"})
+    assert identity.tenants == {"b": True} and identity.kind == "notebook" and not identity.system_admin
+    assert notebook_identity(identity_from_model(server), set()).tenants == {}
+    assert notebook_token_refusal(Access.SYSTEM_ADMIN, "GET")
+    assert notebook_token_refusal(Access.AUTHENTICATED, "POST")
+    assert notebook_token_refusal(Access.AUTHENTICATED, "GET") is None
+    assert notebook_token_refusal(Access.TENANT_ADMIN, "DELETE") is None
+
+
+def test_paths_stay_under_the_root(tmp_path):
+    root = str(tmp_path)
+    assert inside_root(root, "") == root and inside_root(root, "a/b/../c") == os.path.join(root, "a", "c")
+    for bad in ("/etc", "..", "../x", "a/../../x", "C:/x", "\\server\\x", "a\0b"):
+        with pytest.raises(RequestError) as e:
+            inside_root(root, bad)
+        assert e.value.status == 400, bad
+    os.symlink("/tmp", tmp_path / "out")
+    assert inside_root(root, "out/x") == os.path.join(root, "out", "x")  # reading follows links
+    with pytest.raises(RequestError):
+        inside_root(root, "out/x", writing=True)  # writing stays inside
+    assert without_credentials("https://user:secret@git.example.com:8443/a/b.git") == (
+        "https://git.example.com:8443/a/b.git")
+
+
+def test_training_from_here_fills_what_is_missing():
+    class Cfg:
+        dataset_id, image = "7", "registry.example.com:5000/team/torch:2.3"
+
+        def git_model_dict(self):
+            return {"gitId": 2, "owner": "team", "repository": "model", "branch": "main", "commitId": None}
+
+    clean = {"path": "/kqi/git", "url": "http://h/git/t/team/model.git", "branch": None, "commit": "c0ffee",
+             "dirty": []}
+    body = training_from_here({"name": "t", "entryPoint": "python train.py"}, Cfg(), [clean])
+    assert body["gitModel"] == {"gitId": 2, "owner": "team", "repository": "model", "branch": "main",
+                                "commitId": "c0ffee"}
+    assert body["dataSetId"] == 7
+    assert body["containerImage"] == {"image": "registry.example.com:5000/team/torch", "tag": "2.3"}
+    mine = {"gitModel": {"owner": "o", "repository": "r"}, "dataSetId": 9, "containerImage": {"image": "x", "tag": "1"}}
+    assert training_from_here({"name": "t", **mine}, Cfg(), [clean]) == {"name": "t", **mine}
+    dirty = {**clean, "dirty": ["a.py"]}
+    with pytest.raises(RequestError) as e:
+        training_from_here({"name": "t"}, Cfg(), [dirty])
+    assert e.value.status == 409 and e.value.extra["dirty"] == ["a.py"]
+    assert "allowDirty" not in training_from_here({"name": "t", "allowDirty": True}, Cfg(), [dirty])
+    assert owner_and_repository("git@host:team/model.git") == ("team", "model")
+    assert split_image("python") == {"image": "python", "tag": "latest"}
+
+
 # ------------------------------------------------------------------ the notebook's own token
 def test_the_server_token_acts_in_the_notebook_tenant_only(world):
     """The token the hub gave the notebook server reaches the kqi service, as its owner in tenant A
     only: a header naming tenant B changes nothing, and it cannot leave the tenant."""
     platform, token = world.platform, world.server_token
+    # the hub granted the owner's KQI scopes of both tenants (it makes the token before it knows the
+    # notebook's): the service is what keeps the token in tenant A
+    r = requests.get(f"{platform.hub_api_url}/user", headers={"Authorization": f"token {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    scopes = set(r.json()["scopes"])
+    assert {f"custom:kqi:user!group={world.a['name']}", f"custom:kqi:user!group={world.b['name']}",
+            "access:services!service=kqi", f"access:servers!server={world.name}/kqi-{world.notebook_id}"} <= scopes
+    assert not [s for s in scopes if "system-admin" in s or s.startswith("admin:")]
     for header in ({}, {"X-KQI-Tenant": str(world.b["id"])}, {"X-KQI-Tenant": str(world.a["id"])}):
         r = platform.api("GET", "/data", token, params={"name": world.marker, "perPage": 100}, headers=header)
         assert r.status_code == 200, r.text
