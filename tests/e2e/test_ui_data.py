@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import re
 import uuid
 
 import subprocess
@@ -211,7 +212,10 @@ def test_register_data_with_two_files_and_build_a_dataset(platform, browser, art
         dataset_row.locator(".kqi-edit").click()
         wait_view(page, "dataset-edit")
         expect(page.locator("#dataset-locked")).to_be_visible()
-        expect(page.locator("#dataset-lock-reasons")).to_contain_text(f"training {training_id}")
+        # every job that uses it is named (a link each), with the whole list of them one click away
+        expect(page.locator(f'#dataset-lock-reasons a[href$="/training?id={training_id}"]')).to_be_visible()
+        expect(page.locator("#dataset-lock-reasons a.kqi-lock-all")).to_have_attribute(
+            "href", re.compile(r"/training\?dataSet="))
         expect(page.locator(f'#dataset-area-training li[data-id="{data["id"]}"]')).to_be_visible()
         expect(page.locator("#dataset-areas li[draggable]")).to_have_count(0)
         expect(page.locator("#dataset-areas .kqi-unassign")).to_have_count(0)
@@ -306,7 +310,7 @@ def test_data_screens_in_japanese(platform, browser, artifacts_dir):
         expect(page.locator('label[for="dataset-name"]')).to_have_text("データセット名 *")
         expect(page.locator('label[for="dataset-flat"]')).to_have_text("フラット")
         expect(page.locator("#dataset-form")).to_contain_text("配置種別")
-        expect(page.locator("#dataset-all .card-header")).to_contain_text("all")
+        expect(page.locator("#dataset-all .card-header")).to_contain_text("すべてのデータ")
         shot(page, artifacts_dir, "dataset-new-ja")
 
         page.click("#kqi-nav-preprocessing")

@@ -83,6 +83,7 @@ def test_system_admin_edits_the_job_environment(platform, browser, artifacts_dir
         expect(page.locator('#jobenv-tenant-effective tr[data-name="PIP_INDEX_URL"]')).to_be_visible()
 
         # the sandbox's administrator (admin) on the tenant settings screen
+        page.click("#kqi-tenant-switcher")  # the tenant's administration is in the tenant menu
         page.click("#kqi-nav-tenant_settings")
         page.wait_for_url("**/services/kqi/tenant/settings")
         page.wait_for_selector("body[data-kqi-ready]")

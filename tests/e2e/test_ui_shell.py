@@ -153,7 +153,7 @@ def test_japanese_browser_gets_japanese_labels(platform, browser, artifacts_dir)
         expect(page.locator("h1")).to_have_text("ユーザ情報設定")
         expect(page.locator("#tab-git-button")).to_have_text("Gitトークン")
         expect(page.locator("#tab-registry-button")).to_have_text("レジストリトークン")
-        expect(page.locator("#tab-webhook-button")).to_have_text("Webhook")
+        expect(page.locator("#tab-webhook-button")).to_have_text("通知 (Webhook)")
         expect(page.locator("#kqi-tenant-switcher")).to_contain_text("テナント")
         page.click("#tab-webhook-button")
         expect(page.locator('label[for="webhook-url"]')).to_have_text("通知先URL")
@@ -274,6 +274,7 @@ def test_system_admin_manages_tenants_and_users(platform, browser, artifacts_dir
         assert r.status_code == 401
 
         # the tenant administrator's members screen (admin administers sandbox)
+        page.click("#kqi-tenant-switcher")  # the tenant's administration is in the tenant menu
         page.click("#kqi-nav-members")
         page.wait_for_url("**/services/kqi/tenant/members")
         page.wait_for_selector("body[data-kqi-ready]")

@@ -26,9 +26,13 @@
     return el("span", { class: "badge me-1 text-bg-" + (kind || "secondary"), text: text });
   }
 
+  /** The choices a form offers (git servers, registries, tenants, ...): the first page of up to
+   * 1000 (the API's largest page), never an unbounded list. */
+  const PAGED = /^\/admin\/(tenants|git\/endpoints|registry\/endpoints|storage\/endpoints|nodes|users)$/;
   async function optionalList(feature, path) {
     if (!KQI.has(feature)) return [];
-    return (await KQI.api("GET", path)) || [];
+    if (PAGED.test(path)) return (await KQI.fetchChoices(path)).items;
+    return (await KQI.api("GET", path)) || []; // a short fixed list (types, partition names)
   }
 
   // ------------------------------------------------------------ form fields

@@ -172,7 +172,7 @@
     const path = () => "/admin/tenants/" + encodeURIComponent(choice.value) + "/job-environment";
     const tenant = settingForm("jobenv-tenant", true,
       () => KQI.api("GET", path()), (body) => KQI.api("PUT", path(), body));
-    const tenants = (await KQI.api("GET", "/admin/tenants")) || [];
+    const tenants = (await KQI.fetchChoices("/admin/tenants")).items;
     choice.appendChild(el("option", { value: "", text: t("jobenv.choose_tenant") }));
     for (const item of tenants) {
       choice.appendChild(el("option", { value: String(item.id), text: (item.displayName || item.name) + " (" + item.name + ")" }));

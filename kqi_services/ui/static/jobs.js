@@ -398,10 +398,6 @@
     return t("jobs.quota", { cpu: part(quota.cpu), memory: part(quota.memory), gpu: part(quota.gpu) });
   }
 
-  function datasetOptions(datasets) {
-    return datasets.map((d) => ({ value: d.id, label: d.id + ":" + d.name }));
-  }
-
   function partitionOptions(partitions) {
     return (partitions || []).map((p) => (typeof p === "string" ? { value: p, label: p }
       : { value: p.name || p.partition, label: p.name || p.partition }));
@@ -557,8 +553,11 @@
     KQI.$("#job-form-cancel").href = copyId ? screenUrl(kind.screen, { id: copyId })
       : trainingId ? screenUrl("training", { id: trainingId }) : screenUrl(kind.screen);
 
-    const [datasets, registries, gits, partitions, quota, trainings, inferences, source] = await Promise.all([
-      KQI.api("GET", "/datasets"),
+    const datasetChoice = KQI.remoteSelect(KQI.$("#job-dataset"), {
+      path: "/datasets", label: (d) => d.id + ":" + d.name, empty: t("jobs.choose"),
+    });
+    const [, registries, gits, partitions, quota, trainings, inferences, source] = await Promise.all([
+      datasetChoice.ready,
       KQI.api("GET", "/tenant/registry/endpoints"),
       KQI.api("GET", "/tenant/git/endpoints"),
       optional("GET /tenant/partitions", "/tenant/partitions", []),
@@ -570,7 +569,6 @@
     ]);
 
     const dataset = KQI.$("#job-dataset");
-    setOptions(dataset, datasetOptions(datasets), t("jobs.choose"));
     const partition = KQI.$("#job-partition");
     setOptions(partition, partitionOptions(partitions), t("jobs.any_partition"));
     KQI.$("#job-quota").textContent = quotaText(quota);
@@ -1268,8 +1266,11 @@
   async function notebookForm() {
     showView("form");
     const form = KQI.$("#nb-form");
-    const [datasets, registries, gits, partitions, quota, trainings, inferences, infinite] = await Promise.all([
-      KQI.api("GET", "/datasets"),
+    const datasetChoice = KQI.remoteSelect(KQI.$("#nb-dataset"), {
+      path: "/datasets", label: (d) => d.id + ":" + d.name, empty: t("common.none"),
+    });
+    const [, registries, gits, partitions, quota, trainings, inferences, infinite] = await Promise.all([
+      datasetChoice.ready,
       KQI.api("GET", "/tenant/registry/endpoints"),
       KQI.api("GET", "/tenant/git/endpoints"),
       optional("GET /tenant/partitions", "/tenant/partitions", []),
@@ -1279,7 +1280,6 @@
       optional("GET /notebook/available-infinite-time", "/notebook/available-infinite-time", false),
     ]);
     const dataset = KQI.$("#nb-dataset");
-    setOptions(dataset, datasetOptions(datasets), t("common.none"));
     const partition = KQI.$("#nb-partition");
     setOptions(partition, partitionOptions(partitions), t("jobs.any_partition"));
     KQI.$("#nb-quota").textContent = quotaText(quota);

@@ -298,6 +298,55 @@
       KQI.el("span", { class: "small text-body-secondary kqi-total", text: KQI.t("pager.total", { count: total }) })));
   };
 
+  /** The choices of a form from a list route, at most `limit` of them (the API's paging: the
+   * first page), with {items, total, more} so a form can say that it shows only part. */
+  KQI.fetchChoices = async function (path, params, limit) {
+    const result = await KQI.fetchPage(path, { ...(params || {}), perPage: limit || 1000, page: 1 });
+    return { items: result.items, total: result.total, more: result.total > result.items.length };
+  };
+
+  /** A <select> filled from a list route a page at a time (the route's own order, e.g. newest
+   * first), with a name filter above it that asks the server: never the whole list.
+   * opts: path, label(item), empty (text of a first "" option), perPage. Returns {ready, reload}. */
+  KQI.remoteSelect = function (select, opts) {
+    const perPage = opts.perPage || 50;
+    const filter = KQI.el("input", {
+      type: "search", class: "form-control form-control-sm mb-1 kqi-choice-filter", autocomplete: "off",
+      id: select.id ? select.id + "-filter" : null,
+      placeholder: KQI.t("choice.filter"), "aria-label": KQI.t("choice.filter"),
+    });
+    const note = KQI.el("div", { class: "form-text kqi-choice-more d-none" });
+    select.parentNode.insertBefore(filter, select);
+    select.after(note);
+    let sequence = 0;
+    async function load(name) {
+      const mine = ++sequence;
+      const result = await KQI.fetchPage(opts.path, { name: name || null, perPage: perPage, page: 1 });
+      if (mine !== sequence) return;
+      const keep = select.value;
+      const keepOption = keep ? Array.from(select.options).find((o) => o.value === keep) : null;
+      const keepLabel = keepOption ? keepOption.textContent : null;
+      KQI.clear(select);
+      if (opts.empty !== undefined && opts.empty !== null) select.appendChild(KQI.el("option", { value: "", text: opts.empty }));
+      for (const item of result.items) {
+        select.appendChild(KQI.el("option", { value: String(item.id), text: opts.label(item) }));
+      }
+      if (keep && !Array.from(select.options).some((o) => o.value === keep)) {
+        select.appendChild(KQI.el("option", { value: keep, text: keepLabel || keep })); // the choice stays
+      }
+      select.value = keep;
+      const more = result.total > result.items.length;
+      note.classList.toggle("d-none", !more);
+      note.textContent = more ? KQI.t("choice.more", { shown: result.items.length, total: result.total }) : "";
+    }
+    let timer = null;
+    filter.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => load(filter.value.trim()).catch((err) => KQI.showError("kqi-alerts", err)), 250);
+    });
+    return { ready: load(""), reload: load, filter: filter };
+  };
+
   /** A list kept in memory state: KQI.pagedList({nav, perPage, load: async ({page, perPage}) => total}).
    * Returns {state, reload(), reset()}; the pager redraws after every load. */
   KQI.pagedList = function (opts) {
