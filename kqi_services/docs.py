@@ -15,6 +15,7 @@ lets them load only this site's own files and never be framed.
 from __future__ import annotations
 
 import os
+import sys
 
 from jupyterhub.utils import url_path_join
 from tornado import web
@@ -37,13 +38,19 @@ class GuideSite(LoggingConfigurable):
     site_dir = Unicode(
         help="Folder of the built user guide, with one site per language (en/, ja/), as"
         " `mkdocs build -f docs/mkdocs.<language>.yml` makes it (setup.sh does). Default:"
-        " KQI_DOCS_DIR, else build/docs of the source tree the service runs from. A language whose"
-        " site is missing answers 404 saying how to build it.",
+        " KQI_DOCS_DIR; else build/docs of the source tree the service runs from when it is there;"
+        " else <Python environment>/share/kqi-hub/docs (where the hub image of the Helm chart builds it)."
+        " A language whose site is missing answers 404 saying how to build it.",
     ).tag(config=True)
 
     @default("site_dir")
     def _site_dir_default(self):
-        return os.environ.get("KQI_DOCS_DIR") or os.path.join(REPO_ROOT, "build", "docs")
+        if os.environ.get("KQI_DOCS_DIR"):
+            return os.environ["KQI_DOCS_DIR"]
+        source_tree = os.path.join(REPO_ROOT, "build", "docs")
+        if os.path.isdir(source_tree):
+            return source_tree
+        return os.path.join(sys.prefix, "share", "kqi-hub", "docs")
 
     def language_dir(self, language: str) -> str:
         return os.path.join(self.site_dir, language)
