@@ -43,6 +43,7 @@ from sqlalchemy import event, select, text  # noqa: E402
 from kqi_services.db.models import Tenant  # noqa: E402
 from kqi_services.db.models_data import Data, DataFile, DataSet, DataTag  # noqa: E402
 from kqi_services.db.models_jobs import Job, JobParent, JobTag  # noqa: E402
+from kqi_services.db.models_notebooks import Notebook  # noqa: E402
 from kqi_services.db.models_preprocessing import PreprocessHistory, Preprocessing  # noqa: E402
 from kqi_services.db.session import make_engine, make_session_factory  # noqa: E402
 from tests.platform import new_platform, tenant_user  # noqa: E402
@@ -106,6 +107,11 @@ def seed(engine, tenant_id: int, other_tenants: list[int], n_data: int, n_jobs: 
     insert(Job.__table__, jobs)
     insert(JobTag.__table__, tags)
     insert(JobParent.__table__, parents)
+    # 10,000 ended notebooks of the measured tenant (no server up: the list asks the hub once)
+    insert(Notebook.__table__, [{"id": ID0 + i, "tenant_id": tenant_id, "display_id": ID0 + i, "name": f"nb-{i}",
+                                 "memo": f"try {i}", "server_name": f"kqi-{ID0 + i}", "request": {},
+                                 "status": "Stopped", "created_by": f"user{i % 20}", "created_at": when[i],
+                                 "modified_at": when[i]} for i in range(min(10_000, n_data))])
     with engine.connect() as c:
         if engine.dialect.name == "postgresql":
             c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
@@ -167,6 +173,7 @@ def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: in
     from kqi_services.domain.data import DataManager, data_index
     from kqi_services.domain.datasets import DataSetManager, dataset_index
     from kqi_services.domain.jobs import JobQueries, job_details, job_index
+    from kqi_services.domain.notebooks import NotebookManager
     from kqi_services.domain.paging import PageRequest
     from kqi_services.domain.preprocessing import PreprocessingManager
 
@@ -195,6 +202,10 @@ def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: in
                 else:
                     page = q.search_page(args, request)
                     [job_index(db, j) for j in page.rows]
+            elif route == "notebook":
+                m = NotebookManager(db, tenant, "x", None)
+                m.active()
+                m.search_page(args, request)
             elif route == "preprocessings":
                 PreprocessingManager(db, tenant, "x").search_page(args, request)
             elif route == "histories":
@@ -232,7 +243,13 @@ def cases(seeded: dict) -> list[tuple[str, str, str, dict, int | None, str]]:
         ("training startedAt=2025-03-01", "training", "/training", {**p50, "startedAt": "2025-03-01"}, None, "page"),
         ("training dataSet=set-1", "training", "/training", {**p50, "dataSet": "set-1"}, None, "page"),
         ("training parentId", "training", "/training", {**p50, "parentId": str(ID0 + 2)}, None, "page"),
+        ("training tag=tag7,tag8 (both)", "training", "/training", {**p50, "tag": "tag7,tag8"}, None, "page"),
         ("inferences page 1 withTotal", "inference", "/inferences", {**p50, "withTotal": "true"}, None, "page"),
+        ("inferences deep page 300", "inference", "/inferences", {**p50, "page": "300"}, None, "page"),
+        ("notebooks page 1 withTotal", "notebook", "/notebook", {**p50, "withTotal": "true"}, None, "page"),
+        ("notebooks name=nb-999 withTotal", "notebook", "/notebook", {**p50, "name": "nb-999", "withTotal": "true"},
+         None, "page"),
+        ("notebooks deep page 150", "notebook", "/notebook", {**p50, "page": "150"}, None, "page"),
         ("preprocessings page 1 withTotal", "preprocessings", "/preprocessings", {**p50, "withTotal": "true"},
          None, "page"),
         ("histories page 1 withTotal", "histories", f"/preprocessings/{ID0}/histories",

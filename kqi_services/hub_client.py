@@ -86,10 +86,11 @@ class HubClient:
                 del self._user_cache[name]
             raise
 
-    async def list_users(self) -> list[dict]:
+    async def list_users(self, state: str | None = None) -> list[dict]:
+        """Every hub user (`state="active"`: only those with a server up or starting)."""
         users, offset = [], 0
         while True:
-            page = await self._request("GET", f"/users?offset={offset}&limit=200")
+            page = await self._request("GET", f"/users?offset={offset}&limit=200" + (f"&state={state}" if state else ""))
             items = page["items"] if isinstance(page, dict) else page
             users.extend(items)
             if isinstance(page, dict) and page.get("_pagination", {}).get("next"):

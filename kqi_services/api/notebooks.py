@@ -40,11 +40,12 @@ class NotebookListHandler(NotebookHandlerBase):
     async def get(self):
         manager = self.manager()
         # the statuses the filter reads are current: the Running/Pending ones (as many as servers
-        # are up) are brought up to date first, then the page's rows (one hub request per owner)
-        models = await manager.refresh_many(manager.active())
+        # are up) are brought up to date first, then the page's rows, from one hub request
+        servers = await manager.active_servers()
+        await manager.refresh_many(manager.active(), servers)
         args = {k: getattr(self.query, k) for k in ("id", "name", "createdAt", "createdBy", "memo", "status")}
         page = manager.search_page(args, self.page_request().or_per_page())
-        await manager.refresh_many(page.rows, models)
+        await manager.refresh_many(page.rows, servers)
         self.write_json([self.output(nb) for nb in self.paginate(page)])
 
 

@@ -130,16 +130,17 @@ class NotebookManager:
         return list(self.db.scalars(select(Notebook).where(Notebook.tenant_id == self.tenant.id,
                                                            Notebook.status.in_((RUNNING, PENDING)))).all())
 
-    async def refresh_many(self, notebooks: list[Notebook], models: dict | None = None) -> dict:
-        """refresh() each of `notebooks` with one hub request per owner not in `models` (owner →
-        hub user model, filled and returned for reuse)."""
-        models = {} if models is None else models
-        owners = sorted({nb.created_by for nb in notebooks} - set(models))
-        models.update(zip(owners, await asyncio.gather(*(self.app.hub.get_user(o) for o in owners))))
+    async def active_servers(self) -> dict[str, dict]:
+        """Owner → {server name: server} of every hub user with a server up or starting (one hub
+        request, `GET /users?state=active`, whatever the number of owners)."""
+        users = await self.app.hub.list_users(state="active")
+        return {u["name"]: u.get("servers") or {} for u in users}
+
+    async def refresh_many(self, notebooks: list[Notebook], servers: dict[str, dict]) -> None:
+        """refresh() each of `notebooks` from `servers` (active_servers(): an owner missing there
+        has no server up)."""
         for nb in notebooks:
-            server = ((models.get(nb.created_by) or {}).get("servers") or {}).get(nb.server_name)
-            await self.refresh(nb, server, fetched=True)
-        return models
+            await self.refresh(nb, (servers.get(nb.created_by) or {}).get(nb.server_name), fetched=True)
 
     # ---------------------------------------------------------------- checks
     def check(self, body: dict):
