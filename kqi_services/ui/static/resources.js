@@ -106,7 +106,8 @@
     return params;
   }
 
-  const hours = (seconds) => Math.round(seconds / 36) / 100;
+  // hours, to three significant digits (a short job is a few thousandths of an hour)
+  const hours = (seconds) => seconds ? Number((seconds / 3600).toPrecision(3)) : 0;
   const bytes = (n) => n >= 1 << 30 ? (n / (1 << 30)).toFixed(2) + " GiB" : n >= 1 << 20
     ? (n / (1 << 20)).toFixed(2) + " MiB" : n >= 1024 ? (n / 1024).toFixed(1) + " KiB" : n + " B";
 
