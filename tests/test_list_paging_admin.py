@@ -330,6 +330,8 @@ def test_0012_trigram_index_follows_the_rows_and_narrows_selective_searches(empt
         cases = [("name", "cat"), ("name", "CAT"), ("name", "talog"), ("name", "% c"), ("name", "t_x"),
                  ("name", "ca"), ("name", "école"), ("name", "ÉCOLE"), ("memo", "CAFÉ"), ("memo", "café"),
                  ("name", 'a"b'), ("name", "zzz")]
+        if not sqlite:  # (PostgreSQL's ILIKE folds other letters as its locale says: ASCII cases only)
+            cases = [(a, t) for a, t in cases if t.isascii()]
         if sqlite:
             assert trigram_candidates(db, Data.name, "cat") is not None  # the index serves it
             assert trigram_candidates(db, Data.name, "ca") is None  # fewer than 3 characters: the LIKE
