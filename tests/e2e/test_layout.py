@@ -154,6 +154,8 @@ def test_every_screen_keeps_its_header_on_one_line_without_errors(platform, brow
         page.click("#login_submit")
         expect(page.locator(".login_error")).to_have_text(
             "Invalid user name or password." if lang == "en" else "ユーザ名またはパスワードが正しくありません。")
+        # the hub answers a wrong password with 403, which the browser logs: that one is expected
+        errors[:] = [e for e in errors if "status of 403" not in e]
         page.screenshot(path=os.path.join(artifacts_dir, f"layout-{lang}-hub-login.png"))
         sign_in(page, platform, "admin", platform.admin_password)
 

@@ -200,6 +200,65 @@
     return container ? KQI.$$("input:checked", container).map((i) => Number(i.value)) : [];
   }
 
+  /** The trainings (or inferences) that can be mounted, as checkboxes: the newest page of the
+   * kind's list (server paging, queued jobs left out) with a name filter that asks the server;
+   * what is checked stays checked across filters. Returns {ready, set(ids, labels)}. */
+  function mountPicker(container, path, opts) {
+    if (!container) return { ready: Promise.resolve(), set: () => {} };
+    const exclude = opts && opts.exclude !== undefined ? Number(opts.exclude) : null;
+    const anyStatus = !!(opts && opts.anyStatus);
+    const perPage = 50;
+    const chosen = new Map(); // id -> name ("" when unknown)
+    let items = [];
+    let sequence = 0;
+    const filter = el("input", {
+      type: "search", class: "form-control form-control-sm mb-1 kqi-choice-filter", id: container.id + "-filter",
+      autocomplete: "off", placeholder: t("choice.filter"), "aria-label": t("choice.filter"),
+    });
+    const note = el("div", { class: "form-text kqi-choice-more d-none" });
+    container.before(filter);
+    container.after(note);
+
+    function render() {
+      const shown = items.slice();
+      const ids = new Set(shown.map((i) => Number(i.id)));
+      for (const [id, name] of chosen) if (!ids.has(id) && id !== exclude) shown.unshift({ id: id, name: name, status: null });
+      checkList(container, shown, Array.from(chosen.keys()));
+    }
+    container.addEventListener("change", (event) => {
+      const box = event.target;
+      if (!box || box.type !== "checkbox") return;
+      const id = Number(box.value);
+      if (box.checked) chosen.set(id, (items.find((i) => Number(i.id) === id) || {}).name || chosen.get(id) || "");
+      else chosen.delete(id);
+    });
+    async function load(name) {
+      const mine = ++sequence;
+      if (!KQI.has("GET " + path)) return;
+      const result = await KQI.fetchPage(path, { name: name || null, perPage: perPage, page: 1 });
+      if (mine !== sequence) return;
+      items = result.items.filter((j) => Number(j.id) !== exclude
+        && (anyStatus || JOB_ACTIVE.indexOf(j.status) < 0 || j.status === "Running"));
+      render();
+      const more = result.total > result.items.length;
+      note.classList.toggle("d-none", !more);
+      note.textContent = more ? t("choice.more", { shown: result.items.length, total: result.total }) : "";
+    }
+    let timer = null;
+    filter.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => load(filter.value.trim()).catch((err) => KQI.showError("kqi-alerts", err)), 250);
+    });
+    return {
+      ready: load(""),
+      set: (ids, names) => {
+        chosen.clear();
+        (ids || []).forEach((id, i) => chosen.set(Number(id), (names && names[i]) || ""));
+        render();
+      },
+    };
+  }
+
   /** Key/value rows for environment variables. */
   function envEditor(rowsId, addId) {
     const rows = KQI.$("#" + rowsId);
@@ -556,14 +615,16 @@
     const datasetChoice = KQI.remoteSelect(KQI.$("#job-dataset"), {
       path: "/datasets", label: (d) => d.id + ":" + d.name, empty: t("jobs.choose"),
     });
-    const [, registries, gits, partitions, quota, trainings, inferences, source] = await Promise.all([
+    const parentPicker = mountPicker(KQI.$("#job-parents"), "/training");
+    const inferencePicker = mountPicker(KQI.$("#job-inferences"), "/inferences");
+    const [, registries, gits, partitions, quota, , , source] = await Promise.all([
       datasetChoice.ready,
       KQI.api("GET", "/tenant/registry/endpoints"),
       KQI.api("GET", "/tenant/git/endpoints"),
       optional("GET /tenant/partitions", "/tenant/partitions", []),
       optional("GET /tenant/quota", "/tenant/quota", null),
-      optional("GET /training/mount", "/training/mount", []),
-      kind.name === "inference" ? optional("GET /inferences/mount", "/inferences/mount", []) : Promise.resolve([]),
+      parentPicker.ready,
+      inferencePicker.ready,
       copyId ? KQI.api("GET", kind.base + "/" + enc(copyId))
         : trainingId ? KQI.api("GET", "/training/" + enc(trainingId)) : Promise.resolve(null),
     ]);
@@ -577,18 +638,15 @@
     const env = envEditor("job-env", "job-env-add");
     const parents = KQI.$("#job-parents");
     const inferenceBox = KQI.$("#job-inferences");
-    const mountable = trainings;
-    checkList(parents, mountable, []);
-    if (inferenceBox) checkList(inferenceBox, inferences, []);
 
     function fill(src, asCopy) {
       KQI.$("#job-name").value = src.name || "";
       if (asCopy) {
-        checkList(parents, mountable, (src.parents || []).map((p) => p.id));
-        if (inferenceBox) checkList(inferenceBox, inferences, src.inferenceIds || []);
+        parentPicker.set((src.parents || []).map((p) => p.id), (src.parents || []).map((p) => p.name));
+        inferencePicker.set(src.inferenceIds || []);
         KQI.$("#job-memo").value = src.memo || "";
       } else {
-        checkList(parents, mountable, [src.id]);  // an inference from this training
+        parentPicker.set([src.id], [src.name]);  // an inference from this training
       }
       return fillSettings(src);
     }
@@ -839,8 +897,9 @@
     card.classList.remove("d-none");
 
     async function listTrainings(chosen) {
-      const items = await optional("GET /training/simple", "/training/simple", []);
-      checkList(KQI.$("#tb-trainings"), items.filter((i) => Number(i.id) !== Number(id)), chosen);
+      const picker = mountPicker(KQI.$("#tb-trainings"), "/training", { exclude: id, anyStatus: true });
+      await picker.ready;
+      picker.set(chosen);
     }
 
     function render(before) {
@@ -1158,7 +1217,6 @@
     return out;
   }
 
-  /** id → "id:name" of the datasets, trainings and inferences a notebook page mentions. */
   /** "id:name" of the datasets, trainings and inferences a page of notebooks names: one filtered
    * list request per id not seen before (never the whole lists). */
   const nameCache = { "/datasets": new Map(), "/training": new Map(), "/inferences": new Map() };
@@ -1269,14 +1327,14 @@
     const datasetChoice = KQI.remoteSelect(KQI.$("#nb-dataset"), {
       path: "/datasets", label: (d) => d.id + ":" + d.name, empty: t("common.none"),
     });
-    const [, registries, gits, partitions, quota, trainings, inferences, infinite] = await Promise.all([
+    const [, registries, gits, partitions, quota, , , infinite] = await Promise.all([
       datasetChoice.ready,
       KQI.api("GET", "/tenant/registry/endpoints"),
       KQI.api("GET", "/tenant/git/endpoints"),
       optional("GET /tenant/partitions", "/tenant/partitions", []),
       optional("GET /tenant/quota", "/tenant/quota", null),
-      optional("GET /training/mount", "/training/mount", []),
-      optional("GET /inferences/mount", "/inferences/mount", []),
+      mountPicker(KQI.$("#nb-parents"), "/training").ready,
+      mountPicker(KQI.$("#nb-inferences"), "/inferences").ready,
       optional("GET /notebook/available-infinite-time", "/notebook/available-infinite-time", false),
     ]);
     const dataset = KQI.$("#nb-dataset");
@@ -1287,8 +1345,6 @@
     // a model is optional: the git servers start with "none" (the default server is chosen)
     const model = modelPicker("nb", [{ id: "", name: t("common.none") }].concat(gits), false);
     const env = envEditor("nb-env", "nb-env-add");
-    checkList(KQI.$("#nb-parents"), trainings, []);
-    checkList(KQI.$("#nb-inferences"), inferences, []);
 
     const lifetimeOn = KQI.$("#nb-lifetime-on");
     const lifetime = KQI.$("#nb-lifetime");
