@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from kqi_services.domain.usage import HISTORY_COLUMNS, USAGE_COLUMNS
+from kqi_services.domain.usage import HISTORY_COLUMNS, JOB_HISTORY_COLUMNS, USAGE_COLUMNS
 
 from .platform import (ModelRepo, create_data, job_output_dir, new_platform, remove_tree, tenant_user, wait_job,
                        wait_notebook)
@@ -323,6 +323,22 @@ def test_ledger_counts_a_10s_job_keeps_it_and_its_csv_sums_to_it(plat):
     assert r.status_code == 200 and len(list(csv.DictReader(io.StringIO(r.text)))) == 1
     assert api(plat, "GET", "/tenant/resource/usage", c.user.token).status_code == 403
     assert api(plat, "GET", "/admin/resource/usage", admin, params={"startDate": "yesterday"}).status_code == 400
+
+    # KAMONOHASHI's job history: the ended runs, by the day their job was created
+    r = api(plat, "GET", "/admin/resource/histories/jobs/data", admin, params={"withHeader": "true"})
+    assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv"), r.text
+    lines = list(csv.reader(io.StringIO(r.text)))
+    assert tuple(lines[0]) == JOB_HISTORY_COLUMNS
+    [ended] = [dict(zip(JOB_HISTORY_COLUMNS, x)) for x in lines[1:] if x[9] == run["containerName"]]
+    assert (ended["TenantId"], ended["Cpu"], ended["Memory"], ended["Status"]) == \
+        (str(c.tenant["id"]), "2.0", "1.5", "Completed")
+    assert api(plat, "GET", "/admin/resource/histories/jobs/metadata", admin).json()["count"] >= 1
+    # the samples can be purged (KAMONOHASHI's PATCH {endDate}); the ledger stays
+    r = api(plat, "PATCH", "/admin/resource/histories/containers", admin, json={"endDate": "2099-12-31"})
+    assert r.status_code == 200 and r.json()["count"] == 0, r.text
+    assert api(plat, "PATCH", "/admin/resource/histories/containers", admin,
+               json={"endDate": "someday"}).status_code == 400
+    assert plat.contract_misfits() == []  # every answer fit its route's contract (KQI_CHECK_RESPONSES)
 
     # kept across a restart of the whole platform
     plat.restart()

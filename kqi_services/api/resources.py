@@ -276,6 +276,34 @@ class HistoryPurgeHandler(BaseAPIHandler):
         self.write_json(usage.history_metadata(self.db))
 
 
+class JobHistoryMetadataHandler(BaseAPIHandler):
+    """GET /admin/resource/histories/jobs/metadata: how many ended runs the usage ledger holds, since when."""
+
+    access = Access.SYSTEM_ADMIN
+
+    @contract(response=models.HistoryMetadataOutput)
+    def get(self):
+        self.write_json(usage.job_history_metadata(self.db))
+
+
+class JobHistoryDataHandler(BaseAPIHandler):
+    """GET /admin/resource/histories/jobs/data: the ended runs (jobs, notebooks, TensorBoards) as
+    KAMONOHASHI's job history CSV, by the day their job was created. Kept: the ledger is not purged."""
+
+    access = Access.SYSTEM_ADMIN
+
+    @contract(query=models.HistoryDataQuery, response=str, content_type="text/csv")
+    def get(self):
+        start, end = _day_bounds(self.query.startDate, self.query.endDate)
+        header = (self.query.withHeader or "").lower() in ("true", "1", "yes")
+        conts = resources.containers(self.db, self.kqi)
+        sizes = {n["name"]: n for n in resources.node_list(self.db, self.kqi, conts)}
+        text = usage.job_history_csv(usage.job_history(self.db, start, end, sizes), header)
+        self.set_header("Content-Type", "text/csv; charset=UTF-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{datetime.now():%Y%m%d%H%M%S}_job.csv"')
+        self.finish(text)
+
+
 _ADMIN = r"/admin/resource"
 _TENANT = r"/tenant/resource"
 default_handlers = [
@@ -292,6 +320,8 @@ default_handlers = [
     (_ADMIN + r"/histories/containers/metadata", HistoryMetadataHandler),
     (_ADMIN + r"/histories/containers/data", HistoryDataHandler),
     (_ADMIN + r"/histories/containers", HistoryPurgeHandler),
+    (_ADMIN + r"/histories/jobs/metadata", JobHistoryMetadataHandler),
+    (_ADMIN + r"/histories/jobs/data", JobHistoryDataHandler),
     (_TENANT + r"/nodes", TenantNodesHandler),
     (_TENANT + r"/containers", TenantContainersHandler),
     (_TENANT + r"/containers/([^/]+)/log", TenantContainerLogHandler),

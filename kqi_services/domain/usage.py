@@ -297,3 +297,57 @@ def set_node(db: Session, kind: str, ref_id: int, node: str) -> None:
                                               UsageRecord.ended_at.is_(None)))
     if row is not None:
         row.node = node
+
+
+#: KAMONOHASHI's job history CSV (ResourceController, histories/jobs/data)
+JOB_HISTORY_COLUMNS = ("NodeName", "NodeCpu", "NodeMemory", "NodeGpu", "TenantId", "TenantName", "JobCreatedAt",
+                       "JobStartedAt", "JobCompletedAt", "ContainerName", "Cpu", "Memory", "Gpu", "Status")
+
+
+def job_history(db: Session, start: datetime, end: datetime, node_sizes: dict[str, dict]) -> list[list]:
+    """The ended runs of the ledger whose job was created in [start, end), as KAMONOHASHI's job
+    history rows (its created time and status from the job's or notebook's row when it still exists)."""
+    from ..db.models_notebooks import Notebook
+
+    rows = db.scalars(select(UsageRecord).where(UsageRecord.ended_at.is_not(None))
+                      .order_by(UsageRecord.started_at, UsageRecord.id)).all()
+    job_ids = [r.ref_id for r in rows if r.kind in ("training", "inference", "preprocessing")]
+    notebook_ids = [r.ref_id for r in rows if r.kind == "notebook"]
+    jobs = {j.id: j for j in db.scalars(select(Job).where(Job.id.in_(job_ids))).all()} if job_ids else {}
+    notebooks = ({n.id: n for n in db.scalars(select(Notebook).where(Notebook.id.in_(notebook_ids))).all()}
+                 if notebook_ids else {})
+    out = []
+    for r in rows:
+        owner = jobs.get(r.ref_id) if r.kind in ("training", "inference", "preprocessing") else (
+            notebooks.get(r.ref_id) if r.kind == "notebook" else None)
+        created = owner.created_at if owner is not None else r.started_at
+        if not start <= created < end:
+            continue
+        status = owner.status if owner is not None else "Closed"
+        size = node_sizes.get(r.node or "") or {}
+        out.append([r.node or "", _blank(size.get("allocatableCpu")), _blank(size.get("allocatableMemory")),
+                    _blank(size.get("allocatableGpu")), r.tenant_id, r.tenant_name, _stamp(created),
+                    _stamp(r.started_at), _stamp(r.ended_at), r.name, r.cpu, r.memory, r.gpu, status])
+    out.sort(key=lambda row: row[6])
+    return out
+
+
+def job_history_csv(rows: list[list], with_header: bool = True) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if with_header:
+        writer.writerow(JOB_HISTORY_COLUMNS)
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def job_history_metadata(db: Session) -> dict:
+    count, first, last = db.execute(select(func.count(UsageRecord.id), func.min(UsageRecord.started_at),
+                                           func.max(UsageRecord.started_at))
+                                    .where(UsageRecord.ended_at.is_not(None))).one()
+    return {"count": int(count or 0), "startDate": first.date().isoformat() if first else None,
+            "endDate": last.date().isoformat() if last else None}
+
+
+def _stamp(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
