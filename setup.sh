@@ -35,11 +35,19 @@ if [ "$mode" = test ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  # a real OpenLDAP server for the directory sign-in tests (tests/ldapserver.py starts its own
+  # slapd with its own configuration): the package is told to make no configuration of its own,
+  # so the Debian slapd has nothing to serve; stopped below in case the package started it
+  if ! command -v slapd >/dev/null || ! command -v ldapadd >/dev/null; then
+    need+=(slapd ldap-utils)
+    printf 'slapd slapd/no_configuration boolean true\n' | $SUDO debconf-set-selections
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: apt-get install ${need[*]}"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+  case " ${need[*]} " in *" slapd "*) $SUDO service slapd stop >/dev/null 2>&1 || true ;; esac
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -45,8 +45,18 @@ c.JupyterHub.db_url = os.environ.get(
 )
 
 # --- sign-in ---------------------------------------------------------------------------
-c.JupyterHub.authenticator_class = "kqi"
+# KQI_AUTHENTICATOR chooses who checks sign-ins: "kqi" (the embedded default, passwords kept by
+# the hub), "ldap" (jupyterhub-ldapauthenticator) or "oidc" (oauthenticator's GenericOAuthenticator),
+# both with directory groups mapped to tenants (kqi_hub_config/directory_auth.py). Their settings
+# (server, client id, group mapping, ...) go in the file named by KQI_HUB_CONFIG, loaded last.
+from kqi_hub_config.directory_auth import authenticator_class as _authenticator_class  # noqa: E402
+
+AUTHENTICATOR = os.environ.get("KQI_AUTHENTICATOR", "kqi").strip().lower() or "kqi"
+c.JupyterHub.authenticator_class = _authenticator_class(AUTHENTICATOR)
 c.Authenticator.admin_users = {"admin"}
+if AUTHENTICATOR != "kqi":
+    c.Authenticator.allow_all = True  # whoever the directory signs in; tenants come from the mapping
+    c.Authenticator.kqi_service_name = SERVICE_NAME
 c.KqiAuthenticator.open_signup = os.environ.get("KQI_OPEN_SIGNUP", "") == "1"
 c.KqiAuthenticator.kqi_service_name = SERVICE_NAME
 if os.environ.get("KQI_BOOTSTRAP_ADMIN_PASSWORD"):
@@ -146,3 +156,5 @@ c.JupyterHub.services = [
 ]
 
 load_subconfig(os.path.join(HERE, "profiles", f"{PROFILE}.py"))  # noqa: F821
+if os.environ.get("KQI_HUB_CONFIG"):
+    load_subconfig(os.environ["KQI_HUB_CONFIG"])  # noqa: F821
