@@ -96,13 +96,14 @@ def header_problems(page, where: str) -> list[str]:
     return problems
 
 
-def screen_paths(data_id: int, dataset_id: int) -> list[str]:
+def screen_paths(data_id: int, dataset_id: int, prep_id: int) -> list[str]:
     """Every screen, and the views inside the screens (forms, an item's page)."""
     paths = [s.path for s in SCREENS]
     paths += [
         f"data#/edit/{data_id}", "data#/new",
         "datasets#/new", f"datasets#/edit/{dataset_id}",
-        "preprocessing#/new",
+        "preprocessing#/new", f"preprocessing#/edit/{prep_id}", f"preprocessing#/history/{prep_id}",
+        f"preprocessing#/run?data={data_id}&preprocessing={prep_id}",
         "training?new", "inference?new", "notebooks?new",
         "user-settings#webhook",
     ]
@@ -118,7 +119,10 @@ def seeded(platform):
     r = admin.api("POST", "/datasets", json={"name": f"layout-{uuid.uuid4().hex[:6]}",
                                              "entries": {"training": [{"id": data["id"]}]}})
     assert r.status_code == 201, r.text
-    return {"data": data, "dataset": r.json()}
+    dataset = r.json()
+    r = admin.api("POST", "/preprocessings", json={"name": f"layout-{uuid.uuid4().hex[:6]}", "memo": "layout check"})
+    assert r.status_code == 201, r.text
+    return {"data": data, "dataset": dataset, "preprocessing": r.json()}
 
 
 @pytest.mark.sqlite_only
@@ -160,7 +164,7 @@ def test_every_screen_keeps_its_header_on_one_line_without_errors(platform, brow
         sign_in(page, platform, "admin", platform.admin_password)
 
         data_id, dataset_id = seeded["data"]["id"], seeded["dataset"]["id"]
-        for path in screen_paths(data_id, dataset_id):
+        for path in screen_paths(data_id, dataset_id, seeded["preprocessing"]["id"]):
             where["path"] = path
             page.set_viewport_size({"width": SIZES[0][0], "height": SIZES[0][1]})
             page.goto("about:blank")
