@@ -242,8 +242,17 @@ def test_shell_of_a_running_inference(world):
             await term.send("stdin", "echo inf-$((6*7)) $HOSTNAME\r")
             await term.until("inf-42 inference")
             term.ws.close()
-            # the training route does not open an inference
-            assert await refused(world.shell_url(job_id), world.user.token) == 404
+            # the training route takes training ids (each kind counts 1, 2, 3 in a tenant): with the
+            # inference's number it reaches the tenant's training of that number, never the inference
+            try:
+                other = Terminal(await connect(world.shell_url(job_id), world.user.token))
+            except HTTPClientError as e:
+                assert e.code in (404, 409), e  # no such training, or it does not run
+            else:
+                await other.send("stdin", "echo host-$HOSTNAME-$((6*7))\r")
+                seen = (await other.until("-42\r")).rsplit("host-", 1)[-1]
+                assert "inference" not in seen and "training" in seen, seen
+                other.ws.close()
 
         asyncio.run(session())
         rows = world.platform.api("GET", "/tenant/shell-sessions", world.admin_token,
