@@ -40,7 +40,7 @@ def test_jest_suites_pass(tmp_path):
               for s in result["testResults"] if s["status"] != "passed" and not s["assertionResults"]]
     assert not failures and not broken, "\n\n".join(failures + broken)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # every suite ran: the labels, the request building, the list models, the log follower
+    # every suite ran: the labels, the request building, the list models, the log follower, the panels
     suites = {os.path.basename(s["name"]) for s in result["testResults"]}
-    assert {"i18n.spec.ts", "api.spec.ts", "model.spec.ts", "logfollower.spec.ts"} <= suites, suites
+    assert {"i18n.spec.ts", "api.spec.ts", "model.spec.ts", "logfollower.spec.ts", "panels.spec.tsx"} <= suites, suites
     assert result["numPassedTests"] >= 30, result["numPassedTests"]
