@@ -9,7 +9,7 @@ import { createRoot, Root } from 'react-dom/client';
 
 import { KqiClient, NotebookContext } from '../api';
 import { makeTranslate } from '../i18n';
-import { DataPanel, IKqiEnv, TabName, TrainPanel } from '../panels';
+import { DataPanel, IKqiEnv, openTensorBoard, TabName, TrainPanel } from '../panels';
 import { json, TestServer } from './server';
 
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
@@ -193,5 +193,36 @@ describe('panels', () => {
     expect(JSON.parse(post.body)).toEqual({ name: 'new data', memo: '', tags: ['x', 'y'], paths: ['work/a.csv', 'work/b.ipynb'] });
     // the list is asked again and shows the new data
     await waitFor(() => server.received.filter(r => r.url.includes('/kqi/api/v2/data?')).length > listsBefore);
+  });
+
+  it('starts a TensorBoard that is not running and opens it once it answers', async () => {
+    let gets = 0;
+    const opened: string[] = [];
+    env.openUrl = url => opened.push(url);
+    server.handler = (req, res) => {
+      if (req.method === 'PUT') {
+        return json(res, 200, { status: 'Pending', statusType: 'Pending', url: '/services/kqi/proxy/tensorboard/4/' });
+      }
+      gets += 1;
+      if (gets === 1) {
+        return json(res, 200, { status: 'None', statusType: 'None', url: null });
+      }
+      return json(res, 200, { status: 'Running', statusType: 'Running', url: '/services/kqi/proxy/tensorboard/4/' });
+    };
+    const messages: Array<string | null> = [];
+    await openTensorBoard(env, 4, m => messages.push(m ? m.text : null));
+    expect(server.received.map(r => `${r.method} ${r.url}`)).toEqual([
+      'GET /user/alice/kqi-7/kqi/api/v2/training/4/tensorboard',
+      'PUT /user/alice/kqi-7/kqi/api/v2/training/4/tensorboard',
+      'GET /user/alice/kqi-7/kqi/api/v2/training/4/tensorboard'
+    ]);
+    expect(messages).toEqual(['TensorBoard of 4 is starting; it opens when it is ready.', null]);
+    expect(opened).toEqual(['/services/kqi/proxy/tensorboard/4/']);
+
+    // one that runs opens at once, without starting another
+    server.received.length = 0;
+    await openTensorBoard(env, 4, () => undefined);
+    expect(server.received.map(r => r.method)).toEqual(['GET']);
+    expect(opened).toHaveLength(2);
   });
 });
