@@ -162,6 +162,16 @@ class HubClient:
             if e.status != 404:
                 raise
 
+    async def directory_sync(self) -> dict:
+        """Ask the hub's directory authenticator to apply the directory's groups to every user now
+        (kqi_hub_config/directory_auth.py); 404 when the authenticator has no directory."""
+        return await self._request("POST", "/kqi/directory/sync", {})
+
+    async def list_tokens(self, name: str) -> list[dict]:
+        """The user's API tokens (their models: id, note, scopes, created, last_activity, expires_at)."""
+        answer = await self._request("GET", f"/users/{quote(name, safe='')}/tokens")
+        return answer.get("api_tokens", []) if isinstance(answer, dict) else (answer or [])
+
     async def add_group_users(self, group: str, users: list[str]) -> None:
         await self._request("POST", f"/groups/{quote(group, safe='')}/users", {"users": users})
 

@@ -66,14 +66,16 @@ class LoginHandler(AccountMixin, BaseAPIHandler):
         expires_in = read_expires_in(f)
         f.done()
         wrong = ApiError(401, "The user name or the password is wrong.")
+        # the password first: a directory authenticator (LDAP) makes the hub user and applies the
+        # directory's groups (tenants) when it checks it, so the tenants read next are current;
+        # and an answer before the check would tell a stranger which names exist
+        await self.check_password(name, password, wrong)
         model, tenants = await self.hub_user_tenants(name)
         if model is None:
             raise wrong
         roles = set(model.get("roles") or [])
         tenant = self.choose_tenant(name, tenants, tenant_id)
         if tenant is None and "kqi-system-admin" not in roles:
-            # check the password first, so that the answer tells nothing to a stranger
-            await self.check_password(name, password, wrong)
             raise ApiError(403, "You belong to no tenant yet: ask an administrator to add you to one.")
         scopes = tenant_token_scopes(roles, tenant.name if tenant else None, self.kqi.service_name)
         try:

@@ -1,0 +1,198 @@
+"""Sign-in with a real OpenLDAP directory (issue 16): KQI_AUTHENTICATOR=ldap.
+
+A slapd of the test's own (tests/ldapserver.py) holds the users and groups, made with ldapadd and
+changed with ldapmodify. The platform under test is a dedicated KQI Hub whose hub signs users in
+against it (jupyterhub-ldapauthenticator) and maps the directory groups to two tenants and to a
+tenant's administrators. Users sign in through the hub's form and through `kqi account login`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+import pytest
+import requests
+
+from .ldapserver import GROUPS, PEOPLE, LdapServer, available
+from .platform import new_platform, remove_tree
+
+pytestmark = pytest.mark.skipif(not available(), reason="slapd and ldap-utils are not installed (setup.sh --test)")
+
+PASSWORDS = {"alice": "alice-" + uuid.uuid4().hex[:10], "bob": "bob-" + uuid.uuid4().hex[:10],
+             "carol": "carol-" + uuid.uuid4().hex[:10]}
+
+
+@pytest.fixture(scope="module")
+def directory(tmp_path_factory):
+    server = LdapServer(str(tmp_path_factory.mktemp("slapd"))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ldap_platform(directory, tmp_path_factory, request):
+    base = str(tmp_path_factory.mktemp("platform-ldap"))
+    db = request.config.getoption("--db").split(",")[0].strip()
+    plat = new_platform(base)
+    # the platform's administrator is a directory user too
+    directory.add_user("admin", plat.admin_password, "The Administrator")
+    directory.add_user("alice", PASSWORDS["alice"], "Alice Liddell")
+    directory.add_user("bob", PASSWORDS["bob"], "Bob Builder")
+    directory.add_user("carol", PASSWORDS["carol"], "Carol Danvers")
+    # a reader for the sync (only the test's root can read the whole tree otherwise)
+    directory.add(f"dn: cn=reader,{PEOPLE}\nobjectClass: inetOrgPerson\ncn: reader\nsn: reader\n"
+                  f"userPassword: reader-secret\n")
+    # groupOfNames needs a member: "admin" stays in every group
+    directory.add_group("vision", ["admin", "alice", "bob"])
+    directory.add_group("speech", ["admin", "alice"])
+    directory.add_group("vision-leads", ["admin", "carol"])
+    config = os.path.join(base, "hub_ldap.py")
+    with open(config, "w") as f:
+        f.write(f"""
+c.KqiLDAPAuthenticator.server_address = "127.0.0.1"
+c.KqiLDAPAuthenticator.server_port = {directory.port}
+c.KqiLDAPAuthenticator.tls_strategy = "insecure"
+c.KqiLDAPAuthenticator.bind_dn_template = ["uid={{username}},{PEOPLE}"]
+c.KqiLDAPAuthenticator.group_search_base = "{GROUPS}"
+c.KqiLDAPAuthenticator.sync_bind_dn = "cn=reader,{PEOPLE}"
+c.KqiLDAPAuthenticator.sync_bind_password = "reader-secret"
+c.KqiLDAPAuthenticator.sync_user_search_base = "{PEOPLE}"
+c.KqiLDAPAuthenticator.group_tenants = {{"vision": "vision", "speech": "speech"}}
+c.KqiLDAPAuthenticator.tenant_admin_groups = {{"vision-leads": "vision"}}
+""")
+    plat.env.update(KQI_AUTHENTICATOR="ldap", KQI_HUB_CONFIG=config)
+    if db == "postgresql":
+        pg = request.getfixturevalue("postgres_server")
+        suffix = uuid.uuid4().hex[:6]
+        plat.env.update(KQI_DB_URL=pg.create_database(f"kqi_ldap_{suffix}"),
+                        KQI_HUB_DB_URL=pg.create_database(f"hub_ldap_{suffix}"))
+    plat.start()
+    for name in ("vision", "speech"):
+        plat.create_tenant(name)
+    yield plat
+    plat.stop()
+    remove_tree(base)
+
+
+def hub_form_login(plat, name: str, password: str) -> requests.Response:
+    session = requests.Session()
+    session.get(f"{plat.url}/hub/login", timeout=30)
+    return session.post(f"{plat.url}/hub/login", data={"username": name, "password": password,
+                                                       "_xsrf": session.cookies.get("_xsrf", "")},
+                        allow_redirects=False, timeout=30)
+
+
+def hub_groups(plat, name: str) -> set[str]:
+    r = plat.hub("GET", f"/users/{name}")
+    assert r.status_code == 200, r.text
+    return set(r.json()["groups"])
+
+
+def tenant_admins(plat, tenant: str) -> list[str]:
+    return plat.hub("GET", f"/kqi/tenants/{tenant}").json()["admins"]
+
+
+def test_form_sign_in_maps_groups_and_refuses_a_wrong_password(ldap_platform):
+    plat = ldap_platform
+    r = hub_form_login(plat, "alice", PASSWORDS["alice"])
+    assert r.status_code == 302, r.text
+    assert hub_groups(plat, "alice") >= {"vision", "speech"}
+    r = hub_form_login(plat, "alice", "not-" + PASSWORDS["alice"])
+    assert r.status_code == 403
+    r = hub_form_login(plat, "nobody", "whatever-password")
+    assert r.status_code == 403
+    # carol leads vision: its administrator, and so a member
+    assert hub_form_login(plat, "carol", PASSWORDS["carol"]).status_code == 302
+    assert "vision" in hub_groups(plat, "carol") and "speech" not in hub_groups(plat, "carol")
+    assert "carol" in tenant_admins(plat, "vision")
+    assert "alice" not in tenant_admins(plat, "vision")
+
+
+def test_cli_login_with_directory_password(ldap_platform, cli_home):
+    plat = ldap_platform
+    # bob has never signed in: the login makes his hub user and his tenants from the directory
+    r = plat.cli(cli_home, "account", "login", "-s", plat.service_url, "-u", "bob", "-p", "wrong-password",
+                 check=False)
+    assert r.returncode != 0
+    out = plat.cli(cli_home, "account", "login", "-s", plat.service_url, "-u", "bob", "-p", PASSWORDS["bob"]).stdout
+    assert "user name: bob" in out
+    assert "tenant: VISION" in out
+    out = plat.cli(cli_home, "account", "get").stdout
+    assert "VISION" in out and "SPEECH" not in out
+    config = json.load(open(os.path.join(cli_home, ".kqi", "config.json")))
+    r = plat.api("GET", "/account", config["token"])
+    assert r.status_code == 200 and r.json()["selectedTenant"]["name"] == "vision"
+    r = requests.post(f"{plat.api_url}/account/login", json={"userName": "bob", "password": "x" + PASSWORDS["bob"]},
+                      timeout=30)
+    assert r.status_code == 401
+
+
+def test_tenant_admin_group_gives_tenant_admin_role(ldap_platform):
+    plat = ldap_platform
+    token = plat.login("carol", PASSWORDS["carol"])
+    account = plat.api("GET", "/account", token).json()
+    vision = next(t for t in account["tenants"] if t["name"] == "vision")
+    assert "tenant-admin" in {r["name"] for r in vision["roles"]}
+    assert plat.api("GET", "/tenant", token).status_code == 200  # a tenant administrator's route
+    alice = plat.login("alice", PASSWORDS["alice"], tenant_id=vision["id"])
+    assert plat.api("GET", "/tenant", alice).status_code == 403
+
+
+def test_leaving_a_group_removes_the_tenant_at_next_sign_in(ldap_platform, directory):
+    plat = ldap_platform
+    assert hub_form_login(plat, "alice", PASSWORDS["alice"]).status_code == 302
+    assert "speech" in hub_groups(plat, "alice")
+    directory.remove_member("speech", "alice")
+    try:
+        assert hub_form_login(plat, "alice", PASSWORDS["alice"]).status_code == 302
+        assert "speech" not in hub_groups(plat, "alice")
+        assert "vision" in hub_groups(plat, "alice")
+        # and through the API's login as well: only vision is left
+        token = plat.login("alice", PASSWORDS["alice"])
+        names = {t["name"] for t in plat.api("GET", "/account", token).json()["tenants"]}
+        assert names == {"vision"}
+    finally:
+        directory.add_member("speech", "alice")
+    token = plat.login("alice", PASSWORDS["alice"])
+    names = {t["name"] for t in plat.api("GET", "/account", token).json()["tenants"]}
+    assert names == {"vision", "speech"}
+
+
+def test_sync_applies_groups_and_display_names(ldap_platform, directory):
+    plat = ldap_platform
+    admin = plat.admin_token()
+    plat.login("bob", PASSWORDS["bob"])  # bob is in vision
+    assert "vision" in hub_groups(plat, "bob")
+    directory.remove_member("vision", "bob")
+    directory.remove_member("vision-leads", "carol")
+    directory.add_user("dave", "dave-" + uuid.uuid4().hex[:8], "Dave Directory")
+    directory.add_member("speech", "dave")
+    r = plat.api("POST", "/admin/directory/sync", admin)
+    assert r.status_code == 200, r.text
+    users = {u["name"]: u for u in r.json()["users"]}
+    assert users["bob"]["removed"] == ["vision"]
+    assert users["bob"]["stillRunning"] == []  # none of his notebooks or jobs runs there
+    assert users["carol"]["adminRemoved"] == ["vision"] and users["carol"]["removed"] == ["vision"]
+    assert users["dave"]["created"] is True and users["dave"]["added"] == ["speech"]
+    assert users["dave"]["displayName"] == "Dave Directory"
+    assert "vision" not in hub_groups(plat, "bob")
+    assert "carol" not in tenant_admins(plat, "vision")
+    assert "speech" in hub_groups(plat, "dave")
+    # the display name reaches the kqi service's users list
+    r = plat.api("GET", "/admin/users", admin, params={"perPage": 100})
+    assert r.status_code == 200, r.text
+    names = {u["name"]: u for u in r.json()}
+    assert names["dave"]["displayName"] == "Dave Directory"
+    # a second sync changes nothing
+    r = plat.api("POST", "/admin/directory/sync", admin)
+    assert all(not (u["added"] or u["removed"] or u["adminAdded"] or u["adminRemoved"]) for u in r.json()["users"])
+    # a tenant user may not sync
+    alice = plat.login("alice", PASSWORDS["alice"])
+    assert plat.api("POST", "/admin/directory/sync", alice).status_code == 403
+
+
+def test_no_password_in_the_logs(ldap_platform):
+    log = open(ldap_platform.log_path, errors="replace").read()
+    for password in PASSWORDS.values():
+        assert password not in log
