@@ -180,6 +180,8 @@ export function secondsLeftNow(context: Pick<NotebookContext, 'secondsLeft'>, re
 
 // --------------------------------------------------------------------- train from here
 export interface TrainForm {
+  /** Which of the notebook's repositories (a path of the context's git list; '' = none). */
+  repositoryPath: string;
   name: string;
   memo: string;
   entryPoint: string;
@@ -209,6 +211,7 @@ export function trainDefaults(context: NotebookContext | null): TrainForm {
   const git = context?.git?.[0];
   const base = git?.url ? git.url.replace(/\.git$/, '').split('/').pop() || 'training' : 'training';
   return {
+    repositoryPath: git?.path || '',
     name: `${base}-from-notebook${context?.notebookId ? `-${context.notebookId}` : ''}`.replace(/[^A-Za-z0-9_.-]/g, '-'),
     memo: context?.notebookId ? `notebook ${context.notebookId}` : '',
     entryPoint: '',
@@ -248,6 +251,9 @@ export function trainBody(form: TrainForm, allowDirty: boolean): Record<string, 
   if (form.memo.trim()) {
     body.memo = form.memo;
   }
+  if (form.repositoryPath) {
+    body.repositoryPath = form.repositoryPath;
+  }
   if (form.image.trim()) {
     body.containerImage = { image: form.image.trim(), tag: form.tag.trim() || 'latest' };
   }
@@ -268,9 +274,15 @@ export function dirtyLines(git: GitFacts[], t: Translate, limit = 10): Array<{ t
     }));
 }
 
-/** The dirty files a 409 of train-from-here names, as GitFacts for dirtyLines (the first repository's path). */
-export function dirtyFromConflict(body: any, context: NotebookContext | null): GitFacts[] {
+/** The notebook's repository the form names (the first when it names none that is there). */
+export function chosenRepository(context: NotebookContext | null, path: string): GitFacts | null {
+  const git = context?.git || [];
+  return git.find(g => g.path === path) || git[0] || null;
+}
+
+/** The dirty files a 409 of train-from-here names, as GitFacts for dirtyLines (its path, else the chosen repository's). */
+export function dirtyFromConflict(body: any, repository: GitFacts | null): GitFacts[] {
   const files: string[] = Array.isArray(body?.dirty) ? body.dirty.map(String) : [];
-  const git = context?.git?.[0];
-  return [{ path: git?.path || '/kqi/git', url: git?.url ?? null, branch: git?.branch ?? null, commit: git?.commit ?? null, dirty: files }];
+  const path = typeof body?.path === 'string' && body.path ? body.path : repository?.path || '/kqi/git';
+  return [{ path, url: repository?.url ?? null, branch: repository?.branch ?? null, commit: repository?.commit ?? null, dirty: files }];
 }

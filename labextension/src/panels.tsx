@@ -22,6 +22,7 @@ import {
 } from './api';
 import type { Translate } from './i18n';
 import {
+  chosenRepository,
   dataLabel,
   datasetAreas,
   dirtyFromConflict,
@@ -662,7 +663,7 @@ export function TrainPanel(props: { env: IKqiEnv; refresh: number }): JSX.Elemen
       env.showTab('training');
     } catch (err) {
       if (err instanceof KqiError && err.status === 409 && err.body && Array.isArray(err.body.dirty)) {
-        setConflict(dirtyLines(dirtyFromConflict(err.body, context), t));
+        setConflict(dirtyLines(dirtyFromConflict(err.body, chosenRepository(context, form.repositoryPath)), t));
       } else {
         setMessage({ kind: 'error', text: errorText(t, err) });
       }
@@ -671,8 +672,8 @@ export function TrainPanel(props: { env: IKqiEnv; refresh: number }): JSX.Elemen
     }
   }
 
-  const git = context?.git?.[0] || null;
-  const dirtyNow = conflict ?? dirtyLines(context?.git || [], t);
+  const git = chosenRepository(context, form.repositoryPath);
+  const dirtyNow = conflict ?? dirtyLines(git ? [git] : [], t);
   const input = (key: keyof TrainForm, label: string, type = 'text') => (
     <label className={errors[key] ? 'kqi-invalid' : ''}>
       {label}
@@ -696,6 +697,25 @@ export function TrainPanel(props: { env: IKqiEnv; refresh: number }): JSX.Elemen
         }}
       >
         <div className="kqi-git-facts">
+          {context && context.git.length > 1 ? (
+            <label>
+              {t('train.repository')}
+              <select
+                className="jp-mod-styled kqi-train-repositoryPath"
+                value={git?.path || ''}
+                onChange={e => {
+                  setConflict(null);
+                  field('repositoryPath', e.target.value);
+                }}
+              >
+                {context.git.map(g => (
+                  <option key={g.path} value={g.path}>
+                    {g.path}
+                  </option>
+                ))}
+              </select>
+            </label>
+          ) : null}
           {git ? (
             <dl>
               <dt>{t('train.repository')}</dt>

@@ -1,6 +1,7 @@
 import type { NotebookContext } from '../api';
 import { makeTranslate } from '../i18n';
 import {
+  chosenRepository,
   datasetAreas,
   dirtyFromConflict,
   dirtyLines,
@@ -154,6 +155,7 @@ describe('train from here', () => {
       gpu: 0,
       zip: false,
       allowDirty: false,
+      repositoryPath: '/kqi/git',
       containerImage: { image: 'registry.local:5000/kqi/python', tag: '3.11' },
       dataSetId: 5
     });
@@ -176,8 +178,17 @@ describe('train from here', () => {
     expect(dirtyLines([{ ...context.git[0], dirty: [] }], en)).toEqual([]);
   });
   it('reads the dirty files of a 409', () => {
-    const facts = dirtyFromConflict({ message: 'uncommitted changes', dirty: ['a.py'] }, context);
+    const facts = dirtyFromConflict({ message: 'uncommitted changes', dirty: ['a.py'] }, context.git[0]);
     expect(facts).toEqual([{ ...context.git[0], dirty: ['a.py'] }]);
+    expect(dirtyFromConflict({ dirty: ['b'], path: '/kqi/output/other' }, context.git[0])[0]).toMatchObject({ path: '/kqi/output/other', dirty: ['b'] });
     expect(dirtyFromConflict({}, null)[0]).toMatchObject({ path: '/kqi/git', dirty: [] });
+  });
+
+  it('picks the repository the form names, else the first', () => {
+    const two: NotebookContext = { ...context, git: [context.git[0], { ...context.git[0], path: '/kqi/output/work', dirty: [] }] };
+    expect(chosenRepository(two, '/kqi/output/work')!.path).toBe('/kqi/output/work');
+    expect(chosenRepository(two, '/gone')!.path).toBe('/kqi/git');
+    expect(chosenRepository({ ...context, git: [] }, '')).toBeNull();
+    expect(chosenRepository(null, '')).toBeNull();
   });
 });

@@ -123,7 +123,7 @@ describe('panels', () => {
     const first = server.received.filter(r => r.method === 'POST');
     expect(first).toHaveLength(1);
     expect(first[0].url).toBe('/user/alice/kqi-7/kqi/train-from-here');
-    expect(JSON.parse(first[0].body)).toMatchObject({ name: 'mnist-from-notebook-17', entryPoint: 'python train.py', allowDirty: false, dataSetId: 5 });
+    expect(JSON.parse(first[0].body)).toMatchObject({ name: 'mnist-from-notebook-17', entryPoint: 'python train.py', allowDirty: false, dataSetId: 5, repositoryPath: '/kqi/git' });
     expect(shown).toEqual([]);
 
     await click(anyway);
