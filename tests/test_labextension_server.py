@@ -66,6 +66,8 @@ def world(platform, tmp_path_factory):
     w.dataset_b = r.json()["id"]
     w.repo = ModelRepo(platform, os.path.join(tmp, "model"), "team", f"lab-model-{w.marker}", tenant=w.a)
     w.commit = w.repo.commit({"train.py": "print('trained from the lab')\n"}, "a model")
+    w.repo_b = ModelRepo(platform, os.path.join(tmp, "model-b"), "team", f"lab-model-b-{w.marker}", tenant=w.b)
+    w.repo_b.commit({"secret.py": "B = 1\n"}, "tenant B's model")
     # a real notebook of tenant A, started by the platform
     r = w.user_a.api("POST", "/notebook/run", json={
         "name": f"lab-{w.marker}", "cpu": 1, "memory": 1, "gpu": 0, "expiresIn": 3600, "entryPoint": STARTUP,
@@ -170,6 +172,23 @@ def test_the_server_token_acts_in_the_notebook_tenant_only(world):
     # the same user's own token sees tenant B when it asks for it
     r = platform.api("GET", "/data", world.token_b, params={"name": world.marker})
     assert [d["name"] for d in r.json()] == [world.data_b["name"]]
+
+
+def test_the_server_token_clones_from_the_notebook_tenant_only(world):
+    """The embedded git server (HTTP Basic: user name + hub token) applies the same rule."""
+    def refs(tenant, repo):
+        url = f"{world.platform.service_url}/git/{tenant['name']}/{repo.owner}/{repo.name}.git/info/refs"
+        return requests.get(url, params={"service": "git-upload-pack"}, auth=(world.name, world.server_token),
+                            timeout=30)
+
+    r = refs(world.a, world.repo)
+    assert r.status_code == 200 and world.commit.encode() in r.content, r.status_code
+    r = refs(world.b, world.repo_b)
+    assert r.status_code in (403, 404), (r.status_code, r.text[:200])
+    r = requests.get(f"{world.platform.service_url}/git/{world.b['name']}/{world.repo_b.owner}/{world.repo_b.name}"
+                     ".git/info/refs", params={"service": "git-upload-pack"}, auth=(world.name, world.token_b),
+                     timeout=30)
+    assert r.status_code == 200  # the same user, with a token of tenant B
 
 
 def test_the_notebook_runs_the_server_extension(world):
