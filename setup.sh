@@ -109,9 +109,10 @@ if [ ! -f .venv/node/node_modules/cytoscape/dist/cytoscape.min.js ] || [ ! -f .v
 fi
 
 # The JupyterLab extension (labextension/): its prebuilt front-end is built from the npm registry
-# with jlpm (the yarn of jupyter_builder, in .venv) when it is missing or older than its sources
+# with jlpm (the yarn of jupyter_builder, in .venv) when it is missing or older than its sources, or
+# when its node_modules (also what its jest tests run with) are missing
 LABEXT_OUT=labextension/kqi_labextension/labextension/package.json
-if [ ! -f "$LABEXT_OUT" ] || [ -n "$(find labextension/src labextension/style labextension/package.json \
+if [ ! -f "$LABEXT_OUT" ] || [ ! -d labextension/node_modules/jest ] || [ -n "$(find labextension/src labextension/style labextension/package.json \
     labextension/yarn.lock labextension/tsconfig.json -newer "$LABEXT_OUT" 2>/dev/null | head -1)" ]; then
   labext_start=$(date +%s)
   if ! labext_log=$(cd labextension && export PATH="$PWD/../.venv/bin:$PATH" && jlpm install 2>&1 && jlpm build 2>&1); then
