@@ -324,6 +324,19 @@ def test_ledger_counts_a_10s_job_keeps_it_and_its_csv_sums_to_it(plat):
     assert api(plat, "GET", "/tenant/resource/usage", c.user.token).status_code == 403
     assert api(plat, "GET", "/admin/resource/usage", admin, params={"startDate": "yesterday"}).status_code == 400
 
+    # a TensorBoard over the training holds resources too: listed, stopped from the monitor, in the ledger
+    r = c.user.api("PUT", f"/training/{job}/tensorboard", json={"expiresIn": 600})
+    assert r.status_code == 200, r.text
+    rows = api(plat, "GET", "/tenant/resource/containers", c.admin).json()
+    board = mine(rows, c, "tensorboard", job)
+    assert (board["containerType"], board["createdBy"], board["cpu"], board["memory"]) == \
+        ("TensorBoard", c.user.name, 1, 2)
+    r = api(plat, "DELETE", f"/admin/resource/containers/{c.tenant['id']}/{board['name']}", admin)
+    assert r.status_code == 204, r.text
+    assert c.user.api("GET", f"/training/{job}/tensorboard").json()["status"] == "None"
+    [tb_run] = [x for x in ledger()["runs"] if x["kind"] == "tensorboard"]
+    assert tb_run["id"] == job and tb_run["endedAt"] and tb_run["userName"] == c.user.name
+
     # KAMONOHASHI's job history: the ended runs, by the day their job was created
     r = api(plat, "GET", "/admin/resource/histories/jobs/data", admin, params={"withHeader": "true"})
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv"), r.text
@@ -345,7 +358,7 @@ def test_ledger_counts_a_10s_job_keeps_it_and_its_csv_sums_to_it(plat):
     admin = plat.admin_token()
     again = [x for x in api(plat, "GET", "/admin/resource/usage", admin, params={"tenantId": c.tenant["id"]})
              .json()["runs"]]
-    assert again == [run]
+    assert again == [run, tb_run]
 
 
 # ------------------------------------------------------------------------------ pure rules and Kubernetes
