@@ -29,7 +29,8 @@ from kqi_labextension.context import (RequestError, inside_root, owner_and_repos
 from kqi_services.permissions import (Access, identity_from_model, notebook_identity, notebook_servers,
                                       notebook_token_refusal)
 
-from .platform import JupyterServer, ModelRepo, TenantUser, create_data, git, user_hub_token, wait_notebook
+from .platform import (JupyterServer, ModelRepo, TenantUser, create_data, git, user_hub_token, wait_job,
+                       wait_notebook)
 
 TOKEN_FILE = "kqi-test-hub-token.txt"
 # the notebook's start-up command keeps the server's own token where the test can read it
@@ -377,6 +378,33 @@ def test_train_from_here_names_uncommitted_files_then_submits(world, call, tmp_p
     # a repository that is not the notebook's is refused
     status, _, body = call("POST", "kqi/train-from-here", body={**request, "repositoryPath": "/etc"})
     assert status == 400, body
+
+
+def test_a_followed_log_streams_through_the_extension(world, call, jp_fetch):
+    """GET .../training/{id}/log?follow=true: the lines reach the panel as the job prints them."""
+    r = world.platform.api("POST", "/training/run", world.token_a, json={
+        "name": f"lab-log-{world.marker}", "entryPoint": "for i in 1 2 3 4 5 6; do echo line-$i; sleep 1; done",
+        "containerImage": {"image": "python", "tag": "3.11"}, "dataSetId": world.dataset_a,
+        "gitModel": {"owner": world.repo.owner, "repository": world.repo.name}, "cpu": 1, "memory": 1, "gpu": 0})
+    assert r.status_code in (200, 201), r.text
+    job_id = r.json()["id"]
+    wait_job(TenantUser(world.platform, world.a, world.name, world.password, world.token_a), job_id,
+             ("Running", "Completed", "Failed", "Killed", "Error"), timeout=120)
+    chunks = []
+
+    def on_chunk(data):
+        chunks.append((time.monotonic(), data))
+
+    response = call.run(jp_fetch("kqi", "api", "v2", "training", str(job_id), "log",
+                                 params={"follow": "true"}, streaming_callback=on_chunk, request_timeout=120))
+    assert response.code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    text = b"".join(c for _, c in chunks).decode()
+    assert [f"line-{i}" in text for i in range(1, 7)] == [True] * 6, text
+    first = next(t for t, c in chunks if b"line-" in c)
+    last = next(t for t, c in reversed(chunks) if b"line-6" in c)
+    assert last - first >= 2, [(round(t - first, 2), c[:40]) for t, c in chunks]  # not all at the end
+    job = world.platform.api("GET", f"/training/{job_id}", world.token_a).json()
+    assert job["status"] == "Completed", job
 
 
 def test_tenant_b_is_out_of_reach_through_the_extension(world, call):

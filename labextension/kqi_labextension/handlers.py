@@ -2,6 +2,7 @@
 transfers.py, the calls in client.py."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -19,8 +20,9 @@ from .transfers import Transfers, check_register_body, download_data, register_d
 FORWARD_REQUEST_HEADERS = ("Content-Type", "Accept", "Accept-Language", "Range", "If-None-Match",
                            "If-Modified-Since")
 #: response headers of the kqi service passed back
-FORWARD_RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "X-Total-Count", "Location", "ETag",
-                            "Last-Modified", "Cache-Control", "Content-Range", "Accept-Ranges")
+FORWARD_RESPONSE_HEADERS = ("Content-Type", "Content-Disposition", "X-Total-Count", "X-Log-Offset", "Location",
+                            "ETag", "Last-Modified", "Cache-Control", "Content-Range", "Accept-Ranges",
+                            "X-Content-Type-Options")
 
 
 class KqiHandler(APIHandler):
@@ -135,13 +137,8 @@ class ContextHandler(KqiHandler):
     @web.authenticated
     async def get(self):
         tenant = await self.client.tenant()
-        data = await self._in_thread(notebook_context, self.kqi, self.root, tenant)
+        data = await asyncio.get_running_loop().run_in_executor(None, notebook_context, self.kqi, self.root, tenant)
         self.answer(data)
-
-    async def _in_thread(self, func, *args):
-        import asyncio
-
-        return await asyncio.get_running_loop().run_in_executor(None, func, *args)
 
 
 class DataDownloadHandler(KqiHandler):
@@ -184,8 +181,6 @@ class TransferHandler(KqiHandler):
 class TrainFromHereHandler(KqiHandler):
     @web.authenticated
     async def post(self):
-        import asyncio
-
         try:
             body = self.body_json()
             repos = await asyncio.get_running_loop().run_in_executor(
