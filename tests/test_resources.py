@@ -377,6 +377,16 @@ def test_kubernetes_jobs_tell_their_node_and_their_container_times(fake, backend
     pod = fake.run_pod("training-31", node="gpu-node-3")
     assert backend.placement("training-31") == "gpu-node-3"
     fake.end_pod(pod, 0, message='{"exitCode": 0, "failedStep": null, "message": null}')
+    # the monitor's nodes: allocatable per schedulable node, as the cluster says
+    fake.nodes = [{"metadata": {"name": "gpu-node-3"}, "spec": {},
+                   "status": {"allocatable": {"cpu": "15900m", "memory": "64Gi", "nvidia.com/gpu": "4"},
+                              "conditions": [{"type": "Ready", "status": "True"}]}},
+                  {"metadata": {"name": "cordoned"}, "spec": {"unschedulable": True},
+                   "status": {"allocatable": {"cpu": "8"}, "conditions": [{"type": "Ready", "status": "True"}]}}]
+    try:
+        assert backend.node_sizes() == {"gpu-node-3": (15.9, 64.0, 4)}
+    finally:
+        fake.nodes = []
     result = backend.result("training-31")
     assert result.exit_code == 0 and isinstance(result.started_at, datetime)
     assert result.finished_at >= result.started_at and result.finished_at.tzinfo is None

@@ -159,11 +159,24 @@ def node_list(db: Session, app, conts: list[dict], tenant: Tenant | None = None)
     out = []
     local = backend_is_local(app)
     backend = app.jobs.backend
+    # the cluster's own view of its nodes (Kubernetes: allocatable per node), else what was recorded
+    cluster = {}
+    sizes_of = getattr(backend, "node_sizes", None)
+    if sizes_of is not None:
+        try:
+            cluster = sizes_of()
+        except Exception:
+            cluster = {}
     for n in rows:
-        size = (n.cpu, n.memory, n.gpu)
+        size = cluster.get(n.name) or (n.cpu, n.memory, n.gpu)
         if local and n.name == local_node_name():  # what the local backend hands out on this machine
             size = (backend.capacity_cpu, backend.capacity_memory_gib, backend.capacity_gpu)
         out.append(_node_json(n.name, n.memo, n.partition, n.access_level, n.tensorboard_enabled, *size))
+    if tenant is None:  # nodes of the cluster nobody recorded (system administrators see them all)
+        known = {n["name"] for n in out}
+        for name, size in sorted(cluster.items()):
+            if name not in known:
+                out.append(_node_json(name, None, None, 2, True, *size))
     if local and tenant is None and local_node_name() not in {n["name"] for n in out}:
         out.append(_node_json(local_node_name(), "this machine (the local job backend)", None, 2, True,
                               backend.capacity_cpu, backend.capacity_memory_gib, backend.capacity_gpu))

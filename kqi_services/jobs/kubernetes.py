@@ -696,8 +696,14 @@ def _tolerated(taint: dict, tolerations: list[dict]) -> bool:
 def node_capacity(nodes: list[dict], gpu_resource: str = "nvidia.com/gpu", selector: dict | None = None,
                   tolerations: list[dict] | None = None) -> tuple[float, float, int]:
     """(cpu, memory GiB, gpu) allocatable on the Ready, schedulable nodes jobs may land on."""
-    cpu = memory = 0.0
-    gpu = 0
+    sizes = node_allocatable(nodes, gpu_resource, selector, tolerations).values()
+    return sum(s[0] for s in sizes), sum(s[1] for s in sizes), sum(s[2] for s in sizes)
+
+
+def node_allocatable(nodes: list[dict], gpu_resource: str = "nvidia.com/gpu", selector: dict | None = None,
+                     tolerations: list[dict] | None = None) -> dict[str, tuple[float, float, int]]:
+    """{node name: (cpu, memory GiB, gpu) allocatable} of the Ready, schedulable nodes jobs may land on."""
+    out: dict[str, tuple[float, float, int]] = {}
     for node in nodes:
         meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
         if spec.get("unschedulable"):
@@ -711,10 +717,10 @@ def node_capacity(nodes: list[dict], gpu_resource: str = "nvidia.com/gpu", selec
                for t in spec.get("taints") or []):
             continue
         alloc = status.get("allocatable") or {}
-        cpu += parse_quantity(alloc.get("cpu", 0))
-        memory += parse_quantity(alloc.get("memory", 0)) / 1024**3
-        gpu += int(parse_quantity(alloc.get(gpu_resource, 0)))
-    return cpu, memory, gpu
+        out[meta.get("name") or ""] = (parse_quantity(alloc.get("cpu", 0)),
+                                       parse_quantity(alloc.get("memory", 0)) / 1024**3,
+                                       int(parse_quantity(alloc.get(gpu_resource, 0))))
+    return out
 
 
 # ------------------------------------------------------------------------------ the backend
@@ -937,6 +943,8 @@ class KubernetesBackend(LoggingConfigurable):
             return self._capacity
         try:
             nodes = self._call(self._core.list_node).get("items") or []
+            self._node_sizes = node_allocatable(nodes, self.gpu_resource, dict(self.node_selector),
+                                                list(self.gpu_tolerations))
             self._capacity = node_capacity(nodes, self.gpu_resource, dict(self.node_selector),
                                            list(self.gpu_tolerations))
             self._capacity_at = now
@@ -945,6 +953,13 @@ class KubernetesBackend(LoggingConfigurable):
             if self._capacity is None:
                 return 0.0, 0.0, 0
         return self._capacity
+
+    _node_sizes: dict = {}
+
+    def node_sizes(self) -> dict[str, tuple[float, float, int]]:
+        """{node name: (cpu, memory GiB, gpu)} allocatable on the nodes jobs may land on (the resource monitor)."""
+        self._nodes_capacity()
+        return dict(self._node_sizes)
 
     @property
     def capacity_cpu(self) -> float:
