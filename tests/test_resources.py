@@ -376,6 +376,10 @@ def test_kubernetes_jobs_tell_their_node_and_their_container_times(fake, backend
     assert backend.placement("training-31") is None  # no pod yet: not placed
     pod = fake.run_pod("training-31", node="gpu-node-3")
     assert backend.placement("training-31") == "gpu-node-3"
+    assert backend.events("training-31")[0]["message"] == f"pod {pod} on gpu-node-3"
+    fake.wait_pod(pod, "ImagePullBackOff", "Back-off pulling image")
+    assert backend.events("training-31")[-1] == {"timestamp": None, "type": "Warning", "reason": "ImagePullBackOff",
+                                                 "message": "Back-off pulling image"}
     fake.end_pod(pod, 0, message='{"exitCode": 0, "failedStep": null, "message": null}')
     # the monitor's nodes: allocatable per schedulable node, as the cluster says
     fake.nodes = [{"metadata": {"name": "gpu-node-3"}, "spec": {},

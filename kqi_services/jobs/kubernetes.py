@@ -633,13 +633,44 @@ def _main_status(pod: dict) -> dict:
     return {}
 
 
+def _newest(pods: list[dict]) -> dict | None:
+    return max(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
+                                    (p.get("metadata") or {}).get("name") or "")) if pods else None
+
+
 def pod_node(pods: list[dict]) -> str | None:
     """The node of the newest pod (spec.nodeName, set once the scheduler placed it)."""
-    if not pods:
-        return None
-    pod = max(pods, key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
-                                   (p.get("metadata") or {}).get("name") or ""))
-    return (pod.get("spec") or {}).get("nodeName") or None
+    pod = _newest(pods)
+    return ((pod or {}).get("spec") or {}).get("nodeName") or None
+
+
+def pod_events(pods: list[dict]) -> list[dict]:
+    """What the newest pod's status tells (the resource monitor's events): where it was scheduled, its
+    conditions, and why its main container waits or how it ended."""
+    pod = _newest(pods)
+    if pod is None:
+        return []
+    status = pod.get("status") or {}
+    out = []
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        out.append({"timestamp": status.get("startTime"), "type": "Normal", "reason": "Scheduled",
+                    "message": f"pod {pod['metadata'].get('name')} on {node}"})
+    for c in status.get("conditions") or []:
+        ok = c.get("status") == "True"
+        out.append({"timestamp": c.get("lastTransitionTime"), "type": "Normal" if ok else "Warning",
+                    "reason": c.get("reason") or c.get("type") or "Condition",
+                    "message": c.get("message") or f"{c.get('type')}: {c.get('status')}"})
+    state = _main_status(pod).get("state") or {}
+    if state.get("waiting"):
+        w = state["waiting"]
+        out.append({"timestamp": None, "type": "Warning", "reason": w.get("reason") or "Waiting",
+                    "message": w.get("message") or "the container waits"})
+    if state.get("terminated"):
+        t = state["terminated"]
+        out.append({"timestamp": t.get("finishedAt"), "type": "Normal" if t.get("exitCode") == 0 else "Warning",
+                    "reason": t.get("reason") or "Terminated", "message": f"exit status {t.get('exitCode')}"})
+    return out
 
 
 def job_state(job: dict | None, pods: list[dict]) -> JobResult | None:
@@ -1052,6 +1083,11 @@ class KubernetesBackend(LoggingConfigurable):
         """The node the job's (newest) pod was scheduled to; None before it is."""
         _jobs, pods = self._observe()
         return pod_node(pods.get(key) or [])
+
+    def events(self, key: str) -> list[dict]:
+        """What the job's pod went through (the resource monitor's /events)."""
+        _jobs, pods = self._observe()
+        return pod_events(pods.get(key) or [])
 
     def pod_name(self, key: str) -> str | None:
         self._invalidate()
