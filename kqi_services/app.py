@@ -35,7 +35,7 @@ API_MODULES = ("account", "tenants", "infra", "user_settings", "users", "version
                "storage", "data", "datasets", "training", "inference", "preprocessing", "notebooks",
                "job_environment", "shell", "lineage")
 API_MODULES += ("resources",)  # the resource monitor, what can I use now, the usage ledger
-API_MODULES += ("directory",)  # the directory sync of LDAP sign-in (issue 16)
+API_MODULES += ("directory", "personal_tokens")  # LDAP directory sync, personal access tokens (issue 16)
 
 
 class KqiHubOAuth(HubOAuth):
