@@ -46,6 +46,7 @@ class KqiHandler(APIHandler):
 
     def fail(self, e: RequestError):
         self.set_status(e.status)
+        self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"message": e.message, **e.extra}))
 
     def answer(self, data, status: int = 200):
