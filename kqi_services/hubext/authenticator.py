@@ -26,7 +26,7 @@ from jupyterhub.utils import maybe_future
 from tornado import web
 from traitlets import Bool, Unicode, default
 
-from .login_page import KqiLoginHandler
+from .login_page import KqiLanguageMixin, KqiLoginHandler
 from .passwords import (PasswordError, PasswordStore, check_password_strength, check_username, end_sessions,
                         running_server_token_ids)
 from .tenant_roles import TenantRolesAPIHandler
@@ -114,13 +114,13 @@ class KqiAuthenticator(Authenticator):
         return username
 
 
-class SignUpHandler(BaseHandler):
+class SignUpHandler(KqiLanguageMixin, BaseHandler):
     """The /hub/signup page: choose a user name and a password."""
 
     async def _render(self, message="", error=False, username=""):
         html = await self.render_template(
             "kqi-signup.html",
-            message=message,
+            message=self.kqi_message(message),
             error=error,
             username=username,
             open_signup=self.authenticator.open_signup,
@@ -154,11 +154,11 @@ class SignUpHandler(BaseHandler):
         await self._render(message)
 
 
-class ChangePasswordHandler(BaseHandler):
+class ChangePasswordHandler(KqiLanguageMixin, BaseHandler):
     """The /hub/change-password page of the signed-in user."""
 
     async def _render(self, message="", error=False):
-        html = await self.render_template("kqi-change-password.html", message=message, error=error)
+        html = await self.render_template("kqi-change-password.html", message=self.kqi_message(message), error=error)
         self.finish(html)
 
     @web.authenticated

@@ -7,6 +7,8 @@ language's labels, which `templates/login.html` (extending the hub's page) shows
 """
 from __future__ import annotations
 
+import re
+
 from jupyterhub.handlers.login import LoginHandler
 
 from ..ui.i18n import choose_language
@@ -23,14 +25,24 @@ def login_labels(language: str) -> dict[str, str]:
     return CATALOGS.get(language, CATALOGS["en"])
 
 
+TOO_SHORT = re.compile(r"Passwords need at least (\d+) characters\.")
+
+
 def translate_login_error(message: str | None, language: str) -> str | None:
-    """The hub's English sign-in error in the page's language (others stay as they are)."""
+    """One of the hub's English messages in the page's language (others stay as they are)."""
+    labels = login_labels(language)
     key = HUB_MESSAGES.get(message or "")
-    return login_labels(language)[key] if key else message
+    if key:
+        return labels[key]
+    short = TOO_SHORT.fullmatch(message or "")
+    if short:
+        return labels["password.too_short"].replace("{count}", short.group(1))
+    return message
 
 
-class KqiLoginHandler(LoginHandler):
-    """The hub's LoginHandler with `kqi_lang` and `kqi_login` (the labels) in the template."""
+class KqiLanguageMixin:
+    """A hub page handler with `kqi_lang` and `kqi_login` (the labels of the browser's language)
+    in its templates' namespace, and `kqi_message` to translate its own English messages."""
 
     @property
     def kqi_language(self) -> str:
@@ -43,6 +55,12 @@ class KqiLoginHandler(LoginHandler):
         ns["kqi_login"] = login_labels(self.kqi_language)
         return ns
 
+    def kqi_message(self, message: str | None) -> str | None:
+        return translate_login_error(message, self.kqi_language)
+
+
+class KqiLoginHandler(KqiLanguageMixin, LoginHandler):
+    """The hub's LoginHandler in the browser's language."""
+
     def _render(self, login_error=None, username=None, **kwargs):
-        return super()._render(login_error=translate_login_error(login_error, self.kqi_language),
-                               username=username, **kwargs)
+        return super()._render(login_error=self.kqi_message(login_error), username=username, **kwargs)

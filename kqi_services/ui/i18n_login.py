@@ -15,6 +15,28 @@ EN = {
     "login.signup": 'No account yet? <a href="signup">Sign up</a>.',
     "login.error.invalid": "Invalid user name or password.",
     "login.error.xsrf": "The sign-in form was invalid or had expired. Please try again.",
+    "signup.title": "Sign up - KQI Hub",
+    "signup.heading": "Sign up for KQI Hub",
+    "signup.username": "User name",
+    "signup.password": "Password",
+    "signup.password_again": "Password again",
+    "signup.submit": "Sign up",
+    "signup.needs_admin": "An administrator adds you before you can sign in.",
+    "signup.sign_in": "Sign in",
+    "signup.ready": "Your account is ready: sign in with it now.",
+    "signup.saved": "Your sign-up was saved. An administrator has to add you before you can sign in.",
+    "signup.differ": "The two passwords differ.",
+    "password.title": "Change password - KQI Hub",
+    "password.heading": "Change your password",
+    "password.current": "Current password",
+    "password.new": "New password",
+    "password.new_again": "New password again",
+    "password.submit": "Change password",
+    "password.wrong": "The current password is wrong.",
+    "password.differ": "The two new passwords differ.",
+    "password.changed": "Your password was changed. Your tokens were revoked and other sign-ins ended: the web UI signs you in again, command-line tools need a new login.",
+    "password.too_long": "Passwords may have at most 1024 characters.",
+    "password.too_short": "Passwords need at least {count} characters.",
 }
 
 JA = {
@@ -29,12 +51,42 @@ JA = {
     "login.signup": 'アカウントをお持ちでない場合は <a href="signup">サインアップ</a> してください。',
     "login.error.invalid": "ユーザ名またはパスワードが正しくありません。",
     "login.error.xsrf": "サインインフォームが無効か期限切れです。もう一度お試しください。",
+    "signup.title": "サインアップ - KQI Hub",
+    "signup.heading": "KQI Hub にサインアップ",
+    "signup.username": "ユーザ名",
+    "signup.password": "パスワード",
+    "signup.password_again": "パスワード (確認)",
+    "signup.submit": "サインアップ",
+    "signup.needs_admin": "サインインできるのは管理者が追加した後です。",
+    "signup.sign_in": "サインイン",
+    "signup.ready": "アカウントの準備ができました。サインインしてください。",
+    "signup.saved": "サインアップを受け付けました。管理者が追加するとサインインできます。",
+    "signup.differ": "2つのパスワードが一致しません。",
+    "password.title": "パスワード変更 - KQI Hub",
+    "password.heading": "パスワード変更",
+    "password.current": "現在のパスワード",
+    "password.new": "新しいパスワード",
+    "password.new_again": "新しいパスワード (確認)",
+    "password.submit": "パスワードを変更",
+    "password.wrong": "現在のパスワードが正しくありません。",
+    "password.differ": "2つの新しいパスワードが一致しません。",
+    "password.changed": "パスワードを変更しました。トークンは無効になり、他のサインインは終了しました。Web UI は再度サインインします。コマンドラインツールは再ログインが必要です。",
+    "password.too_long": "パスワードは1024文字以内にしてください。",
+    "password.too_short": "パスワードは{count}文字以上にしてください。",
 }
 
 CATALOGS = {"en": EN, "ja": JA}
 
-#: the hub's own sign-in messages (jupyterhub.handlers.login) and their keys above
+#: the hub's own English messages (jupyterhub.handlers.login, hubext) and their keys above
 HUB_MESSAGES = {
     "Invalid username or password": "login.error.invalid",
     "Login form invalid or expired. Try again.": "login.error.xsrf",
+    "Your account is ready: sign in with it now.": "signup.ready",
+    "Your sign-up was saved. An administrator has to add you before you can sign in.": "signup.saved",
+    "The two passwords differ.": "signup.differ",
+    "The current password is wrong.": "password.wrong",
+    "The two new passwords differ.": "password.differ",
+    "Passwords may have at most 1024 characters.": "password.too_long",
+    ("Your password was changed. Your tokens were revoked and other sign-ins ended: "
+     "the web UI signs you in again, command-line tools need a new login."): "password.changed",
 }

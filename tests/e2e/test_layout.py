@@ -185,6 +185,16 @@ def test_every_screen_keeps_its_header_on_one_line_without_errors(platform, brow
                         "admin/tensorboards", "tenant/members"):
                 expect(page.locator(".kqi-pager .kqi-total").first).to_be_visible()
 
+        # the hub's own password and sign-up pages speak the same language
+        where["path"] = "hub/change-password"
+        page.goto(platform.url + "/hub/change-password")
+        expect(page.locator("#kqi-change-password h1")).to_have_text(
+            "Change your password" if lang == "en" else "パスワード変更")
+        expect(page.locator("html")).to_have_attribute("lang", lang)
+        where["path"] = "hub/signup"
+        page.goto(platform.url + "/hub/signup")
+        expect(page.locator("#signup_submit")).to_have_text("Sign up" if lang == "en" else "サインアップ")
+
         # dates follow the UI language, as the browser's own date inputs do
         page.goto(platform.service_url + "/data")
         page.wait_for_selector("body[data-kqi-ready]")
@@ -209,3 +219,5 @@ def test_sign_in_page_labels_exist_in_both_languages():
     assert login_language(None) == "en"
     assert translate_login_error("Invalid username or password", "ja") == JA["login.error.invalid"]
     assert translate_login_error("Something else", "ja") == "Something else"
+    assert translate_login_error("Passwords need at least 8 characters.", "ja") == "パスワードは8文字以上にしてください。"
+    assert translate_login_error("The current password is wrong.", "en") == "The current password is wrong."
