@@ -39,13 +39,16 @@ class NotebookListHandler(NotebookHandlerBase):
     @contract(query=NotebookListQuery, response=list[NotebookOutput], paged=True)
     async def get(self):
         manager = self.manager()
-        # the statuses the filter reads are current: the Running/Pending ones (as many as servers
-        # are up) are brought up to date first, then the page's rows, from one hub request
+        # the statuses the filter reads are current: the notebooks recorded Running or Pending (as
+        # many as servers are up) are brought up to date before the database filters and pages,
+        # then the page's other rows (a re-run's server starts before it is recorded Pending), all
+        # from one hub request
         servers = await manager.active_servers()
-        await manager.refresh_many(manager.active(), servers)
+        active = manager.active()
+        await manager.refresh_many(active, servers)
         args = {k: getattr(self.query, k) for k in ("id", "name", "createdAt", "createdBy", "memo", "status")}
         page = manager.search_page(args, self.page_request().or_per_page())
-        await manager.refresh_many(page.rows, servers)
+        await manager.refresh_many([nb for nb in page.rows if nb not in active], servers)
         self.write_json([self.output(nb) for nb in self.paginate(page)])
 
 

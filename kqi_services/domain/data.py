@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, false, func, literal_column, select, true
+from sqlalchemy import distinct, false, func, literal_column, select, true, union
 from sqlalchemy import table as sql_table, text as text_sql
 from sqlalchemy.orm import Session, selectinload
 
@@ -102,7 +102,7 @@ def contains(db: Session, column, text: str):
 
 #: a trigram search with more candidates than this is left to the LIKE over the rows in id order
 #: (a page of a common word finds its 50 rows early; thousands of look-ups by id cost more)
-TRIGRAM_MAX_CANDIDATES = 2000
+TRIGRAM_MAX_CANDIDATES = 1000
 _trigram_tables: dict[str, dict[str, frozenset]] = {}
 
 
@@ -143,14 +143,15 @@ def tag_condition(id_column, link_id_column, link_name_column, value: str):
     """A row (`id_column`) has the tag `value`: the tag as written, or, as the SDK sends several
     tags as one csv value (`kqi training list --tag a --tag b` asks `tag=a,b`), every tag of the
     list. `link_*` are the tag table's row-id and name columns."""
-    def tagged(name):
-        return id_column.in_(select(link_id_column).where(link_name_column == name))
-
-    parts = [p.strip() for p in value.split(",") if p.strip()]
-    condition = tagged(value)
-    if len(parts) > 1 or (parts and parts[0] != value):
-        condition = condition | and_(*[tagged(p) for p in parts])
-    return condition
+    as_written = select(link_id_column).where(link_name_column == value)
+    parts = list(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    if not parts or parts == [value]:
+        return id_column.in_(as_written)
+    # one IN over one set (rows tagged as written, or with every part): the database reads the
+    # tag index once for it, where an OR of INs made PostgreSQL scan the tenant's rows
+    every = (select(link_id_column).where(link_name_column.in_(parts)).group_by(link_id_column)
+             .having(func.count(distinct(link_name_column)) == len(parts)))
+    return id_column.in_(union(as_written, every))
 
 
 # --------------------------------------------------------------------------- outputs
