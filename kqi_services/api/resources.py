@@ -24,6 +24,7 @@ from .schemas import resources as models
 from .schemas.core import contract
 
 LOG_TAIL_BYTES = 1 << 20
+LOG_TAIL_LINES = 5000
 
 
 class _ResourceHandler(BaseAPIHandler):
@@ -130,7 +131,8 @@ class ContainerLogHandler(_ResourceHandler):
         else:
             path = os.path.join(self.kqi.jobs.backend.job_dir(job.key), "attach", log_name(job))
         if not os.path.exists(path) or os.path.islink(path):
-            return b""
+            logs = getattr(self.kqi.jobs.backend, "logs", None)  # Kubernetes: the pod's log as it keeps it
+            return logs(job.key, tail_lines=LOG_TAIL_LINES).encode() if logs is not None else b""
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(0, size - LOG_TAIL_BYTES))
