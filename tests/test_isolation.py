@@ -373,6 +373,13 @@ def running_of_a(w: World) -> str:
     return w.once("running", make)
 
 
+def _pat_of_a_user(w: World) -> str:
+    r = w.call("POST", "/account/tokens", w.a_user.token,
+               json={"tenantId": w.a["id"], "note": "isolation", "expiresInDays": 1})
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
 def route_patterns() -> set[str]:
     return {p for p, *_ in api_routes()}
 
@@ -388,6 +395,8 @@ GIT_REPO = r"/git/([^/]+)/repos/(.+)/([^/]+)"
 SAMPLES: dict[str, Sample] = {
     # account and tenants
     r"/account/tenants/([^/]+)/token": Sample(lambda w: (w.a["id"],)),
+    # a personal access token of tenant A's user: revocable by its owner only
+    r"/account/tokens/([^/]+)": Sample(lambda w: (w.once("pat", lambda: _pat_of_a_user(w)),)),
     r"/admin/tenants/([^/]+)": Sample(lambda w: (w.a["id"],), control="admin"),
     r"/admin/tenants/([^/]+)/job-environment": Sample(lambda w: (w.a["id"],), control="admin"),
     # infrastructure (system administrators; shared by tenants)

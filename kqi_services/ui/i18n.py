@@ -472,9 +472,10 @@ EN, JA = {**EN, **_EN_LINEAGE}, {**JA, **_JA_LINEAGE}
 from .i18n_resources import EN as _EN_RESOURCES, JA as _JA_RESOURCES  # noqa: E402  (resources, usage)
 
 EN, JA = {**EN, **_EN_RESOURCES}, {**JA, **_JA_RESOURCES}
-from .i18n_resources import EN as _EN_RESOURCES, JA as _JA_RESOURCES  # noqa: E402  (resources, usage)
 
-EN, JA = {**EN, **_EN_RESOURCES}, {**JA, **_JA_RESOURCES}
+from .i18n_tokens import EN as _EN_TOKENS, JA as _JA_TOKENS  # noqa: E402  (access tokens, directory sync)
+
+EN, JA = {**EN, **_EN_TOKENS}, {**JA, **_JA_TOKENS}
 
 CATALOGS: dict[str, dict[str, str]] = {"en": EN, "ja": JA}
 
