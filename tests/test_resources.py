@@ -295,7 +295,8 @@ def test_ledger_counts_a_10s_job_keeps_it_and_its_csv_sums_to_it(plat):
 
     report = ledger()
     [run] = report["runs"]
-    assert (run["kind"], run["id"], run["userName"], run["cpu"], run["memory"]) == ("training", job, c.user.name, 2, 1.5)
+    assert (run["kind"], run["id"], run["userName"], run["cpu"], run["memory"]) == \
+        ("training", job, c.user.name, 2, 1.5)
     assert 9 <= run["seconds"] <= 11, run
     assert abs(run["cpuSeconds"] - 2 * run["seconds"]) < 0.01 and 18 <= run["cpuSeconds"] <= 22
     assert abs(run["memorySeconds"] - 1.5 * run["seconds"]) < 0.01 and run["gpuSeconds"] == 0

@@ -26,7 +26,8 @@ class UsageRecord(Base):
                       Index("ix_usage_records_ended_at", "ended_at"),
                       {"sqlite_autoincrement": True})
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32), nullable=False)  # training|inference|preprocessing|notebook|tensorboard
+    # training | inference | preprocessing | notebook | tensorboard
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
     ref_id: Mapped[int] = mapped_column(Integer, nullable=False)  # the job's, notebook's or training's id
     name: Mapped[str] = mapped_column(String(255), nullable=False)  # its container name (training-12, kqi-3 ...)
     tenant_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)

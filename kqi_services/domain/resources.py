@@ -68,8 +68,8 @@ def containers(db: Session, app, tenant: Tenant | None = None) -> list[dict]:
     if tenant is not None:
         jobs = jobs.where(Job.tenant_id == tenant.id)
     for job in db.scalars(jobs.order_by(Job.id)).all():
-        add(kind=job.kind, ref_id=job.display_id, name=job.key, tenant_id=job.tenant_id, owner=job.created_by, cpu=job.cpu,
-            memory=job.memory, gpu=job.gpu, status=job.status, status_type="Running", node=job.node,
+        add(kind=job.kind, ref_id=job.display_id, name=job.key, tenant_id=job.tenant_id, owner=job.created_by,
+            cpu=job.cpu, memory=job.memory, gpu=job.gpu, status=job.status, status_type="Running", node=job.node,
             started=job.started_at, note=job.status_reason,
             page=f"{job.kind}/{job.display_id}" if job.kind != "preprocessing" else "preprocessing")
     notebooks = select(Notebook).where(Notebook.status.in_(NOTEBOOK_ACTIVE))
