@@ -1340,7 +1340,12 @@
     const search = KQI.$("#run-data-search");
     const results = KQI.$("#run-data-results");
     const envRows = KQI.$("#run-env-rows");
-    let preprocessings = [];
+    // the preprocessings to run: the newest page, a name filter asking the server (never the whole list)
+    const known = new Map(); // id -> preprocessing (its default resources)
+    const choice = KQI.remoteSelect(select, {
+      path: "/preprocessings", label: (p) => p.id + ": " + p.name, empty: t("prep.choose_preprocessing"),
+      onItems: (items) => items.forEach((p) => known.set(String(p.id), p)), lazy: true,
+    });
     const chosen = new Map(); // data id -> data
     let searchTimer = null;
     let cameFrom = null; // where "back" goes
@@ -1403,7 +1408,7 @@
     KQI.$("#run-env-add").addEventListener("click", () => KQI.$(".kqi-env-name", envRow()).focus());
 
     function applyDefaults() {
-      const p = preprocessings.find((x) => String(x.id) === select.value);
+      const p = known.get(select.value);
       const info = KQI.$("#run-preprocessing-info");
       info.textContent = p ? resources(p) + (p.memo ? " — " + p.memo : "") : "";
       for (const key of ["cpu", "memory", "gpu"]) {
@@ -1446,7 +1451,7 @@
       await KQI.busy(KQI.$("#run-submit"), t("prep.starting"), async () => {
         try {
           const started = await KQI.api("POST", "/preprocessings/" + preprocessId + "/run", body);
-          const name = (preprocessings.find((p) => p.id === preprocessId) || {}).name || String(preprocessId);
+          const name = (known.get(String(preprocessId)) || {}).name || String(preprocessId);
           setFlash("success", t("prep.started", { name: name, count: (started || []).length }));
           if (KQI.$("#run-open-history").checked) go("#/history/" + preprocessId);
           else if (cameFrom) window.history.back();
@@ -1467,18 +1472,23 @@
       KQI.clear(envRows);
       search.value = "";
       const ids = idList(params.get("data"));
-      const [list, partitions, data] = await Promise.all([
-        KQI.api("GET", "/preprocessings?perPage=1000"),
+      const wanted = params.get("preprocessing");
+      select.value = "";
+      choice.filter.value = "";
+      const [, partitions, data, asked] = await Promise.all([
+        choice.reload(""),
         KQI.has("GET /tenant/partitions") ? KQI.api("GET", "/tenant/partitions") : Promise.resolve([]),
         Promise.all(ids.map((id) => KQI.api("GET", "/data/" + id).catch(() => null))),
+        // the preprocessing the address names, when it is not among the newest
+        wanted ? KQI.api("GET", "/preprocessings/" + encodeURIComponent(wanted)).catch(() => null) : Promise.resolve(null),
       ]);
       if (!current()) return;
-      preprocessings = list || [];
-      KQI.clear(select);
-      select.appendChild(el("option", { value: "", text: t("prep.choose_preprocessing") }));
-      const wanted = params.get("preprocessing");
-      for (const p of preprocessings) {
-        select.appendChild(el("option", { value: String(p.id), text: p.id + ": " + p.name, selected: String(p.id) === wanted }));
+      if (asked) {
+        known.set(String(asked.id), asked);
+        if (!Array.from(select.options).some((o) => o.value === String(asked.id))) {
+          select.appendChild(el("option", { value: String(asked.id), text: asked.id + ": " + asked.name }));
+        }
+        select.value = String(asked.id);
       }
       const partition = KQI.clear(KQI.$("#run-partition"));
       partition.appendChild(el("option", { value: "", text: t("prep.any_partition") }));

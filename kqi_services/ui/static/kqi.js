@@ -307,7 +307,9 @@
 
   /** A <select> filled from a list route a page at a time (the route's own order, e.g. newest
    * first), with a name filter above it that asks the server: never the whole list.
-   * opts: path, label(item), empty (text of a first "" option), perPage. Returns {ready, reload}. */
+   * opts: path, label(item), empty (text of a first "" option), perPage, onItems(items), lazy (no
+   * load until reload()).
+   * Returns {ready, reload(name), filter}. */
   KQI.remoteSelect = function (select, opts) {
     const perPage = opts.perPage || 50;
     const filter = KQI.el("input", {
@@ -323,6 +325,7 @@
       const mine = ++sequence;
       const result = await KQI.fetchPage(opts.path, { name: name || null, perPage: perPage, page: 1 });
       if (mine !== sequence) return;
+      if (opts.onItems) opts.onItems(result.items);
       const keep = select.value;
       const keepOption = keep ? Array.from(select.options).find((o) => o.value === keep) : null;
       const keepLabel = keepOption ? keepOption.textContent : null;
@@ -344,7 +347,7 @@
       clearTimeout(timer);
       timer = setTimeout(() => load(filter.value.trim()).catch((err) => KQI.showError("kqi-alerts", err)), 250);
     });
-    return { ready: load(""), reload: load, filter: filter };
+    return { ready: opts.lazy ? Promise.resolve() : load(""), reload: load, filter: filter };
   };
 
   /** A list kept in memory state: KQI.pagedList({nav, perPage, load: async ({page, perPage}) => total}).
