@@ -156,6 +156,12 @@ olcAccess: {{1}}to * by users read by * none
         self.add(f"dn: {dn}\nobjectClass: groupOfNames\ncn: {cn}\n{lines}")
         return dn
 
+    def delete_user(self, uid: str) -> None:
+        done = subprocess.run(["ldapdelete", "-x", "-H", self.url, "-D", ROOT_DN, "-y", self._password_file(),
+                               f"uid={uid},{PEOPLE}"], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"ldapdelete failed ({done.returncode}): {done.stderr}")
+
     def add_member(self, group: str, uid: str) -> None:
         self.modify(f"dn: cn={group},{GROUPS}\nchangetype: modify\nadd: member\nmember: uid={uid},{PEOPLE}\n")
 

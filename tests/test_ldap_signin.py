@@ -168,13 +168,28 @@ def test_sync_applies_groups_and_display_names(ldap_platform, directory):
     directory.remove_member("vision-leads", "carol")
     directory.add_user("dave", "dave-" + uuid.uuid4().hex[:8], "Dave Directory")
     directory.add_member("speech", "dave")
+    # the administrator's "Sync now" on the users screen, in the browser
+    sync_in_browser(plat)
+    assert "vision" not in hub_groups(plat, "bob")
+    # back into the groups; dave leaves the directory: a hub user it does not know loses the mapped tenants
+    directory.add_member("vision", "bob")
+    directory.add_member("vision-leads", "carol")
+    directory.delete_user("dave")
+    assert plat.api("POST", "/admin/directory/sync", admin).status_code == 200
+    assert "vision" in hub_groups(plat, "bob") and "carol" in tenant_admins(plat, "vision")
+    assert "speech" not in hub_groups(plat, "dave")
+    # out of the groups again, dave back (still in speech's member list)
+    directory.remove_member("vision", "bob")
+    directory.remove_member("vision-leads", "carol")
+    directory.add_user("dave", "dave-" + uuid.uuid4().hex[:8], "Dave Directory")
+    # the API's answer: who joined or left what
     r = plat.api("POST", "/admin/directory/sync", admin)
     assert r.status_code == 200, r.text
     users = {u["name"]: u for u in r.json()["users"]}
     assert users["bob"]["removed"] == ["vision"]
     assert users["bob"]["stillRunning"] == []  # none of his notebooks or jobs runs there
     assert users["carol"]["adminRemoved"] == ["vision"] and users["carol"]["removed"] == ["vision"]
-    assert users["dave"]["created"] is True and users["dave"]["added"] == ["speech"]
+    assert users["dave"]["created"] is False and users["dave"]["added"] == ["speech"]
     assert users["dave"]["displayName"] == "Dave Directory"
     assert "vision" not in hub_groups(plat, "bob")
     assert "carol" not in tenant_admins(plat, "vision")
@@ -192,7 +207,94 @@ def test_sync_applies_groups_and_display_names(ldap_platform, directory):
     assert plat.api("POST", "/admin/directory/sync", alice).status_code == 403
 
 
+def sync_in_browser(plat):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(locale="en-US")
+            page.goto(f"{plat.url}/hub/login")
+            page.fill("input[name=username]", "admin")
+            page.fill("input[name=password]", plat.admin_password)
+            page.click("#login_submit")
+            page.wait_for_url(lambda url: "/services/kqi/" in url, timeout=30000)
+            page.goto(f"{plat.service_url}/admin/users")
+            page.wait_for_selector("body[data-kqi-ready=true]")
+            page.click("#sync-run")
+            table = page.locator("#sync-table")
+            table.wait_for(timeout=30000)
+            bob = page.locator('#sync-table tr[data-user="bob"]')
+            assert "vision" in bob.text_content()
+            dave = page.locator('#sync-table tr[data-user="dave"]')
+            assert "Dave Directory" in dave.text_content() and "speech" in dave.text_content()
+            assert "carol" in page.locator("#sync-table").text_content()
+            # the users list below follows: bob's tenants and the directory's display names
+            page.locator("#kqi-list-body tr[data-name=bob]", has_text="Bob Builder").wait_for(timeout=30000)
+            assert "VISION" not in page.locator("#kqi-list-body tr[data-name=bob]").text_content()
+            page.wait_for_selector("#sync-run:enabled")
+            artifacts = os.path.join(os.path.dirname(__file__), "artifacts")
+            os.makedirs(artifacts, exist_ok=True)
+            page.set_viewport_size({"width": 1280, "height": 900})
+            page.screenshot(path=os.path.join(artifacts, "ui-directory-sync.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_default_tenant_is_where_sign_in_lands(ldap_platform, cli_home):
+    plat = ldap_platform
+    token = plat.login("alice", PASSWORDS["alice"])
+    tenants = {t["name"]: t for t in plat.api("GET", "/account", token).json()["tenants"]}
+    r = plat.api("PUT", f"/account?defaultTenant={tenants['speech']['id']}", token)
+    assert r.status_code == 200, r.text
+    out = plat.cli(cli_home, "account", "login", "-s", plat.service_url, "-u", "alice", "-p", PASSWORDS["alice"]).stdout
+    assert "tenant: SPEECH" in out
+    r = plat.api("PUT", f"/account?defaultTenant={tenants['vision']['id']}", token)
+    assert r.status_code == 200
+    out = plat.cli(cli_home, "account", "login", "-s", plat.service_url, "-u", "alice", "-p", PASSWORDS["alice"]).stdout
+    assert "tenant: VISION" in out
+
+
 def test_no_password_in_the_logs(ldap_platform):
     log = open(ldap_platform.log_path, errors="replace").read()
     for password in PASSWORDS.values():
         assert password not in log
+
+
+def test_still_running_lists_the_users_notebooks_and_jobs_in_tenants_left():
+    """What a sync names for the administrator: the user's running or queued notebooks and jobs in the
+    tenants they left, none of others or of other tenants (a real SQLite database with the kqi schema)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from kqi_services.api.directory import still_running
+    from kqi_services.db.models import Base, Tenant
+    from kqi_services.db.models_jobs import Job
+    from kqi_services.db.models_notebooks import Notebook
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as db:
+        left, kept = Tenant(name="vision", display_name="VISION"), Tenant(name="speech", display_name="SPEECH")
+        db.add_all([left, kept])
+        db.flush()
+
+        def job(tenant, number, status, owner="bob", kind="training"):
+            return Job(tenant_id=tenant.id, kind=kind, display_id=number, name=f"job{number}", status=status,
+                       cpu=1, memory=1, created_by=owner)
+
+        def notebook(tenant, number, status, owner="bob"):
+            return Notebook(tenant_id=tenant.id, display_id=number, name=f"nb{number}", server_name=f"nb{number}",
+                            status=status, created_by=owner)
+
+        db.add_all([job(left, 1, "Running"), job(left, 2, "Completed"), job(left, 3, "Queued", kind="inference"),
+                    job(left, 4, "Running", owner="alice"), job(kept, 1, "Running"),
+                    notebook(left, 1, "Running"), notebook(left, 2, "Stopped"), notebook(kept, 1, "Running")])
+        db.commit()
+        found = still_running(db, "bob", ["vision"])
+        assert [(f["kind"], f["id"], f["status"], f["tenantName"]) for f in found] == [
+            ("notebook", 1, "Running", "vision"), ("training", 1, "Running", "vision"),
+            ("inference", 3, "Queued", "vision")]
+        assert still_running(db, "bob", []) == []
+        assert still_running(db, "carol", ["vision"]) == []

@@ -222,6 +222,7 @@
       contextLoaded = false; // a change can change the choices too (e.g. a new tenant for the nodes)
       await pages.reload();
     }
+    document.addEventListener("kqi:reload-list", load); // another part of the page changed the rows (identity.js)
 
     function renderList(items) {
       KQI.clear(body);

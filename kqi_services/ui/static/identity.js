@@ -145,6 +145,7 @@
         const changed = answer.users.filter((u) => u.added.length || u.removed.length || u.adminAdded.length ||
           u.adminRemoved.length || u.stillRunning.length || u.missingTenants.length);
         KQI.show("sync-messages", "success", t("sync.done", { count: answer.users.length }));
+        document.dispatchEvent(new Event("kqi:reload-list")); // the users list below: their tenants and names
         if (!changed.length) {
           out.appendChild(KQI.el("p", { class: "text-body-secondary", text: t("sync.no_changes") }));
           return;
