@@ -67,7 +67,7 @@ import kqi_services.hubext.authenticator as _kqi_auth  # noqa: E402
 c.JupyterHub.template_paths = [os.path.join(os.path.dirname(_kqi_auth.__file__), "templates")]
 c.JupyterHub.template_vars = {
     "announcement_login": 'No account yet? <a href="signup">Sign up</a>.',
-}
+} if AUTHENTICATOR == "kqi" else {}  # a directory has no sign-up page here
 
 # --- the hub's doors ------------------------------------------------------------------------
 # Users start in the KQI UI: the hub's root, the page after sign-in, its home and its spawn pages

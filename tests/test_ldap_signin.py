@@ -95,6 +95,8 @@ def tenant_admins(plat, tenant: str) -> list[str]:
 
 def test_form_sign_in_maps_groups_and_refuses_a_wrong_password(ldap_platform):
     plat = ldap_platform
+    page = requests.get(f"{plat.url}/hub/login", timeout=30).text
+    assert "signup" not in page  # no sign-up link: the directory makes the accounts
     r = hub_form_login(plat, "alice", PASSWORDS["alice"])
     assert r.status_code == 302, r.text
     assert hub_groups(plat, "alice") >= {"vision", "speech"}
