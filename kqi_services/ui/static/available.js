@@ -6,7 +6,8 @@
 (function () {
   "use strict";
   const KQI = window.KQI;
-  if (!KQI) return;
+  if (!KQI || KQI.availableBoxes) return;  // (once, even when a page loads this script twice)
+  KQI.availableBoxes = true;
   const FORMS = [["job-cpu", "job-memory", "job-gpu", "job-partition"],
     ["nb-cpu", "nb-memory", "nb-gpu", "nb-partition"],
     ["run-cpu", "run-memory", "run-gpu", "run-partition"]];
