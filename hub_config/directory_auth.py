@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from jupyterhub import orm, roles
 from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.scopes import needs_scope
+from jupyterhub.handlers import BaseHandler
 from tornado import web
+from tornado.escape import xhtml_escape
 from traitlets import Dict, HasTraits, Unicode
 
 from kqi_services.hubext.tenant_roles import ADMIN_ROLE_PREFIX, TenantRolesAPIHandler
@@ -155,6 +157,8 @@ class DirectoryTenantsMixin(HasTraits):
         return [
             ("/api/kqi/tenants/([^/]+)", TenantRolesAPIHandler),
             ("/api/kqi/directory/sync", DirectorySyncAPIHandler),
+            ("/api/kqi/users/([^/]+)/password", DirectoryPasswordAPIHandler),
+            ("/change-password", DirectoryChangePasswordHandler),
         ]
 
     def apply_tenant_mapping(self, handler, username: str, directory_groups) -> TenantChange:
@@ -174,6 +178,31 @@ class DirectoryTenantsMixin(HasTraits):
         """[(name, display name, groups)] of every directory user, for a sync."""
         raise web.HTTPError(400, f"{type(self).__name__} cannot list the directory's users: "
                                  "its groups are applied at each sign-in")
+
+
+PASSWORDS_ELSEWHERE = ("Passwords are kept by the organisation's directory, not by KQI Hub: change or set them "
+                      "there. Users come from the directory when they first sign in (or at a sync).")
+
+
+class DirectoryPasswordAPIHandler(APIHandler):
+    """PUT /hub/api/kqi/users/<name>/password with a directory authenticator: a clear 400 (the kqi
+    service's user creation and password change pass the message on)."""
+
+    @needs_scope("admin:users")
+    def put(self, user_name):
+        raise web.HTTPError(400, PASSWORDS_ELSEWHERE)
+
+
+class DirectoryChangePasswordHandler(BaseHandler):
+    """/hub/change-password (the KQI UI's user menu links it): where the password is changed instead."""
+
+    @web.authenticated
+    def get(self):
+        self.finish(
+            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Change password</title></head><body>"
+            f"<main style='max-width:40em;margin:3em auto;font-family:sans-serif'><p id='kqi-password-elsewhere'>"
+            f"{xhtml_escape(PASSWORDS_ELSEWHERE)}</p><p><a href='{xhtml_escape(self.hub.base_url)}'>Back</a></p>"
+            "</main></body></html>")
 
 
 class DirectorySyncAPIHandler(APIHandler):

@@ -258,6 +258,21 @@ def test_default_tenant_is_where_sign_in_lands(ldap_platform, cli_home):
     assert "tenant: VISION" in out
 
 
+def test_passwords_are_the_directorys(ldap_platform):
+    plat = ldap_platform
+    admin = plat.admin_token()
+    r = plat.api("POST", "/admin/users", admin, json={"name": "made-here", "password": "a-Long-password-1"})
+    assert r.status_code == 400 and "directory" in r.json()["detail"], r.text
+    assert plat.hub("GET", "/users/made-here").status_code == 404
+    session = requests.Session()
+    session.get(f"{plat.url}/hub/login", timeout=30)
+    r = session.post(f"{plat.url}/hub/login", data={"username": "alice", "password": PASSWORDS["alice"],
+                                                    "_xsrf": session.cookies.get("_xsrf", "")}, timeout=30)
+    assert r.status_code == 200
+    r = session.get(f"{plat.url}/hub/change-password", timeout=30)
+    assert r.status_code == 200 and "kept by the organisation" in r.text
+
+
 def test_no_password_in_the_logs(ldap_platform):
     log = open(ldap_platform.log_path, errors="replace").read()
     for password in PASSWORDS.values():
