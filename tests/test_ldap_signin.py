@@ -315,3 +315,60 @@ def test_still_running_lists_the_users_notebooks_and_jobs_in_tenants_left():
             ("inference", 3, "Queued", "vision")]
         assert still_running(db, "bob", []) == []
         assert still_running(db, "carol", ["vision"]) == []
+
+
+def test_mapping_rules():
+    from kqi_hub_config.directory_auth import authenticator_class, managed_tenants, mapped_tenants
+
+    group_tenants = {"vision": "vision", "staff": ["sandbox", "shared"]}
+    admin_groups = {"vision-leads": "vision", "ops": ["shared"]}
+    assert mapped_tenants(["vision", "unrelated"], group_tenants, admin_groups) == ({"vision"}, set())
+    assert mapped_tenants(["staff", "ops"], group_tenants, admin_groups) == ({"sandbox", "shared"}, {"shared"})
+    # an administrator's group alone makes a member too
+    assert mapped_tenants(["vision-leads"], group_tenants, admin_groups) == ({"vision"}, {"vision"})
+    assert mapped_tenants([], group_tenants, admin_groups) == (set(), set())
+    assert managed_tenants(group_tenants, admin_groups) == ({"vision", "sandbox", "shared"}, {"vision", "shared"})
+    assert authenticator_class("") == "kqi" and authenticator_class("LDAP").endswith("KqiLDAPAuthenticator")
+    assert authenticator_class("oidc").endswith("KqiOIDCAuthenticator")
+    with pytest.raises(SystemExit, match="KQI_AUTHENTICATOR must be one of"):
+        authenticator_class("saml")
+
+
+def test_apply_keeps_memberships_the_mapping_does_not_name():
+    """On the hub's own database: mapped tenants follow the groups, others stay as given by hand."""
+    from jupyterhub import orm, roles
+
+    from kqi_hub_config.directory_auth import apply_directory_groups
+    from kqi_services.hubext.tenant_roles import tenant_role_specs
+
+    from jupyterhub import scopes
+
+    missing = {name: {"description": name} for name in ("custom:kqi:user", "custom:kqi:tenant-admin")
+               if name not in scopes.scope_definitions}
+    if missing:  # as the hub's configuration defines them (JupyterHub.custom_scopes)
+        scopes.define_custom_scopes(missing)
+    db = orm.new_session_factory("sqlite://")()
+    for name in ("vision", "speech", "handmade"):
+        db.add(orm.Group(name=name))
+        for spec in tenant_role_specs(name, "kqi"):
+            roles.create_role(db, spec, commit=False)
+    user = orm.User(name="erin")
+    db.add(user)
+    db.commit()
+    handmade = orm.Group.find(db, "handmade")
+    handmade.users.append(user)
+    db.commit()
+    mapping, admins = {"g-vision": "vision", "g-speech": "speech", "g-new": "not-made-yet"}, {"g-lead": "vision"}
+
+    change = apply_directory_groups(db, user, ["g-vision", "g-lead", "g-new"], mapping, admins)
+    assert change.added == ["vision"] and change.admin_added == ["vision"] and change.missing == ["not-made-yet"]
+    assert {g.name for g in user.groups} == {"vision", "handmade"}
+    assert user in orm.Role.find(db, "kqi-tenant-admin.vision").users
+
+    change = apply_directory_groups(db, user, ["g-speech"], mapping, admins)
+    assert change.removed == ["vision"] and change.added == ["speech"] and change.admin_removed == ["vision"]
+    assert {g.name for g in user.groups} == {"speech", "handmade"}
+    assert user not in orm.Role.find(db, "kqi-tenant-admin.vision").users
+
+    change = apply_directory_groups(db, user, ["g-speech"], mapping, admins)
+    assert not (change.added or change.removed or change.admin_added or change.admin_removed)
