@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from ..platform import ModelRepo, create_data, tenant_user, wait_job
+from ..platform import ModelRepo, create_data, job_row_id, tenant_user, wait_job
 from .conftest import sign_in
 
 TRAIN_PY = r'''
@@ -100,7 +100,9 @@ def test_inference_from_a_training_shows_its_output_value(platform, browser, tmp
         inference_id = int(page.url.rsplit("=", 1)[1])
         expect(page.locator("#job-title")).to_have_text(f"{inference_id}:{name}")
         expect(page.locator("#job-infer")).to_have_count(0)  # no inference of an inference
-        expect(page.locator('#job-info dd[data-key="inference.container_name"]')).to_have_text(f"inference-{name}-{inference_id}")
+        # the container is named by the job's table id (its key), not by the tenant's own number
+        row_id = job_row_id(user, inference_id, "inferences")
+        expect(page.locator('#job-info dd[data-key="inference.container_name"]')).to_have_text(f"inference-{name}-{row_id}")
         expect(page.locator("#job-status .kqi-status")).to_have_attribute("data-status", "Completed", timeout=60000)
         expect(page.locator("#job-log")).to_contain_text(f"inference value 1.25 inputs ['{data['id']}'] parent {training_id}")
         expect(page.locator('#job-state dd[data-key="inference.output_value"]')).to_have_text("1.25")
@@ -121,7 +123,7 @@ def test_inference_from_a_training_shows_its_output_value(platform, browser, tmp
         # what the platform ran
         job = user.api("GET", f"/inferences/{inference_id}").json()
         assert [p["id"] for p in job["parents"]] == [training_id]
-        assert job["containerName"] == f"inference-{name}-{inference_id}"
+        assert job["containerName"] == f"inference-{name}-{row_id}"
         assert job["gitModel"]["commitId"] == commit and job["entryPoint"] == "python3 -u infer.py"
         assert job["options"] == [{"key": "SEED", "value": "7"}] and job["tags"] == []
         listed = user.api("GET", "/inferences", params={"name": name}).json()
