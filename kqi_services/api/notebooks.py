@@ -40,15 +40,14 @@ class NotebookListHandler(NotebookHandlerBase):
     async def get(self):
         manager = self.manager()
         # the statuses the filter reads are current: the notebooks recorded Running or Pending (as
-        # many as servers are up) are brought up to date before the database filters and pages,
-        # then the page's other rows (a re-run's server starts before it is recorded Pending), all
-        # from one hub request
-        servers = await manager.active_servers()
+        # many as servers are up) are brought up to date from one hub request before the database
+        # filters and pages; as KAMONOHASHI's list, which asks the cluster only about the rows whose
+        # status says a container exists, the others are not asked about (no request when none is)
         active = manager.active()
-        await manager.refresh_many(active, servers)
+        if active:
+            await manager.refresh_many(active, await manager.active_servers())
         args = {k: getattr(self.query, k) for k in ("id", "name", "createdAt", "createdBy", "memo", "status")}
         page = manager.search_page(args, self.page_request().or_per_page())
-        await manager.refresh_many([nb for nb in page.rows if nb not in active], servers)
         self.write_json([self.output(nb) for nb in self.paginate(page)])
 
 
