@@ -104,7 +104,30 @@ c.JupyterHub.api_tokens = {{os.environ["KQI_TEST_ADMIN_TOKEN"]: "admin"}}
     remove_tree(base)
 
 
-def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, tmp_path):
+def oidc_sign_in(context, plat, sub: str, in_a_tenant: bool = True):
+    """Sign in through the hub's OAuth login and the provider's form, in a fresh browser context
+    (its own cookies)."""
+    page = context.new_page()
+    page.goto(f"{plat.url}/hub/login")
+    page.get_by_text("Sign in with Test provider").click()
+    # the provider's authorization form
+    page.wait_for_url(lambda url: "/oauth2/authorize" in url, timeout=30000)
+    page.fill("input[name=sub]", sub)
+    page.get_by_role("button", name="Authorize").click()
+    if not in_a_tenant:
+        # signed in, but in no tenant: the hub does not let the user into the kqi service
+        page.wait_for_url(lambda url: "/hub/api/oauth2/authorize" in url, timeout=30000)
+        assert "403" in page.content()
+        return page
+    try:
+        page.wait_for_url(lambda url: "/services/kqi/" in url, timeout=30000)
+    except Exception:
+        raise AssertionError(f"the sign-in ended at {page.url}: {page.content()[:1500]}")
+    page.wait_for_selector("body[data-kqi-ready=true]", timeout=30000)
+    return page
+
+
+def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, provider, tmp_path):
     from playwright.sync_api import sync_playwright
 
     plat = oidc_platform
@@ -117,15 +140,7 @@ def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, tmp_path)
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         try:
-            page = browser.new_page(locale="en-US")
-            page.goto(f"{plat.url}/hub/login")
-            page.get_by_text("Sign in with Test provider").click()
-            # the provider's authorization form
-            page.wait_for_url(lambda url: "/oauth2/authorize" in url, timeout=30000)
-            page.fill("input[name=sub]", "olga")
-            page.get_by_role("button", name="Authorize").click()
-            page.wait_for_url(lambda url: "/services/kqi/" in url, timeout=30000)
-            page.wait_for_selector("body[data-kqi-ready=true]", timeout=30000)
+            page = oidc_sign_in(browser.new_context(locale="en-US"), plat, "olga")
 
             # the group claim made olga a member of vision, not of speech
             groups = set(plat.hub("GET", "/users/olga").json()["groups"])
@@ -174,6 +189,14 @@ def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, tmp_path)
             page.on("dialog", lambda dialog: dialog.accept())
             row.locator(".kqi-token-revoke").click()
             page.locator("#tokens-rows", has_text="No personal access tokens").wait_for()
+
+            # the provider drops the group: the next sign-in removes the tenant
+            r = requests.put(f"{provider}/users/olga", json={"preferred_username": "olga", "groups": ["other"]},
+                             timeout=10)
+            assert r.status_code == 204, r.text
+            again = browser.new_context(locale="en-US")
+            oidc_sign_in(again, plat, "olga", in_a_tenant=False)
+            assert "vision" not in set(plat.hub("GET", "/users/olga").json()["groups"])
         finally:
             browser.close()
 
@@ -181,3 +204,6 @@ def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, tmp_path)
     assert result.returncode != 0 and data_name not in result.stdout
     assert plat.api("GET", "/account", token).status_code == 401
     assert token not in open(plat.log_path, errors="replace").read()
+    # no password to check here: kqi account login is refused (personal tokens are the way)
+    r = requests.post(f"{plat.api_url}/account/login", json={"userName": "olga", "password": "anything"}, timeout=30)
+    assert r.status_code == 401
