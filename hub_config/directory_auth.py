@@ -161,6 +161,15 @@ class DirectoryTenantsMixin(HasTraits):
             ("/change-password", DirectoryChangePasswordHandler),
         ]
 
+    async def run_post_auth_hook(self, handler, auth_model):
+        """After the hub's blocked/allowed checks passed: apply the directory groups that
+        authenticate() put in the auth model (so a refused user is never made or changed)."""
+        auth_model = await super().run_post_auth_hook(handler, auth_model)
+        if auth_model and "kqi_groups" in auth_model:
+            groups = auth_model.pop("kqi_groups")
+            self.apply_tenant_mapping(handler, auth_model["name"], groups)
+        return auth_model
+
     def apply_tenant_mapping(self, handler, username: str, directory_groups) -> TenantChange:
         """At sign-in: create the hub user if new and apply the mapping to it."""
         username = self.normalize_username(username)
@@ -331,7 +340,6 @@ if LDAPAuthenticator is not None:
             auth_model = await super().authenticate(handler, data)
             if not auth_model:
                 return auth_model
-            username = auth_model["name"]
             userdn = self._user_dn(data["username"])
             groups = []
             if userdn and self.group_search_base:
@@ -342,7 +350,7 @@ if LDAPAuthenticator is not None:
                     finally:
                         conn.unbind()
             auth_model.setdefault("auth_state", {})["kqi_groups"] = groups
-            self.apply_tenant_mapping(handler, username, groups)
+            auth_model["kqi_groups"] = groups  # applied by run_post_auth_hook, after the hub's checks
             return auth_model
 
         async def directory_users(self):
@@ -403,7 +411,7 @@ if GenericOAuthenticator is not None:
             auth_model = await super().authenticate(handler, data)
             if not auth_model:
                 return auth_model
-            self.apply_tenant_mapping(handler, auth_model["name"], self.directory_groups(auth_model))
+            auth_model["kqi_groups"] = self.directory_groups(auth_model)  # see run_post_auth_hook
             return auth_model
 else:  # pragma: no cover
     KqiOIDCAuthenticator = None
