@@ -237,8 +237,8 @@ class DirectorySyncAPIHandler(APIHandler):
             orm_user = orm.User.find(self.db, name)
             created = False
             if orm_user is None:
-                if not wanted:
-                    continue
+                if not wanted or name in (auth.blocked_users or ()):
+                    continue  # nothing to give, or a name the hub refuses to sign in
                 orm_user = self.user_from_username(name).orm_user
                 created = True
             change = apply_directory_groups(self.db, orm_user, groups, auth.group_tenants, auth.tenant_admin_groups)

@@ -44,7 +44,8 @@ def ldap_platform(directory, tmp_path_factory, request):
     directory.add(f"dn: cn=reader,{PEOPLE}\nobjectClass: inetOrgPerson\ncn: reader\nsn: reader\n"
                   f"userPassword: reader-secret\n")
     # groupOfNames needs a member: "admin" stays in every group
-    directory.add_group("vision", ["admin", "alice", "bob"])
+    directory.add_user("mallory", "mallory-secret-1", "Mallory Blocked")
+    directory.add_group("vision", ["admin", "alice", "bob", "mallory"])
     directory.add_group("speech", ["admin", "alice"])
     directory.add_group("vision-leads", ["admin", "carol"])
     config = os.path.join(base, "hub_ldap.py")
@@ -60,6 +61,7 @@ c.KqiLDAPAuthenticator.sync_bind_password = "reader-secret"
 c.KqiLDAPAuthenticator.sync_user_search_base = "{PEOPLE}"
 c.KqiLDAPAuthenticator.group_tenants = {{"vision": "vision", "speech": "speech"}}
 c.KqiLDAPAuthenticator.tenant_admin_groups = {{"vision-leads": "vision"}}
+c.Authenticator.blocked_users = {{"mallory"}}
 """)
     plat.env.update(KQI_AUTHENTICATOR="ldap", KQI_HUB_CONFIG=config)
     if db == "postgresql":
@@ -109,6 +111,15 @@ def test_form_sign_in_maps_groups_and_refuses_a_wrong_password(ldap_platform):
     assert "vision" in hub_groups(plat, "carol") and "speech" not in hub_groups(plat, "carol")
     assert "carol" in tenant_admins(plat, "vision")
     assert "alice" not in tenant_admins(plat, "vision")
+
+
+def test_a_blocked_user_is_neither_signed_in_nor_made(ldap_platform):
+    plat = ldap_platform
+    assert hub_form_login(plat, "mallory", "mallory-secret-1").status_code == 403
+    r = requests.post(f"{plat.api_url}/account/login", json={"userName": "mallory", "password": "mallory-secret-1"},
+                      timeout=30)
+    assert r.status_code == 401
+    assert plat.hub("GET", "/users/mallory").status_code == 404
 
 
 def test_cli_login_with_directory_password(ldap_platform, cli_home):
@@ -193,6 +204,7 @@ def test_sync_applies_groups_and_display_names(ldap_platform, directory):
     assert users["carol"]["adminRemoved"] == ["vision"] and users["carol"]["removed"] == ["vision"]
     assert users["dave"]["created"] is False and users["dave"]["added"] == ["speech"]
     assert users["dave"]["displayName"] == "Dave Directory"
+    assert "mallory" not in users and plat.hub("GET", "/users/mallory").status_code == 404  # blocked
     assert "vision" not in hub_groups(plat, "bob")
     assert "carol" not in tenant_admins(plat, "vision")
     assert "speech" in hub_groups(plat, "dave")
