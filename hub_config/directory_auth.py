@@ -222,6 +222,12 @@ class DirectorySyncAPIHandler(APIHandler):
     """
 
     @needs_scope("admin:users")
+    def get(self):
+        """Whether a sync is possible here: {"available": bool}."""
+        available = type(self.authenticator).directory_users is not DirectoryTenantsMixin.directory_users
+        self.write(json.dumps({"available": available}))
+
+    @needs_scope("admin:users")
     async def post(self):
         if "admin:groups" not in self.expanded_scopes:
             raise web.HTTPError(403, "A sync needs the admin:groups scope")

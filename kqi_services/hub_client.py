@@ -167,6 +167,16 @@ class HubClient:
         (kqi_hub_config/directory_auth.py); 404 when the authenticator has no directory."""
         return await self._request("POST", "/kqi/directory/sync", {})
 
+    async def directory_sync_available(self) -> bool:
+        """Whether the hub's authenticator can sync with a directory (LDAP)."""
+        try:
+            answer = await self._request("GET", "/kqi/directory/sync")
+        except HubError as e:
+            if e.status == 404:
+                return False
+            raise
+        return bool(answer and answer.get("available"))
+
     async def list_tokens(self, name: str) -> list[dict]:
         """The user's API tokens (their models: id, note, scopes, created, last_activity, expires_at)."""
         answer = await self._request("GET", f"/users/{quote(name, safe='')}/tokens")

@@ -181,6 +181,7 @@ def test_sync_applies_groups_and_display_names(ldap_platform, directory):
     directory.remove_member("vision-leads", "carol")
     directory.add_user("dave", "dave-" + uuid.uuid4().hex[:8], "Dave Directory")
     directory.add_member("speech", "dave")
+    assert plat.api("GET", "/admin/directory/sync", admin).json() == {"available": True}
     # the administrator's "Sync now" on the users screen, in the browser
     sync_in_browser(plat)
     assert "vision" not in hub_groups(plat, "bob")

@@ -131,6 +131,10 @@ def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, provider,
     from playwright.sync_api import sync_playwright
 
     plat = oidc_platform
+    # an OIDC provider has no list of users: no Sync now (the groups come at each sign-in)
+    assert plat.api("GET", "/admin/directory/sync", plat.admin_token()).json() == {"available": False}
+    r = plat.api("POST", "/admin/directory/sync", plat.admin_token())
+    assert r.status_code == 400 and "cannot list the directory" in r.json()["detail"], r.text
     vision = plat.create_tenant("vision")
     plat.create_tenant("speech")  # not mapped: olga stays out
     home = str(tmp_path / "home")

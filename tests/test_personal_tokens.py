@@ -83,3 +83,10 @@ def test_create_list_use_and_revoke(platform, cli_home):
 
     log = open(platform.log_path, errors="replace").read()
     assert secret not in log
+
+
+def test_no_directory_sync_with_the_embedded_authenticator(platform):
+    admin = platform.admin_token()
+    assert platform.api("GET", "/admin/directory/sync", admin).json() == {"available": False}
+    r = platform.api("POST", "/admin/directory/sync", admin)
+    assert r.status_code == 400 and "KQI_AUTHENTICATOR=ldap" in r.json()["detail"], r.text

@@ -17,7 +17,7 @@ from ..hub_client import HubError
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
 from .schemas.core import contract
-from .schemas.directory import DirectorySyncOutput
+from .schemas.directory import DirectorySyncInfoOutput, DirectorySyncOutput
 
 
 def still_running(db, user: str, tenant_names: list[str]) -> list[dict]:
@@ -54,7 +54,11 @@ def keep_display_name(db, name: str, display_name: str | None) -> None:
 
 
 class DirectorySyncHandler(BaseAPIHandler):
-    access = {"POST": Access.SYSTEM_ADMIN}
+    access = {"GET": Access.SYSTEM_ADMIN, "POST": Access.SYSTEM_ADMIN}
+
+    @contract(response=DirectorySyncInfoOutput)
+    async def get(self):
+        self.write_json({"available": await self.kqi.hub.directory_sync_available()})
 
     @contract(response=DirectorySyncOutput, body_required=False)
     async def post(self):

@@ -33,3 +33,7 @@ class SyncedUser(ApiModel):
 
 class DirectorySyncOutput(ApiModel):
     users: list[SyncedUser]
+
+
+class DirectorySyncInfoOutput(ApiModel):
+    available: bool = Field(description="the hub's authenticator reads a directory (LDAP): Sync now works")

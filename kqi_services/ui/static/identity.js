@@ -169,8 +169,14 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("DOMContentLoaded", async () => {
     const button = document.getElementById("sync-run");
-    if (button) button.addEventListener("click", () => runSync(button));
+    if (!button) return;
+    button.addEventListener("click", () => runSync(button));
+    try { // shown only where the hub's authenticator reads a directory (LDAP)
+      if ((await KQI.api("GET", "/admin/directory/sync")).available) KQI.$("#sync-card").classList.remove("d-none");
+    } catch (err) {
+      KQI.showError("kqi-alerts", err);
+    }
   });
 })();
