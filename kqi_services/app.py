@@ -432,6 +432,9 @@ class KqiService(Application):
 
         engine = JobEngine(self, backend)
         engine.finish_hooks.append(lambda db, job: collect_outputs(db, self, job))
+        from .api.inference import record_output_value
+
+        engine.finish_hooks.append(lambda db, job: record_output_value(db, self, job))
         return engine
 
     def notify_job_end(self, job, tenant) -> None:
@@ -483,9 +486,6 @@ class KqiService(Application):
         return store
 
     def schedule_hash(self, tenant, stored_path: str) -> None:
-        from .api.inference import record_output_value
-
-        engine.finish_hooks.append(lambda db, job: record_output_value(db, self, job))
         """Compute the sha256 of a stored file in the background and record it on its rows."""
         from .db.models import Tenant
         from .db.models_data import DataFile
