@@ -75,9 +75,15 @@ def provider(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def oidc_platform(provider, tmp_path_factory):
+def oidc_platform(provider, tmp_path_factory, request):
     base = str(tmp_path_factory.mktemp("platform-oidc"))
-    plain = new_platform(base)
+    env = {}
+    if request.config.getoption("--db").split(",")[0].strip() == "postgresql":  # the first backend asked for
+        pg = request.getfixturevalue("postgres_server")
+        suffix = uuid.uuid4().hex[:6]
+        env = {"KQI_DB_URL": pg.create_database(f"kqi_oidc_{suffix}"),
+               "KQI_HUB_DB_URL": pg.create_database(f"hub_oidc_{suffix}")}
+    plain = new_platform(base, env)
     plat = TokenPlatform(data_dir=plain.data_dir, port=plain.port, admin_password="", env=plain.env)
     plat.admin_api_token = secrets.token_hex(32)
     config = os.path.join(base, "hub_oidc.py")
