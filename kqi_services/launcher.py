@@ -38,6 +38,15 @@ def parse_args(argv=None):
         help="URL path the platform is served under, e.g. /kqi/ behind a shared web server (the hub's"
              " JupyterHub.base_url; every address the platform hands out starts with it); default /",
     )
+    parser.add_argument(
+        "--authenticator", default=os.environ.get("KQI_AUTHENTICATOR", "kqi"), choices=["kqi", "ldap", "oidc"],
+        help="who checks sign-ins: kqi (passwords kept by the hub, the default), ldap or oidc (directory groups"
+             " mapped to tenants; their settings in --hub-config)",
+    )
+    parser.add_argument(
+        "--hub-config", default=os.environ.get("KQI_HUB_CONFIG", ""),
+        help="a hub configuration file loaded last (LDAP/OIDC settings, the group-to-tenant mapping)",
+    )
     parser.add_argument("--debug", action="store_true", help="debug logging for the hub")
     return parser.parse_args(argv)
 
@@ -62,6 +71,9 @@ def prepare_environment(args, environ=os.environ, out=sys.stdout) -> dict:
         KQI_PROFILE=args.profile,
         KQI_BASE_URL=normalize_base_url(getattr(args, "base_url", "/")),
     )
+    env["KQI_AUTHENTICATOR"] = getattr(args, "authenticator", None) or environ.get("KQI_AUTHENTICATOR") or "kqi"
+    if getattr(args, "hub_config", ""):
+        env["KQI_HUB_CONFIG"] = os.path.abspath(args.hub_config)
     # configurable-http-proxy and jupyterhub-singleuser sit beside this Python
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")

@@ -385,3 +385,16 @@ def test_apply_keeps_memberships_the_mapping_does_not_name():
 
     change = apply_directory_groups(db, user, ["g-speech"], mapping, admins)
     assert not (change.added or change.removed or change.admin_added or change.admin_removed)
+
+
+def test_kqi_hub_flags_choose_the_authenticator(tmp_path):
+    import io
+
+    from kqi_services import launcher
+
+    args = launcher.parse_args(["--data-dir", str(tmp_path / "d"), "--authenticator", "ldap",
+                                "--hub-config", "hub_ldap.py"])
+    env = launcher.prepare_environment(args, environ={"PATH": "/usr/bin"}, out=io.StringIO())
+    assert env["KQI_AUTHENTICATOR"] == "ldap" and env["KQI_HUB_CONFIG"] == os.path.abspath("hub_ldap.py")
+    with pytest.raises(SystemExit):
+        launcher.parse_args(["--authenticator", "saml"])
