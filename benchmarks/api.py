@@ -6,8 +6,8 @@ For each database (PostgreSQL, started as the tests start one, and SQLite) it st
 it (tests/platform.py), makes the measured tenant and its user through the API, then writes
 straight into the database (executemany, a few seconds): 100,000 data of that tenant (a tag and a
 file each, some with a parent), 2,000 datasets, 500 preprocessings and 5,000 histories of one,
-and 100,000 jobs across 4 tenants (60,000 trainings and inferences in the measured one, 3 of every
-5 in id order, mostly finished). Then, for every list route with a page of 50, each filter, a deep page, withTotal, and
+100,000 jobs across 4 tenants (60,000 trainings and inferences in the measured one, 3 of every
+5 in id order, mostly finished) and 10,000 stopped notebooks. Then, for every list route with a page of 50, each filter, a deep page, withTotal, and
 the details routes, it measures p50/p95 of `--rounds` requests through the hub (the client's
 whole time), and the database's own time for the statements the service runs for that request
 (captured by running the same domain code in this process): PostgreSQL's EXPLAIN ANALYZE
