@@ -207,10 +207,18 @@ class DirectoryChangePasswordHandler(BaseHandler):
 
     @web.authenticated
     def get(self):
+        from kqi_services.hubext.login_page import login_language
+        from kqi_services.ui.i18n import CATALOGS
+
+        lang = login_language(self.request.headers.get("Accept-Language"))
+        labels = CATALOGS[lang]
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(
-            "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Change password</title></head><body>"
-            f"<main style='max-width:40em;margin:3em auto;font-family:sans-serif'><p id='kqi-password-elsewhere'>"
-            f"{xhtml_escape(PASSWORDS_ELSEWHERE)}</p><p><a href='{xhtml_escape(self.hub.base_url)}'>Back</a></p>"
+            f"<!DOCTYPE html><html lang='{lang}'><head><meta charset='utf-8'>"
+            f"<title>{xhtml_escape(labels['directory.password_title'])}</title></head><body>"
+            "<main style='max-width:40em;margin:3em auto;font-family:sans-serif'><p id='kqi-password-elsewhere'>"
+            f"{xhtml_escape(labels['directory.passwords_elsewhere'])}</p>"
+            f"<p><a href='{xhtml_escape(self.hub.base_url)}'>{xhtml_escape(labels['directory.back'])}</a></p>"
             "</main></body></html>")
 
 

@@ -283,7 +283,9 @@ def test_passwords_are_the_directorys(ldap_platform):
                                                     "_xsrf": session.cookies.get("_xsrf", "")}, timeout=30)
     assert r.status_code == 200
     r = session.get(f"{plat.url}/hub/change-password", timeout=30)
-    assert r.status_code == 200 and "kept by the organisation" in r.text
+    assert r.status_code == 200 and "kept by your organisation" in r.text
+    r = session.get(f"{plat.url}/hub/change-password", headers={"Accept-Language": "ja"}, timeout=30)
+    assert "組織のディレクトリで管理されています" in r.text
 
 
 def test_no_password_in_the_logs(ldap_platform):

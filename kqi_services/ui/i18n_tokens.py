@@ -39,6 +39,10 @@ EN = {
     "sync.running": "Still running in tenants they left",
     "sync.no_changes": "No changes.",
     "sync.missing": "Mapped tenants that do not exist: {tenants}",
+    "directory.password_title": "Change password",
+    "directory.passwords_elsewhere": "Your password is kept by your organisation's directory, not by KQI Hub:"
+                                     " change it there.",
+    "directory.back": "Back to KQI",
 }
 
 JA = {
@@ -80,4 +84,7 @@ JA = {
     "sync.running": "外れたテナントで実行中のもの",
     "sync.no_changes": "変更はありません。",
     "sync.missing": "存在しないテナントが対応付けられています: {tenants}",
+    "directory.password_title": "パスワードの変更",
+    "directory.passwords_elsewhere": "パスワードは KQI Hub ではなく、組織のディレクトリで管理されています。そちらで変更してください。",
+    "directory.back": "KQI に戻る",
 }
