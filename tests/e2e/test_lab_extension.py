@@ -170,6 +170,7 @@ def test_kqi_sidebar_in_a_notebook(platform, browser, tmp_path, artifacts_dir):
         training_id = int(job_row.get_attribute("data-job-id"))
         job = user.api("GET", f"/training/{training_id}").json()
         assert job["name"] == train_name and job["gitModel"]["commitId"] == commit, job
+        assert job["gitModel"]["repository"] == repo.name and job["gitModel"]["owner"] == repo.owner, job
         assert job["dataSet"]["id"] == dataset_id, job
         job_row.locator(".kqi-job-log").click()
         log_view = lab.locator(f'.kqi-LogView[data-job-id="{training_id}"]')
