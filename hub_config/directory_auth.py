@@ -231,9 +231,10 @@ class DirectorySyncAPIHandler(APIHandler):
 
     @needs_scope("admin:users")
     def get(self):
-        """Whether a sync is possible here: {"available": bool}."""
+        """Whether a sync is possible here: {"available": bool, "passwordsElsewhere": true} (the kqi
+        service reads the route's presence as "the passwords are the directory's")."""
         available = type(self.authenticator).directory_users is not DirectoryTenantsMixin.directory_users
-        self.write(json.dumps({"available": available}))
+        self.write(json.dumps({"available": available, "passwordsElsewhere": True}))
 
     @needs_scope("admin:users")
     async def post(self):

@@ -27,6 +27,8 @@ class HubClient:
         self.timeout = timeout
         # name -> (when asked, the pending or done answer of get_user), see get_user_cached
         self._user_cache: dict[str, tuple[float, asyncio.Future]] = {}
+        # (when asked, the answer of passwords_elsewhere)
+        self._passwords_elsewhere: tuple[float, bool] | None = None
 
     async def _request(self, method: str, path: str, body=None, *, token: str | None = None, auth=True):
         headers = {"Content-Type": "application/json"}
@@ -167,15 +169,31 @@ class HubClient:
         (kqi_hub_config/directory_auth.py); 404 when the authenticator has no directory."""
         return await self._request("POST", "/kqi/directory/sync", {})
 
-    async def directory_sync_available(self) -> bool:
-        """Whether the hub's authenticator can sync with a directory (LDAP)."""
+    async def directory_info(self) -> dict | None:
+        """What the hub's directory authenticator (LDAP or OIDC, kqi_hub_config/directory_auth.py)
+        says of itself: {"available": whether a sync is possible, ...}; None with the embedded
+        authenticator, which keeps the passwords itself (the hub has no such route then)."""
         try:
             answer = await self._request("GET", "/kqi/directory/sync")
         except HubError as e:
             if e.status == 404:
-                return False
+                return None
             raise
-        return bool(answer and answer.get("available"))
+        return answer if isinstance(answer, dict) else {}
+
+    async def directory_sync_available(self) -> bool:
+        """Whether the hub's authenticator can sync with a directory (LDAP)."""
+        info = await self.directory_info()
+        return bool(info and info.get("available"))
+
+    async def passwords_elsewhere(self, max_age: float = 60) -> bool:
+        """Whether the hub's authenticator keeps the passwords outside the hub (a directory: LDAP or
+        OIDC), so KQI cannot change them. Asked once per `max_age` seconds (the authenticator is the
+        hub's configuration: it changes only with a restart); a failed call is not remembered."""
+        now = time.monotonic()
+        if self._passwords_elsewhere is None or now - self._passwords_elsewhere[0] >= max_age:
+            self._passwords_elsewhere = (now, await self.directory_info() is not None)
+        return self._passwords_elsewhere[1]
 
     async def list_tokens(self, name: str) -> list[dict]:
         """The user's API tokens (their models: id, note, scopes, created, last_activity, expires_at)."""

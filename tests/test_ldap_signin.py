@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from .ldapserver import GROUPS, PEOPLE, LdapServer, available
-from .platform import new_platform, remove_tree
+from .platform import ModelRepo, TenantUser, create_data, new_platform, remove_tree, wait_job
 
 pytestmark = pytest.mark.skipif(not available(), reason="slapd and ldap-utils are not installed (setup.sh --test)")
 
@@ -172,6 +172,53 @@ def test_leaving_a_group_removes_the_tenant_at_next_sign_in(ldap_platform, direc
     assert names == {"vision", "speech"}
 
 
+def test_running_job_of_a_user_who_left_the_group_is_listed_as_an_orphan(ldap_platform, directory, tmp_path):
+    """Removed from a directory group, a user loses the tenant at the next sign-in (no sync): the
+    administrator's orphans view lists the training they left running there, until they are back."""
+    plat = ldap_platform
+    admin = plat.admin_token()
+    token = plat.login("alice", PASSWORDS["alice"])
+    speech = next(t for t in plat.api("GET", "/account", token).json()["tenants"] if t["name"] == "speech")
+    alice = TenantUser(plat, speech, "alice", PASSWORDS["alice"],
+                       plat.login("alice", PASSWORDS["alice"], tenant_id=speech["id"]), None)
+    repo = ModelRepo(plat, str(tmp_path / "model"), "team", f"orphan-{uuid.uuid4().hex[:6]}", tenant="speech")
+    repo.commit({"train.py": "print('hi')\n"}, "a model")
+    data = create_data(alice, "orphan-data", {"a.txt": b"a"})["id"]
+    r = alice.api("POST", "/datasets", json={"name": "orphan-set", "entries": {"training": [{"id": data}]}})
+    assert r.status_code == 201, r.text
+    r = alice.api("POST", "/training/run", json={
+        "name": "left-behind", "entryPoint": "sleep 300", "containerImage": {"image": "python", "tag": "3.11"},
+        "dataSetId": r.json()["id"], "gitModel": {"owner": repo.owner, "repository": repo.name},
+        "cpu": 0.1, "memory": 0.1, "gpu": 0})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    try:
+        wait_job(alice, job_id, "Running", timeout=180)
+
+        def orphans():
+            r = plat.api("GET", "/admin/directory/orphans", admin)
+            assert r.status_code == 200, r.text
+            return [o for o in r.json()["items"] if o["tenantName"] == "speech" and o["owner"] == "alice"]
+
+        assert orphans() == []  # still a member
+        directory.remove_member("speech", "alice")
+        try:
+            assert hub_form_login(plat, "alice", PASSWORDS["alice"]).status_code == 302
+            assert "speech" not in hub_groups(plat, "alice")
+            assert orphans() == [{"kind": "training", "id": job_id, "name": "left-behind", "status": "Running",
+                                  "tenantId": speech["id"], "tenantName": "speech", "owner": "alice",
+                                  "ownerExists": True}]
+            # not for a tenant user: the administrator's view
+            assert plat.api("GET", "/admin/directory/orphans", token).status_code == 403
+        finally:
+            directory.add_member("speech", "alice")
+        assert hub_form_login(plat, "alice", PASSWORDS["alice"]).status_code == 302
+        assert orphans() == []  # a member again
+    finally:
+        alice.token = plat.login("alice", PASSWORDS["alice"], tenant_id=speech["id"])
+        alice.api("POST", f"/training/{job_id}/halt")
+
+
 def test_sync_applies_groups_and_display_names(ldap_platform, directory):
     plat = ldap_platform
     admin = plat.admin_token()
@@ -277,6 +324,8 @@ def test_passwords_are_the_directorys(ldap_platform):
     r = plat.api("POST", "/admin/users", admin, json={"name": "made-here", "password": "a-Long-password-1"})
     assert r.status_code == 400 and "directory" in r.json()["detail"], r.text
     assert plat.hub("GET", "/users/made-here").status_code == 404
+    # the service knows: /account says passwords cannot be changed here
+    assert plat.api("GET", "/account", plat.login("alice", PASSWORDS["alice"])).json()["passwordChangeEnabled"] is False
     session = requests.Session()
     session.get(f"{plat.url}/hub/login", timeout=30)
     r = session.post(f"{plat.url}/hub/login", data={"username": "alice", "password": PASSWORDS["alice"],

@@ -35,6 +35,8 @@ def test_create_list_use_and_revoke(platform, cli_home):
     other = platform.create_tenant()
     name, password = platform.create_user(tenants=[team["name"]])
     session_token = platform.login(name, password)
+    # the embedded authenticator keeps the passwords: KQI changes them
+    assert platform.api("GET", "/account", session_token).json()["passwordChangeEnabled"] is True
 
     r = platform.api("POST", "/account/tokens", session_token,
                      json={"tenantId": other["id"], "note": "not mine", "expiresInDays": 7})

@@ -68,7 +68,8 @@ class AccountOutput(ApiModel):
     userId: Id
     userName: str
     userDisplayName: str
-    passwordChangeEnabled: bool
+    passwordChangeEnabled: bool = Field(description="false where the hub's authenticator keeps the passwords"
+                                                    " in a directory (LDAP, OIDC): change them there")
     selectedTenant: AccountTenantInfo | None
     defaultTenant: AccountTenantInfo | None
     tenants: list[AccountTenantInfo]

@@ -1,4 +1,5 @@
-"""Request and response models of the directory routes (issue 16): /admin/directory/sync."""
+"""Request and response models of the directory routes (issue 16): /admin/directory/sync and
+/admin/directory/orphans."""
 from __future__ import annotations
 
 from pydantic import Field
@@ -37,3 +38,20 @@ class DirectorySyncOutput(ApiModel):
 
 class DirectorySyncInfoOutput(ApiModel):
     available: bool = Field(description="the hub's authenticator reads a directory (LDAP): Sync now works")
+
+
+class Orphan(ApiModel):
+    """A running or queued notebook, job or TensorBoard whose owner is no longer a member of its tenant."""
+
+    kind: str = Field(description="notebook, training, inference, preprocessing or tensorboard (of the training `id`)")
+    id: Id = Field(description="the id the tenant sees (its display id; a TensorBoard's: its training's)")
+    name: str
+    status: str = Field(description="Running, Pending (a notebook starting) or Queued; a TensorBoard: Running")
+    tenantId: Id
+    tenantName: str
+    owner: str = Field(description="who made it (who started it, for a TensorBoard)")
+    ownerExists: bool = Field(description="false: the hub no longer has this user at all")
+
+
+class DirectoryOrphansOutput(ApiModel):
+    items: list[Orphan] = Field(description="by tenant, owner, kind and id")

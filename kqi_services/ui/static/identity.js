@@ -169,7 +169,41 @@
     });
   }
 
+  // ------------- what still runs in tenants its owner left (users screen, next to Sync now)
+  async function loadOrphans(button) {
+    await KQI.busy(button, null, async () => {
+      const out = KQI.clear(KQI.$("#orphans-result"));
+      KQI.clear(KQI.$("#orphans-messages"));
+      try {
+        const items = (await KQI.api("GET", "/admin/directory/orphans")).items;
+        if (!items.length) {
+          out.appendChild(KQI.el("p", { class: "text-body-secondary mb-0", text: t("orphans.none") }));
+          return;
+        }
+        const rows = items.map((o) => KQI.el("tr", { dataset: { owner: o.owner, kind: o.kind, id: String(o.id) } },
+          KQI.el("td", { text: o.tenantName }),
+          KQI.el("td", { text: o.owner + (o.ownerExists ? "" : " " + t("orphans.owner_gone")) }),
+          KQI.el("td", { text: o.kind }),
+          KQI.el("td", { text: String(o.id) }),
+          KQI.el("td", { text: o.name }),
+          KQI.el("td", { text: o.status })));
+        out.appendChild(KQI.el("div", { class: "table-responsive" }, KQI.el("table", { class: "table table-sm align-middle mb-0", id: "orphans-table" },
+          KQI.el("thead", {}, KQI.el("tr", {}, ["orphans.tenant", "orphans.owner", "orphans.kind", "orphans.id", "orphans.name", "orphans.status"]
+            .map((key) => KQI.el("th", { text: t(key) })))),
+          KQI.el("tbody", {}, rows))));
+      } catch (err) {
+        KQI.showError("orphans-messages", err);
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", async () => {
+    const refresh = document.getElementById("orphans-refresh");
+    if (refresh) {
+      refresh.addEventListener("click", () => loadOrphans(refresh));
+      document.addEventListener("kqi:reload-list", () => loadOrphans(refresh)); // after a sync
+      loadOrphans(refresh);
+    }
     const button = document.getElementById("sync-run");
     if (!button) return;
     button.addEventListener("click", () => runSync(button));
