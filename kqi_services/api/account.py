@@ -180,7 +180,8 @@ class AccountHandler(AccountMixin, BaseAPIHandler):
             "userId": setting.id,
             "userName": self.identity.name,
             "userDisplayName": setting.display_name or self.identity.name,
-            "passwordChangeEnabled": True,
+            # false where the hub's authenticator keeps the passwords elsewhere (LDAP, OIDC)
+            "passwordChangeEnabled": not await self.kqi.hub.passwords_elsewhere(),
             "selectedTenant": info(self.tenant),
             "defaultTenant": info(default),
             "tenants": [info(t) for t in tenants],
