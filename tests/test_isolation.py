@@ -669,6 +669,21 @@ def test_tenant_admin_gets_403_on_system_admin_routes(world, op):
     error_shape(r, 403)
 
 
+def test_directory_orphans_are_for_the_system_administrator_only(world):
+    """GET /admin/directory/orphans names other tenants' users and what they run: plain users and
+    tenant administrators of either tenant get 403; the system administrator sees no object of A or
+    B there, whose owners are all still members of their tenants."""
+    for caller in (world.a_user, world.a_admin, world.b_user, world.b_admin):
+        r = world.call("GET", "/admin/directory/orphans", caller.token)
+        assert r.status_code == 403, f"{caller.name}: {r.status_code} {r.text[:300]}"
+        error_shape(r, 403)
+    running_of_a(world)  # a training of tenant A runs (its owner a member)
+    r = world.call("GET", "/admin/directory/orphans", world.admin.token)
+    assert r.status_code == 200, r.text
+    ours = [o for o in r.json()["items"] if o["tenantId"] in (world.a["id"], world.b["id"])]
+    assert ours == [], ours
+
+
 # ----------------------------------------------------------- tenant B vs tenant A
 def _cross_tenant_ops() -> list:
     chosen = []
