@@ -210,6 +210,9 @@ def test_running_job_of_a_user_who_left_the_group_is_listed_as_an_orphan(ldap_pl
                                   "ownerExists": True}]
             # not for a tenant user: the administrator's view
             assert plat.api("GET", "/admin/directory/orphans", token).status_code == 403
+            # and on the administrator's users screen, next to Sync now
+            row = orphans_in_browser(plat, job_id)
+            assert "speech" in row and "alice" in row and "left-behind" in row and "Running" in row
         finally:
             directory.add_member("speech", "alice")
         assert hub_form_login(plat, "alice", PASSWORDS["alice"]).status_code == 302
@@ -217,6 +220,39 @@ def test_running_job_of_a_user_who_left_the_group_is_listed_as_an_orphan(ldap_pl
     finally:
         alice.token = plat.login("alice", PASSWORDS["alice"], tenant_id=speech["id"])
         alice.api("POST", f"/training/{job_id}/halt")
+
+
+def orphans_in_browser(plat, job_id: int) -> str:
+    """The row of alice's training on the users screen's orphans card (Japanese labels too); its text."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            texts = []
+            for locale, title in (("en-US", "Still running without a member"), ("ja-JP", "メンバーでなくなった")):
+                page = browser.new_page(locale=locale)
+                page.goto(f"{plat.url}/hub/login")
+                page.fill("input[name=username]", "admin")
+                page.fill("input[name=password]", plat.admin_password)
+                page.click("#login_submit")
+                page.wait_for_url(lambda url: "/services/kqi/" in url, timeout=30000)
+                page.goto(f"{plat.service_url}/admin/users")
+                page.wait_for_selector("body[data-kqi-ready=true]")
+                assert title in page.locator("#orphans-card").text_content()
+                row = page.locator(f'#orphans-table tr[data-owner="alice"][data-kind="training"][data-id="{job_id}"]')
+                row.wait_for(timeout=30000)
+                texts.append(row.text_content())
+                if locale == "en-US":
+                    artifacts = os.path.join(os.path.dirname(__file__), "artifacts")
+                    os.makedirs(artifacts, exist_ok=True)
+                    page.set_viewport_size({"width": 1280, "height": 900})
+                    page.screenshot(path=os.path.join(artifacts, "ui-directory-orphans.png"), full_page=True)
+                page.close()
+            return texts[0]
+        finally:
+            browser.close()
 
 
 def test_sync_applies_groups_and_display_names(ldap_platform, directory):
@@ -379,6 +415,53 @@ def test_still_running_lists_the_users_notebooks_and_jobs_in_tenants_left():
             ("inference", 3, "Queued", "vision")]
         assert still_running(db, "bob", []) == []
         assert still_running(db, "carol", ["vision"]) == []
+
+
+def test_orphans_are_what_runs_in_tenants_the_owner_is_not_a_member_of():
+    """The orphans view's rule over a real SQLite database with the kqi schema: running or queued
+    notebooks, jobs of every kind and TensorBoards (by who started them) whose owner's hub groups lack
+    the tenant, or whose owner the hub no longer has; nothing ended, nothing of members."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from kqi_services.api.directory import orphans, running_objects
+    from kqi_services.db.models import Base, Tenant
+    from kqi_services.db.models_jobs import Job
+    from kqi_services.db.models_notebooks import Notebook
+
+    engine = create_engine("sqlite://")
+    Base.metadata.create_all(engine)
+    with Session(engine) as db:
+        vision, speech = Tenant(name="vision", display_name="VISION"), Tenant(name="speech", display_name="SPEECH")
+        db.add_all([vision, speech])
+        db.flush()
+
+        def job(tenant, number, status, owner, kind="training", extra=None):
+            return Job(tenant_id=tenant.id, kind=kind, display_id=number, name=f"{kind}{number}", status=status,
+                       cpu=1, memory=1, created_by=owner, extra=extra)
+
+        board = {"tensorboard": {"key": "tensorboard-9", "port": 1, "startedBy": "bob", "trainingIds": [],
+                                 "expiresAt": 0, "startedAt": 0}}
+        db.add_all([
+            job(vision, 1, "Running", "bob"), job(vision, 2, "Completed", "bob"),
+            job(vision, 3, "Queued", "bob", kind="preprocessing"), job(speech, 1, "Running", "bob", kind="inference"),
+            job(vision, 4, "Running", "alice"), job(vision, 5, "Completed", "alice", extra=board),
+            job(vision, 6, "Running", "gone"),
+            Notebook(tenant_id=vision.id, display_id=1, name="nb1", server_name="nb1", status="Pending",
+                     created_by="bob"),
+            Notebook(tenant_id=vision.id, display_id=2, name="nb2", server_name="nb2", status="Stopped",
+                     created_by="bob"),
+        ])
+        db.commit()
+        owners = {"bob": {"name": "bob", "groups": ["speech"]}, "alice": {"name": "alice", "groups": ["vision"]},
+                  "gone": None}
+        found = orphans(running_objects(db), owners)
+        assert [(o["tenantName"], o["owner"], o["kind"], o["id"], o["status"], o["ownerExists"]) for o in found] == [
+            ("vision", "bob", "notebook", 1, "Pending", True), ("vision", "bob", "preprocessing", 3, "Queued", True),
+            ("vision", "bob", "tensorboard", 5, "Running", True), ("vision", "bob", "training", 1, "Running", True),
+            ("vision", "gone", "training", 6, "Running", False)]
+        owners["bob"]["groups"] = ["vision", "speech"]
+        assert [o["owner"] for o in orphans(running_objects(db), owners)] == ["gone"]
 
 
 def test_mapping_rules():
