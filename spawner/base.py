@@ -286,6 +286,11 @@ class KqiSpawnerMixin(LoggingConfigurable):
         for key in ("KQI_SERVER",):
             if plan.get(key):
                 env[key] = plan[key]
+        tenant = plan.get("tenant") or {}
+        if tenant.get("id") is not None:  # the notebook's tenant, as the kqi service planned the start
+            env["KQI_TENANT_ID"] = str(tenant["id"])
+            env["KQI_TENANT_NAME"] = str(tenant.get("name") or "")
+            env["KQI_TENANT_DISPLAY_NAME"] = str(tenant.get("displayName") or "")
         if plan.get("git"):
             env["MODEL_REPOSITORY"] = plan["git"]["url"]
             env["COMMIT_ID"] = plan["git"]["commit"]

@@ -33,8 +33,12 @@ from .platform import (JupyterServer, ModelRepo, TenantUser, create_data, git, u
                        wait_notebook)
 
 TOKEN_FILE = "kqi-test-hub-token.txt"
-# the notebook's start-up command keeps the server's own token where the test can read it
-STARTUP = f'printf %s "$JUPYTERHUB_API_TOKEN" > /kqi/output/{TOKEN_FILE}'
+ENV_FILE = "kqi-test-tenant-env.txt"
+# the notebook's start-up command keeps the server's own token and its tenant variables where the
+# test can read them
+STARTUP = (f'printf %s "$JUPYTERHUB_API_TOKEN" > /kqi/output/{TOKEN_FILE}; printf "%s\\n"'
+           f' "KQI_TENANT_ID=$KQI_TENANT_ID" "KQI_TENANT_NAME=$KQI_TENANT_NAME"'
+           f' "KQI_TENANT_DISPLAY_NAME=$KQI_TENANT_DISPLAY_NAME" > /kqi/output/{ENV_FILE}')
 
 
 class World:
@@ -49,7 +53,8 @@ def world(platform, tmp_path_factory):
     w.marker = uuid.uuid4().hex[:8]
     w.a = platform.create_tenant()
     w.b = platform.create_tenant()
-    name, password = platform.create_user(tenants=[w.a["name"], w.b["name"]])
+    # an administrator of tenant B (not of A): the notebook's token must not carry that into its pages
+    name, password = platform.create_user(tenants=[w.a["name"], w.b["name"]], admin_of=[w.b["name"]])
     w.name, w.password = name, password
     w.token_a = platform.login(name, password, w.a["id"])
     w.token_b = platform.login(name, password, w.b["id"])
@@ -79,6 +84,7 @@ def world(platform, tmp_path_factory):
     w.jupyter = JupyterServer(platform, name, f"kqi-{w.notebook_id}", user_hub_token(platform, name, password))
     w.server_token = w.jupyter.read_text(TOKEN_FILE)
     assert w.server_token and w.server_token not in (w.token_a, w.token_b)
+    w.env = dict(line.split("=", 1) for line in w.jupyter.read_text(ENV_FILE).splitlines() if "=" in line)
     yield w
     w.user_a.api("POST", f"/notebook/{w.notebook_id}/halt")
 
@@ -162,6 +168,11 @@ def test_the_server_token_acts_in_the_notebook_tenant_only(world):
         assert [d["name"] for d in r.json()] == [world.data_a["name"]], (header, r.text)
     r = platform.api("GET", "/account", token, headers={"X-KQI-Tenant": str(world.b["id"])})
     assert r.status_code == 200 and r.json()["selectedTenant"]["id"] == world.a["id"], r.text
+    # the account it sees lists the notebook's tenant only (the owner's own token lists both)
+    assert [t["id"] for t in r.json()["tenants"]] == [world.a["id"]], r.text
+    assert r.json()["isSystemAdmin"] is False
+    r = platform.api("GET", "/account", world.token_b)
+    assert {t["id"] for t in r.json()["tenants"]} == {world.a["id"], world.b["id"]}, r.text
     for path in (f"/data/{world.data_b['id']}", f"/datasets/{world.dataset_b}"):
         r = platform.api("GET", path, token, headers={"X-KQI-Tenant": str(world.b["id"])})
         assert r.status_code == 404, (path, r.status_code, r.text)
@@ -173,6 +184,33 @@ def test_the_server_token_acts_in_the_notebook_tenant_only(world):
     # the same user's own token sees tenant B when it asks for it
     r = platform.api("GET", "/data", world.token_b, params={"name": world.marker})
     assert [d["name"] for d in r.json()] == [world.data_b["name"]]
+
+
+def test_the_notebook_is_told_its_tenant(world):
+    """The spawner gives the notebook its tenant from the kqi service's plan (KQI_TENANT_*)."""
+    assert world.env == {"KQI_TENANT_ID": str(world.a["id"]), "KQI_TENANT_NAME": world.a["name"],
+                         "KQI_TENANT_DISPLAY_NAME": world.a["displayName"]}, world.env
+
+
+def test_the_server_token_opens_pages_as_in_its_notebook_tenant(world):
+    """The web UI's pages apply the API's rule: with the notebook server's token the owner is no
+    administrator of tenant B (which the owner administers), so B's administration pages are refused
+    and not offered."""
+    url = f"{world.platform.service_url}/tenant/members"
+    r = requests.get(f"{world.platform.hub_api_url}/user", headers={"Authorization": f"token {world.server_token}"},
+                     timeout=10)
+    assert f"custom:kqi:tenant-admin!group={world.b['name']}" in r.json()["scopes"], r.text  # the hub granted it
+
+    def page(token):
+        return requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30, allow_redirects=False)
+
+    r = page(world.token_b)
+    assert r.status_code == 200 and 'id="kqi-tenant-admin-start"' in r.text, r.status_code
+    r = page(world.server_token)
+    assert r.status_code == 403, (r.status_code, r.text[:300])
+    r = requests.get(f"{world.platform.service_url}/data", headers={"Authorization": f"token {world.server_token}"},
+                     timeout=30, allow_redirects=False)
+    assert r.status_code == 200 and 'id="kqi-tenant-admin-start"' not in r.text, r.status_code
 
 
 def test_the_server_token_clones_from_the_notebook_tenant_only(world):
@@ -225,7 +263,14 @@ def lab_root(world, jp_root_dir):
 
 
 @pytest.fixture
-def jp_server_config(world, tmp_path):
+def lab_tenant(world, request):
+    """The tenant id the extension is configured with: the notebook's own (KQI_TENANT_ID as the spawner
+    set it), or tenant B's when a test is parametrized with "b" (a wrong or tampered configuration)."""
+    return str(world.b["id"]) if getattr(request, "param", None) == "b" else world.env["KQI_TENANT_ID"]
+
+
+@pytest.fixture
+def jp_server_config(world, tmp_path, lab_tenant):
     repos = tmp_path / "git"
     repos.mkdir()
     git(str(repos), "clone", "--quiet", world.repo.bare, "model")
@@ -234,8 +279,10 @@ def jp_server_config(world, tmp_path):
         "KqiLab": {
             "kqi_server": world.platform.service_url,
             "api_token": world.server_token,
-            # what a browser (or a wrong configuration) would like: tenant B; the token says A
-            "tenant_id": str(world.b["id"]),
+            "tenant_id": lab_tenant,
+            "tenant_name": world.env["KQI_TENANT_NAME"] if lab_tenant == world.env["KQI_TENANT_ID"] else "",
+            "tenant_display_name": (world.env["KQI_TENANT_DISPLAY_NAME"]
+                                    if lab_tenant == world.env["KQI_TENANT_ID"] else ""),
             "user": world.name,
             "notebook_id": str(world.notebook_id),
             "dataset_id": str(world.dataset_a),
@@ -407,8 +454,10 @@ def test_a_followed_log_streams_through_the_extension(world, call, jp_fetch):
     assert job["status"] == "Completed", job
 
 
-def test_tenant_b_is_out_of_reach_through_the_extension(world, call):
-    """The extension is configured with tenant B's id and the browser sends it too: nothing of B."""
+@pytest.mark.parametrize("lab_tenant", ["b"], indirect=True)
+def test_tenant_b_is_out_of_reach_through_the_extension(world, call, lab_tenant):
+    """The extension is configured with tenant B's id and the browser sends it too: nothing of B (the
+    service, not the configuration, decides the token's tenant)."""
     spoof = {"X-KQI-Tenant": str(world.b["id"]), "Cookie": f"kqi-tenant={world.b['id']}"}
     for path, params in (("kqi/api/v2/data", {"name": world.marker}), ("kqi/api/v2/datasets", {}),
                          ("kqi/api/v2/data/datatags", {}), ("kqi/api/v2/training", {})):

@@ -18,6 +18,10 @@ from .schemas.core import contract
 DEFAULT_EXPIRES_IN = 864000  # ten days, as KAMONOHASHI
 MAX_EXPIRES_IN = 365 * 24 * 3600
 
+#: Identity kinds whose tokens are bound to one tenant whatever they ask (permissions.job_identity,
+#: permissions.notebook_identity)
+BOUND_KINDS = ("job", "notebook")
+
 ROLE_USER = {"id": 1, "name": "user", "displayName": "Tenant user", "sortOrder": 1,
              "isOrigin": True, "isCustomed": False}
 ROLE_TENANT_ADMIN = {"id": 2, "name": "tenant-admin", "displayName": "Tenant administrator",
@@ -156,6 +160,10 @@ class AccountHandler(AccountMixin, BaseAPIHandler):
     @contract(response=AccountOutput)
     async def get(self):
         model, tenants = await self.hub_user_tenants(self.identity.name)
+        if self.identity.kind in BOUND_KINDS:
+            # a job's or a notebook server's token acts in its own tenant only: the account it sees
+            # lists that tenant alone (the selected one), not the owner's other memberships
+            tenants = [t for t in tenants if self.tenant is not None and t.id == self.tenant.id]
         roles = set((model or {}).get("roles") or [])
         setting = self.user_setting()
         self.db.commit()

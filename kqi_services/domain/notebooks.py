@@ -184,6 +184,10 @@ class NotebookManager:
         root = os.path.join(store.root, *self.tenant.storage_path.split("/")) if local else None
         plan = {"infiniteAllowed": self.tenant.available_infinite_time_notebook,
                 "KQI_SERVER": self.app.public_url.rstrip("/") + self.app.service_prefix.rstrip("/"),
+                # the notebook's tenant (KQI_TENANT_ID, KQI_TENANT_NAME, KQI_TENANT_DISPLAY_NAME): what the
+                # lab extension names; the service still decides (a server's token acts only here)
+                "tenant": {"id": self.tenant.id, "name": self.tenant.name,
+                           "displayName": self.tenant.display_name},
                 "outputSubPath": f"{self.tenant.storage_path}/{OUTPUT_FOLDER}/{nb.id}",
                 "rawSubPath": f"{self.tenant.storage_path}/Data",
                 "parentSubPaths": {}, "inferenceSubPaths": {}, "parentDirs": {}, "inferenceDirs": {}}

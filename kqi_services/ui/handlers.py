@@ -18,7 +18,7 @@ from jupyterhub.services.auth import HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import escape, web
 
-from ..permissions import identity_from_model
+from ..permissions import identity_from_model, notebook_identity, notebook_servers
 from .i18n import CATALOGS, choose_language, translate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -166,6 +166,15 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
             ):
                 raise web.HTTPError(403, "This account may not use the kqi service.")
             self.identity = identity_from_model(model)
+            servers = notebook_servers(model)
+            if servers:  # a notebook server's own token: its notebook's tenant only, as in the API
+                from ..api.base import notebook_tenants
+
+                db = self.settings["session_factory"]()
+                try:
+                    self.identity = notebook_identity(self.identity, notebook_tenants(db, model["name"], servers))
+                finally:
+                    db.close()
             self.current_user = model
         else:
             self.current_user = None

@@ -18,8 +18,13 @@ class KqiClient:
         self._tenant: dict | None = None
 
     async def tenant(self) -> dict | None:
-        """The tenant the server's token acts in, as the service says ({id, name, displayName}; asked
-        once), else the configured one; None when neither is known."""
+        """The notebook's tenant ({id, name, displayName}): the one the spawner named (KQI_TENANT_ID,
+        c.KqiLab.tenant_id), else the one the service gives this server's token (GET /account's
+        selectedTenant, asked once); None when neither is known. Either way the service decides
+        what the token reaches: a server's own token acts only in its notebook's tenant."""
+        if self._tenant is None and str(self.cfg.tenant_id).isdigit():
+            self._tenant = {"id": int(self.cfg.tenant_id), "name": self.cfg.tenant_name or None,
+                            "displayName": self.cfg.tenant_display_name or None}
         if self._tenant is None and self.cfg.kqi_server and self.cfg.api_token:
             try:
                 account = await self.api("GET", "account")
@@ -29,11 +34,7 @@ class KqiClient:
             if isinstance(selected, dict) and selected.get("id") is not None:
                 self._tenant = {"id": selected["id"], "name": selected.get("name"),
                                 "displayName": selected.get("displayName")}
-        if self._tenant is not None:
-            return self._tenant
-        if str(self.cfg.tenant_id).isdigit():
-            return {"id": int(self.cfg.tenant_id), "name": self.cfg.tenant_name or None, "displayName": None}
-        return None
+        return self._tenant
 
     # ------------------------------------------------------------------ addresses
     def api_url(self, path: str, query: dict | str | None = None) -> str:

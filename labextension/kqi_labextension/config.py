@@ -30,10 +30,16 @@ class KqiLab(Configurable):
 
     tenant_id = Unicode(
         help="Id of the notebook's tenant, sent as X-KQI-Tenant with every call (whatever the browser"
-        " sends). Default: KQI_TENANT_ID.",
+        " sends) and shown in the panels. Default: KQI_TENANT_ID (the spawner sets it from the kqi"
+        " service's plan); when empty the extension asks the service (GET /account). The service decides"
+        " what the server's token reaches either way: only its notebook's tenant.",
     ).tag(config=True)
 
     tenant_name = Unicode(help="Name of the notebook's tenant (shown only). Default: KQI_TENANT_NAME.").tag(config=True)
+
+    tenant_display_name = Unicode(
+        help="Display name of the notebook's tenant (shown only). Default: KQI_TENANT_DISPLAY_NAME.",
+    ).tag(config=True)
 
     user = Unicode(help="The notebook's owner. Default: JUPYTERHUB_USER.").tag(config=True)
 
@@ -111,6 +117,10 @@ class KqiLab(Configurable):
     @default("tenant_name")
     def _tenant_name(self):
         return os.environ.get("KQI_TENANT_NAME", "")
+
+    @default("tenant_display_name")
+    def _tenant_display_name(self):
+        return os.environ.get("KQI_TENANT_DISPLAY_NAME", "")
 
     @default("user")
     def _user(self):

@@ -148,7 +148,8 @@ def notebook_context(cfg, root: str, tenant: dict | None = None, now: float | No
     tenant = tenant or {}
     return {
         "tenantId": tenant.get("id") if tenant.get("id") is not None else _int_or_none(cfg.tenant_id),
-        "tenantName": tenant.get("displayName") or tenant.get("name") or cfg.tenant_name or None,
+        "tenantName": (tenant.get("displayName") or tenant.get("name") or cfg.tenant_display_name
+                       or cfg.tenant_name or None),
         "user": cfg.user or None,
         "notebookId": _int_or_none(cfg.notebook_id),
         "datasetId": _int_or_none(cfg.dataset_id),
