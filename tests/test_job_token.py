@@ -225,6 +225,11 @@ def test_job_token_stays_in_the_job_tenant(env, running):
     r = env.with_token(token, "POST", "/data", headers={"X-KQI-Tenant": b}, json={"name": "where"})
     assert r.status_code == 201
     assert env.json(env.owner, "GET", f"/data/{r.json()['id']}", 200)["name"] == "where"  # made in A
+    # the account it sees lists the job's tenant only (the owner's own token lists both)
+    account = env.with_token(token, "GET", "/account", headers={"X-KQI-Tenant": b}).json()
+    assert account["selectedTenant"]["id"] == env.owner.tenant["id"], account
+    assert [t["id"] for t in account["tenants"]] == [env.owner.tenant["id"]], account
+    assert len(env.owner_in_b.api("GET", "/account").json()["tenants"]) == 2
     # no other tokens, no changes to the owner's account
     refused(env.with_token(token, "POST", f"/account/tenants/{b}/token", json={}), 403, "its job's tenant only")
     refused(env.with_token(token, "PUT", "/account/password", json={"currentPassword": env.owner.password,
