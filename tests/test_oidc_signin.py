@@ -182,6 +182,8 @@ def test_browser_sign_in_group_claim_and_personal_token(oidc_platform, provider,
             assert data_name in out
             out = plat.cli(home, "account", "get").stdout
             assert f"selected tenant: {vision['id']} VISION" in out
+            # the provider keeps olga's password: /account says KQI cannot change it
+            assert plat.api("GET", "/account", token).json()["passwordChangeEnabled"] is False
 
             # the page lists it with its last use; the page revokes it
             page.reload()
