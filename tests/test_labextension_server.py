@@ -24,8 +24,8 @@ from pytest_jupyter.jupyter_server import *  # noqa: F401,F403 - jp_fetch, jp_se
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
-from kqi_labextension.context import (RequestError, inside_root, owner_and_repository, split_image,
-                                      training_from_here, without_credentials)
+from kqi_labextension.context import (RequestError, inside_root, notebook_repositories, owner_and_repository,
+                                      split_image, training_from_here, without_credentials)
 from kqi_services.permissions import (Access, identity_from_model, notebook_identity, notebook_servers,
                                       notebook_token_refusal)
 
@@ -147,6 +147,39 @@ def test_training_from_here_fills_what_is_missing():
     assert "allowDirty" not in training_from_here({"name": "t", "allowDirty": True}, Cfg(), [dirty])
     assert owner_and_repository("git@host:team/model.git") == ("team", "model")
     assert split_image("python") == {"image": "python", "tag": "latest"}
+
+
+def test_a_detached_checkout_shows_the_notebook_branch(tmp_path):
+    """/kqi/git is checked out at the notebook's commit (detached HEAD): the context names the branch
+    of the notebook's gitModel there, and git's own answer once the user moves to another commit."""
+    repo = tmp_path / "git"
+    repo.mkdir()
+    git(str(repo), "init", "-q", "-b", "master")
+    for n in (1, 2):
+        (repo / "f.txt").write_text(str(n))
+        git(str(repo), "add", "f.txt")
+        git(str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", str(n))
+    first = git(str(repo), "rev-list", "--max-parents=0", "HEAD").strip()
+    git(str(repo), "checkout", "-q", "--detach", first)
+
+    class Cfg:
+        git_roots = [str(repo)]
+
+        def __init__(self, model):
+            self.model = model
+
+        def git_model_dict(self):
+            return self.model
+
+    [shown] = notebook_repositories(Cfg({"repository": "m", "branch": "master", "commitId": first}), str(tmp_path))
+    assert shown["branch"] == "master" and shown["commit"] == first
+    [shown] = notebook_repositories(Cfg({"repository": "m", "branch": "master", "commitId": first[:10]}), str(tmp_path))
+    assert shown["branch"] == "master"
+    [shown] = notebook_repositories(Cfg({"repository": "m", "commitId": first}), str(tmp_path))
+    assert shown["branch"] is None  # a notebook started without a branch names none
+    git(str(repo), "checkout", "-q", "--detach", "master")
+    [shown] = notebook_repositories(Cfg({"repository": "m", "branch": "master", "commitId": first}), str(tmp_path))
+    assert shown["branch"] is None and shown["commit"] != first
 
 
 # ------------------------------------------------------------------ the notebook's own token

@@ -128,6 +128,24 @@ def git_repositories(roots: list[str]) -> list[dict]:
     return found
 
 
+def with_model_branch(repositories: list[dict], model: dict | None) -> list[dict]:
+    """The repositories with the notebook's gitModel branch on a work tree whose HEAD is detached at
+    that model's commit (the platform checks /kqi/git out at the commit, so git itself names no
+    branch there); other repositories, and one moved to another commit, stay as git says."""
+    branch, commit = (model or {}).get("branch"), (model or {}).get("commitId")
+    if not branch or not commit:
+        return repositories
+    return [{**repo, "branch": branch}
+            if repo.get("branch") is None and len(str(commit)) >= 7 and (repo.get("commit") or "").startswith(str(commit))
+            else repo
+            for repo in repositories]
+
+
+def notebook_repositories(cfg, root: str) -> list[dict]:
+    """The notebook's repositories (its git roots and the server's root) as the context shows them."""
+    return with_model_branch(git_repositories(list(cfg.git_roots) + [root]), cfg.git_model_dict())
+
+
 # ------------------------------------------------------------------ the notebook's facts
 def _int_or_none(text) -> int | None:
     try:
@@ -158,7 +176,7 @@ def notebook_context(cfg, root: str, tenant: dict | None = None, now: float | No
         "image": cfg.image or None,
         "expiresAt": iso_time(expires),
         "secondsLeft": max(0, int(expires - now)) if expires else None,
-        "git": [{**repo, "path": repo["path"]} for repo in git_repositories(list(cfg.git_roots) + [root])],
+        "git": notebook_repositories(cfg, root),
         "kqiServer": cfg.kqi_server or None,
     }
 

@@ -13,7 +13,7 @@ from tornado.iostream import StreamClosedError
 
 from .client import KqiClient
 from .config import KqiLab
-from .context import RequestError, git_repositories, notebook_context, training_from_here
+from .context import RequestError, notebook_context, notebook_repositories, training_from_here
 from .transfers import Transfers, check_register_body, download_data, register_data, upload_files
 
 #: request headers of the browser passed on to the kqi service (never its cookies or credentials)
@@ -185,7 +185,7 @@ class TrainFromHereHandler(KqiHandler):
         try:
             body = self.body_json()
             repos = await asyncio.get_running_loop().run_in_executor(
-                None, git_repositories, list(self.kqi.git_roots) + [self.root])
+                None, notebook_repositories, self.kqi, self.root)
             request = training_from_here(body, self.kqi, repos)
             created = await self.client.api("POST", "training/run", body=request)
         except RequestError as e:
