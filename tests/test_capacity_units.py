@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from kqi_services.jobs.scheduler import Capacity, NodeSize, Request, admit, node_fit_errors
+from kqi_services.jobs.scheduler import (Capacity, NodeRoom, NodeSize, Quota, Request, admit, node_fit_errors,
+                                         node_shortfalls, node_wait_note)
 
 NODE1 = NodeSize("node1", cpu=2.0, memory=7.63, gpu=0, partition="local")
 GPU_BOX = NodeSize("gpu-box", cpu=16.0, memory=64.0, gpu=4, partition="gpu")
@@ -107,3 +108,65 @@ def test_what_fits_a_node_but_not_now_waits_in_the_queue():
     assert decision.start == [] and decision.waiting[2][0] == 1
     assert "cluster capacity: 0 cpu free, this job needs 1" in decision.waiting[2][1]
     assert admit([waiter], [], {}, capacity).start == [2]
+
+
+# ------------------------------------------------------------------ the nodes a capacity wait names
+def room(name, partition, cpu, memory, gpu, used=(0.0, 0.0, 0)):
+    return NodeRoom(name, partition, cpu, memory, gpu, *used)
+
+
+def test_a_capacity_wait_names_the_node_and_what_it_lacks():
+    node1 = room("node1", "local", 2.0, 7.63, 0, used=(1.0, 1.0, 0))
+    assert node_wait_note(2, 1, 0, [node1], "local") == \
+        "node node1 (partition local): cpu 1 free of 2, this job needs 2"
+    # several resources of one node; memory in GiB, the numbers rounded
+    assert node_wait_note(2, 7, 1, [node1], None) == (
+        "node node1 (partition local): cpu 1 free of 2, this job needs 2 and memory 6.63 GiB free of"
+        " 7.63 GiB, this job needs 7 GiB and gpu 0 free of 0, this job needs 1")
+    # a node with room for all of it now: no node holds it back (the cluster capacity does)
+    assert node_wait_note(1, 1, 0, [node1], "local") is None
+    assert node_wait_note(1, 1, 0, [], None) is None
+    # more used than the node has (an overcommitted node) shows 0 free, not a negative number
+    full = room("full", "local", 2.0, None, None, used=(3.0, 0.0, 0))
+    assert node_wait_note(1, 100, 9, [full], "local") == "node full (partition local): cpu 0 free of 2, this job needs 1"
+
+
+def test_the_closest_nodes_of_the_partition_are_named():
+    rooms = [room("gpu-a", "gpu", 16.0, 64.0, 4, used=(15.0, 8.0, 4)),   # lacks cpu and gpu
+             room("gpu-b", "gpu", 16.0, 64.0, 4, used=(14.5, 8.0, 0)),   # lacks cpu (0.5 short of 2)
+             room("gpu-c", "gpu", 8.0, 32.0, 1, used=(7.0, 0.0, 0)),     # lacks cpu (1 short of 2)
+             room("cpu-a", "cpu", 64.0, 256.0, 0)]                        # another partition: free
+    assert [r.name for r, _ in node_shortfalls(2, 4, 1, rooms, "gpu")] == ["gpu-b", "gpu-c"]
+    note = node_wait_note(2, 4, 1, rooms, "gpu")
+    assert note == ("node gpu-b (partition gpu): cpu 1.5 free of 16, this job needs 2; "
+                    "node gpu-c (partition gpu): cpu 1 free of 8, this job needs 2")
+    assert [r.name for r, _ in node_shortfalls(2, 4, 1, rooms, "gpu", most=3)] == ["gpu-b", "gpu-c", "gpu-a"]
+    # without a partition every node given counts, and cpu-a has room (gpu 0 of 0 is not needed)
+    assert node_wait_note(2, 4, 0, rooms, None) is None
+
+
+def test_admit_appends_the_node_note_to_capacity_waits_only():
+    capacity = Capacity(cpu=2, memory=7.63, gpu=0)
+    holder = Request(1, "t", 1, 1, 0, (1, 1))
+    big = Request(2, "t", 2, 1, 0, (2, 2), partition="local")
+    after = Request(3, "t", 1, 1, 0, (3, 3))
+    node1 = room("node1", "local", 2.0, 7.63, 0, used=(1.0, 1.0, 0))
+    asked = []
+
+    def note(req):
+        asked.append(req.job_id)
+        return node_wait_note(req.cpu, req.memory, req.gpu, [node1], req.partition)
+
+    decision = admit([big, after], [holder], {}, capacity, note)
+    assert decision.waiting[2] == (1, "cluster capacity: 1 cpu free, this job needs 2; "
+                                      "node node1 (partition local): cpu 1 free of 2, this job needs 2")
+    assert decision.waiting[3][1].endswith("node node1 (partition local): cpu 1 free of 2, this job needs 2")
+    # a quota wait is the quota's: the nodes are not asked
+    asked.clear()
+    decision = admit([big], [holder], {"t": Quota(cpu=2)}, capacity, note)
+    assert decision.waiting[2][1].startswith("tenant quota: cpu 1 in use of 2") and "node" not in decision.waiting[2][1]
+    assert asked == []
+    # without the note (or when it names nothing) the reason is the old one
+    assert admit([big], [holder], {}, capacity).waiting[2][1] == "cluster capacity: 1 cpu free, this job needs 2"
+    assert admit([big], [holder], {}, capacity, lambda req: None).waiting[2][1] == \
+        "cluster capacity: 1 cpu free, this job needs 2"

@@ -1018,3 +1018,64 @@ def test_remove_orphans(fake, backend):
     assert {r["query"].get("propagationPolicy") for r in fake.calls("DELETE")} == {"Background"}
     backend.remove_orphans(set())
     assert not [n for n in fake.names("jobs") if n.endswith(("-70", "-71", "-72"))]
+
+
+async def test_notebook_pods_nodes_for_the_resource_monitor(fake, backend, tmp_path):
+    """The monitor's node of a notebook: the spec.nodeName of its KubeSpawner pod, found with the labels
+    KubeSpawner gives the hub's pods (real KqiKubeSpawner manifests) and named by its annotations (the
+    labels hold escaped user names); job pods, unscheduled and other namespaces' pods are not taken."""
+    from types import SimpleNamespace
+
+    from jupyterhub import orm
+
+    from kqi_services.domain.resources import notebook_node, notebook_nodes
+
+    from .test_kube_spawner import make_spawner, pod_for, service_options
+
+    hub_db = orm.new_session_factory("sqlite://")()
+    placed = {}
+    for user, server, node in (("alice", "kqi-5", "gpu-1"), ("bob@example.com", "kqi-6", "cpu-1"),
+                               ("carol", "kqi-7", None)):
+        spawner = make_spawner(hub_db, server=server, user=user)
+        spawner.user_options = service_options(user, server)
+        pod = await pod_for(spawner)
+        pod["metadata"]["namespace"] = "kqi-test"
+        if node:  # the scheduler bound it
+            pod["spec"]["nodeName"] = node
+        placed[(user, server)] = pod
+    hub_db.close()
+    assert placed[("bob@example.com", "kqi-6")]["metadata"]["labels"]["hub.jupyter.org/username"] != "bob@example.com"
+    elsewhere = copy.deepcopy(placed[("alice", "kqi-5")])
+    elsewhere["metadata"].update(namespace="other", name="jupyter-alice-other")
+    del elsewhere["spec"]["nodeName"]
+    with fake.lock:
+        for pod in placed.values():
+            fake._meta(pod)
+            fake.objects[("pods", "kqi-test", pod["metadata"]["name"])] = pod
+        fake.objects[("pods", "other", "jupyter-alice-other")] = elsewhere
+    backend.launch(request(backend.storage_root, key="training-80", job_id=80))
+    fake.run_pod("training-80", node="cpu-9")  # a job's pod: not a notebook
+    try:
+        fake.requests.clear()
+        assert backend.notebook_nodes() == {("alice", "kqi-5"): "gpu-1", ("bob@example.com", "kqi-6"): "cpu-1"}
+        (call,) = fake.calls("GET", "/api/v1/namespaces/kqi-test/pods")
+        assert call["query"]["labelSelector"] == "component=singleuser-server"
+        # the monitor asks through the job backend, in the kubernetes profile only
+        app = SimpleNamespace(profile="kubernetes", jobs=SimpleNamespace(backend=backend), log=backend.log)
+        assert notebook_node(app, "alice", "kqi-5") == "gpu-1" and notebook_node(app, "carol", "kqi-7") is None
+        assert notebook_nodes(app)[("bob@example.com", "kqi-6")] == "cpu-1"
+        backend.notebook_namespace = "other"
+        assert backend.notebook_nodes() == {}  # not scheduled there
+        with fake.lock:
+            fake.objects[("pods", "other", "jupyter-alice-other")]["spec"]["nodeName"] = "gpu-2"
+        assert backend.notebook_nodes() == {("alice", "kqi-5"): "gpu-2"}
+        # the node is gone when the pod goes
+        backend.notebook_namespace = "kqi-test"
+        with fake.lock:
+            fake.objects.pop(("pods", "kqi-test", placed[("alice", "kqi-5")]["metadata"]["name"]))
+        assert ("alice", "kqi-5") not in backend.notebook_nodes()
+    finally:
+        backend.halt("training-80")
+        with fake.lock:
+            for key in [k for k in fake.objects if k[0] == "pods" and (k[1] == "other" or "jupyter" in k[2])]:
+                fake.objects.pop(key)

@@ -228,8 +228,14 @@ def test_monitor_lists_every_container_scoped_and_the_queue_says_why(plat):
     # one that fits the quota but not the machine: the capacity holds it
     b2 = b.submit("b-second", cpu=2)
     waiting = b.waiting(b2)
-    assert waiting["waitReason"] == "cluster capacity: 1 cpu free, this job needs 2"
-    assert "free cpu 1" in waiting["waitAdvice"]
+    # ... and names the node (the seeded one of this machine, partition local) and what it lacks
+    node = f"node {os.uname().nodename} (partition local): cpu 1 free of {CAPACITY_CPU}, this job needs 2"
+    assert waiting["waitReason"] == f"cluster capacity: 1 cpu free, this job needs 2; {node}"
+    assert waiting["conditionNote"] == waiting["waitReason"]
+    assert f"free cpu 1 on node {os.uname().nodename};" in waiting["waitAdvice"]
+    check = api(plat, "GET", "/tenant/resource/available", b.user.token, params={"cpu": 2}).json()["check"]
+    assert check["outcome"] == "waits" and check["reasons"] == ["cluster capacity: 1 cpu free, this job needs 2", node]
+    assert f"on node {os.uname().nodename};" in check["advice"]
 
     # stopping containers from the monitor: the administrator (any tenant), the tenant administrator (theirs)
     assert api(plat, "DELETE", f"/tenant/resource/containers/{job_b['name']}", a.admin).status_code == 404
@@ -445,6 +451,10 @@ def test_wait_advice_names_what_would_let_a_job_run():
     assert "free cpu 2" in advice and "raise the tenant quota" in advice
     advice = wait_advice("cluster capacity: 1 cpu free, this job needs 4", need,
                          {"cpu": None, "memory": None, "gpu": None}, {"cpu": 1.0, "memory": 4.0, "gpu": 0})
-    assert "free cpu 3, memory 4, gpu 1" in advice
+    assert "free cpu 3, memory 4, gpu 1 on the nodes" in advice
+    advice = wait_advice("cluster capacity: 1 cpu free, this job needs 4; node n1 (partition p): cpu 1 free of 2,"
+                         " this job needs 4; node n2: cpu 0 free of 8, this job needs 4", need,
+                         {"cpu": None, "memory": None, "gpu": None}, {"cpu": 1.0, "memory": 8.0, "gpu": 1})
+    assert "free cpu 3 on node n1 or n2;" in advice
     assert wait_advice(None, need, {}, {}) is None
     assert "earlier queued jobs" in wait_advice("behind earlier jobs of the tenant; ...", need, {}, {})

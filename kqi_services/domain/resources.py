@@ -13,7 +13,9 @@ rules are the scheduler's (quota per tenant, the backend's capacity) and node_fi
 """
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -22,7 +24,7 @@ from sqlalchemy.orm import Session
 from ..db.models import Node, Tenant
 from ..db.models_jobs import Job
 from ..db.models_notebooks import Notebook
-from ..jobs.scheduler import node_fit_errors
+from ..jobs.scheduler import NodeRoom, node_fit_errors, node_wait_note
 from . import job_status as st
 from .infra import tenant_nodes
 from .validation import NotFoundError
@@ -75,9 +77,11 @@ def containers(db: Session, app, tenant: Tenant | None = None) -> list[dict]:
     notebooks = select(Notebook).where(Notebook.status.in_(NOTEBOOK_ACTIVE))
     if tenant is not None:
         notebooks = notebooks.where(Notebook.tenant_id == tenant.id)
-    node = notebook_node(app)
-    for nb in db.scalars(notebooks.order_by(Notebook.id)).all():
+    listed = db.scalars(notebooks.order_by(Notebook.id)).all()
+    node_of = notebook_nodes(app) if listed else {}
+    for nb in listed:
         request = nb.request or {}
+        node = node_of.get((nb.created_by, nb.server_name)) if node_of is not None else local_node_name()
         add(kind="notebook", ref_id=nb.id, name=f"notebook-{nb.id}", tenant_id=nb.tenant_id, owner=nb.created_by,
             cpu=request.get("cpu"), memory=request.get("memory"), gpu=request.get("gpu"), status=nb.status,
             status_type=nb.status, node=node, started=nb.started_at, note=nb.status_reason,
@@ -100,9 +104,26 @@ def backend_is_local(app) -> bool:
     return getattr(app.jobs.backend, "name", "") != "kubernetes"
 
 
-def notebook_node(app) -> str | None:
-    """Where notebooks run: this machine with the local spawner (the kubernetes profile's pods: not known here)."""
-    return local_node_name() if getattr(app, "profile", "local") != "kubernetes" else None
+def notebook_node(app, user: str | None = None, server: str | None = None) -> str | None:
+    """The node of one notebook server: this machine with the local spawner; its pod's node on
+    Kubernetes (None while it is not scheduled, or when no user is named)."""
+    nodes = notebook_nodes(app) if user is not None or getattr(app, "profile", "local") != "kubernetes" else {}
+    return local_node_name() if nodes is None else nodes.get((user, server or ""))
+
+
+def notebook_nodes(app) -> dict | None:
+    """Where notebooks run: None with the local spawner (this machine), else {(user, server name):
+    node} of the KubeSpawner pods as the Kubernetes job backend reads them ({} when it cannot)."""
+    if getattr(app, "profile", "local") != "kubernetes":
+        return None
+    read = getattr(app.jobs.backend, "notebook_nodes", None)
+    if read is None:
+        return {}
+    try:
+        return read()
+    except Exception as e:
+        app.log.warning("Could not read the notebook pods' nodes: %s", e)
+        return {}
 
 
 def find_container(db: Session, app, name: str, tenant: Tenant | None = None, tenant_id: int | None = None) -> dict:
@@ -159,18 +180,9 @@ def node_list(db: Session, app, conts: list[dict], tenant: Tenant | None = None)
     out = []
     local = backend_is_local(app)
     backend = app.jobs.backend
-    # the cluster's own view of its nodes (Kubernetes: allocatable per node), else what was recorded
-    cluster = {}
-    sizes_of = getattr(backend, "node_sizes", None)
-    if sizes_of is not None:
-        try:
-            cluster = sizes_of()
-        except Exception:
-            cluster = {}
+    cluster = cluster_sizes(backend)
     for n in rows:
-        size = cluster.get(n.name) or (n.cpu, n.memory, n.gpu)
-        if local and n.name == local_node_name():  # what the local backend hands out on this machine
-            size = (backend.capacity_cpu, backend.capacity_memory_gib, backend.capacity_gpu)
+        size = node_size(n, cluster, backend)
         out.append(_node_json(n.name, n.memo, n.partition, n.access_level, n.tensorboard_enabled, *size))
     if tenant is None:  # nodes of the cluster nobody recorded (system administrators see them all)
         known = {n["name"] for n in out}
@@ -197,6 +209,44 @@ def node_list(db: Session, app, conts: list[dict], tenant: Tenant | None = None)
         n["memoryInfo"] = _info(n["assignedMemory"], n["allocatableMemory"])
         n["gpuInfo"] = _info(n["assignedGpu"], n["allocatableGpu"])
     return out
+
+
+def cluster_sizes(backend) -> dict:
+    """The cluster's own view of its nodes (Kubernetes: allocatable per node), {} when it has none."""
+    sizes_of = getattr(backend, "node_sizes", None)
+    if sizes_of is None:
+        return {}
+    try:
+        return sizes_of()
+    except Exception:
+        return {}
+
+
+def node_size(node: Node, cluster: dict, backend) -> tuple:
+    """(cpu, memory GiB, gpu) of a recorded node: the cluster's view, else what was recorded; the
+    local backend's own machine holds what that backend hands out."""
+    if getattr(backend, "name", "") != "kubernetes" and node.name == local_node_name():
+        return backend.capacity_cpu, backend.capacity_memory_gib, backend.capacity_gpu
+    return cluster.get(node.name) or (node.cpu, node.memory, node.gpu)
+
+
+def node_rooms(db: Session, backend, tenant: Tenant, running: list) -> list[NodeRoom]:
+    """The nodes the tenant may use, each with its size and what running jobs hold on it
+    (`running`: rows with node, cpu, memory, gpu), as the scheduler's node_wait_note reads them."""
+    held: dict[str, list] = {}
+    for r in running:
+        if r.node:
+            h = held.setdefault(r.node, [0.0, 0.0, 0])
+            h[0] += r.cpu or 0
+            h[1] += r.memory or 0
+            h[2] += r.gpu or 0
+    cluster = cluster_sizes(backend)
+    rooms = []
+    for n in tenant_nodes(db, tenant):
+        cpu, memory, gpu = node_size(n, cluster, backend)
+        rooms.append(NodeRoom(n.name, n.partition, float(cpu) if cpu else None, float(memory) if memory else None,
+                              int(gpu) if gpu is not None else None, *held.get(n.name, (0.0, 0.0, 0))))
+    return rooms
 
 
 def _node_json(name, memo, partition, access_level, tensorboard, cpu, memory, gpu) -> dict:
@@ -259,7 +309,9 @@ def wait_advice(reason: str | None, need: dict, quota_free: dict, capacity_free:
     if reason.startswith("cluster capacity"):
         short = [f"{res} {need[res] - capacity_free[res]:g}" for res in ("cpu", "memory", "gpu")
                  if need[res] > capacity_free[res] + 1e-9]
-        return (f"It starts when running jobs (of any tenant) free {', '.join(short)} on the nodes; or ask for"
+        nodes = re.findall(r"(?:^|; )node ([^\s:]+)", reason)
+        where = ("on node " + " or ".join(nodes)) if nodes else "on the nodes"
+        return (f"It starts when running jobs (of any tenant) free {', '.join(short)} {where}; or ask for"
                 " a smaller job.")
     return None
 
@@ -302,14 +354,19 @@ def available(db: Session, app, tenant: Tenant, user: str, request: dict | None 
         "check": None,
     }
     if request is not None:
+        def rooms():
+            running = db.execute(select(Job.node, Job.cpu, Job.memory, Job.gpu).where(Job.status == st.RUNNING)).all()
+            return node_rooms(db, backend, tenant, running)
+
         out["check"] = check_request(db, tenant, request, quota, quota_free, capacity_free,
-                                     queued_ahead=len(queued))
+                                     queued_ahead=len(queued), rooms=rooms)
     return out
 
 
 def check_request(db: Session, tenant: Tenant, request: dict, quota: dict, quota_free: dict,
-                  capacity_free: dict, queued_ahead: int = 0) -> dict:
-    """Would a job of `request` {cpu, memory, gpu, partition} start now, wait, or never run?"""
+                  capacity_free: dict, queued_ahead: int = 0, rooms=None) -> dict:
+    """Would a job of `request` {cpu, memory, gpu, partition} start now, wait, or never run?
+    `rooms()`, when given, lists the nodes (NodeRoom) whose free room a capacity wait names."""
     need = _triple(request.get("cpu"), request.get("memory"), request.get("gpu"))
     never = node_fit_errors(need["cpu"], need["memory"], need["gpu"], tenant_nodes(db, tenant),
                             request.get("partition") or None)
@@ -329,13 +386,17 @@ def check_request(db: Session, tenant: Tenant, request: dict, quota: dict, quota
                 if need[res] > capacity_free[res] + 1e-9:
                     reasons.append(f"cluster capacity: {capacity_free[res]:g} {res} free, this job needs"
                                    f" {need[res]:g}")
+            note = node_wait_note(need["cpu"], need["memory"], need["gpu"], rooms(),
+                                  request.get("partition") or None) if reasons and rooms is not None else None
+            if note:
+                reasons.append(note)
         if reasons:
             outcome = "waits"
         elif queued_ahead:
             outcome, reasons = "waits", [f"behind {queued_ahead} queued job(s) of this tenant"]
     advice = None
     if outcome == "waits":
-        advice = wait_advice(reasons[0] if not reasons[0].startswith("behind") else "behind earlier jobs",
+        advice = wait_advice("; ".join(reasons) if not reasons[0].startswith("behind") else "behind earlier jobs",
                              need, quota_free, capacity_free)
     elif outcome == "never":
         advice = "Ask for less (within the quota and the largest node), or ask an administrator for more."
@@ -383,9 +444,21 @@ async def refresh_notebooks(app) -> None:
             if nb.created_by not in models:
                 models[nb.created_by] = await app.hub.get_user(nb.created_by)
             server = ((models[nb.created_by] or {}).get("servers") or {}).get(nb.server_name)
+            db.refresh(nb)  # a halt may have ended it while the hub answered: its Killed stands
+            if nb.status not in NOTEBOOK_ACTIVE:
+                continue
             tenant = db.get(Tenant, nb.tenant_id)
             if tenant is not None:
                 await NotebookManager(db, tenant, nb.created_by, app).refresh(nb, server, fetched=True)
+        if active and getattr(app, "profile", "local") == "kubernetes":  # the node each pod landed on
+            from . import usage
+
+            node_of = await asyncio.get_running_loop().run_in_executor(app.io_executor, notebook_nodes, app)
+            for nb in active:
+                node = node_of.get((nb.created_by, nb.server_name))
+                if node:
+                    usage.set_node(db, "notebook", nb.id, node)
+            db.commit()
 
 
 def sample(app) -> int:

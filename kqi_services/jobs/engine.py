@@ -37,7 +37,7 @@ from ..storage.factory import tenant_key
 from ..storage.local import LocalObjectStore
 from .launch import (JobResult, LaunchRequest, RegistryCredential, image_reference, kqi_mounts,
                      registry_server)
-from .scheduler import Capacity, Quota, Request, admit
+from .scheduler import Capacity, Quota, Request, admit, node_wait_note
 
 OUTPUT_FOLDER = {"training": "TrainingContainerOutputFiles", "inference": "InferenceContainerOutputFiles",
                  "preprocessing": "PreprocContainerOutputFiles"}
@@ -145,26 +145,35 @@ class JobEngine:
         """Start what fits. Reads only what admission needs (ids, tenants, sizes, queue order) of
         the Queued and Running jobs, through the (status, id) index, whatever number of finished
         jobs the table holds; a job's whole row is read only when it starts."""
-        needs = (Job.id, Job.tenant_id, Job.cpu, Job.memory, Job.gpu, Job.queued_at)
+        needs = (Job.id, Job.tenant_id, Job.cpu, Job.memory, Job.gpu, Job.queued_at, Job.partition)
         queued = db.execute(select(*needs).where(Job.status == st.QUEUED)).all()
         if not queued:
             self.queue_info = {}
             return
-        running = db.execute(select(*needs).where(Job.status == st.RUNNING)).all()
+        running = db.execute(select(*needs, Job.node).where(Job.status == st.RUNNING)).all()
         tenant_ids = {j.tenant_id for j in queued} | {j.tenant_id for j in running}
         tenants = {t.id: t for t in db.scalars(select(Tenant).where(Tenant.id.in_(tenant_ids))).all()}
 
         def request(job):
             return Request(job.id, tenants[job.tenant_id].name, job.cpu, job.memory, job.gpu,
-                           (job.queued_at, job.id))
+                           (job.queued_at, job.id), job.partition or None)
+
+        from ..domain.resources import node_rooms, wait_advices  # the nodes a capacity wait names
+        by_name = {t.name: t for t in tenants.values()}
+        rooms_of: dict = {}  # read only when a job waits for capacity, once per tenant
+
+        def node_note(req: Request) -> str | None:
+            tenant = by_name[req.tenant]
+            if tenant.id not in rooms_of:
+                rooms_of[tenant.id] = node_rooms(db, self.backend, tenant, running)
+            return node_wait_note(req.cpu, req.memory, req.gpu, rooms_of[tenant.id], req.partition)
 
         quotas = {t.name: Quota(t.limit_cpu, t.limit_memory, t.limit_gpu) for t in tenants.values()}
         capacity = Capacity(self.backend.capacity_cpu, self.backend.capacity_memory_gib, self.backend.capacity_gpu)
-        decision = admit([request(j) for j in queued], [request(j) for j in running], quotas, capacity)
+        decision = admit([request(j) for j in queued], [request(j) for j in running], quotas, capacity,
+                         node_note)
         self.queue_info = {job_id: {"position": pos, "reason": reason}
                            for job_id, (pos, reason) in decision.waiting.items()}
-        from ..domain.resources import wait_advices  # what would let each waiting job run
-
         for job_id, advice in wait_advices(decision.waiting, queued, running, tenants, capacity).items():
             self.queue_info[job_id]["advice"] = advice
         for job_id in decision.start:

@@ -644,6 +644,25 @@ def pod_node(pods: list[dict]) -> str | None:
     return ((pod or {}).get("spec") or {}).get("nodeName") or None
 
 
+def notebook_pod_nodes(pods: list[dict]) -> dict[tuple[str, str], str]:
+    """{(user name, server name): spec.nodeName} of KubeSpawner pods (pure): the names from the
+    hub.jupyter.org/username and /servername annotations, else the (escaped) labels; pods not
+    yet scheduled and pods being deleted are left out."""
+    out = {}
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or meta.get("deletionTimestamp"):
+            continue
+        notes, labels = meta.get("annotations") or {}, meta.get("labels") or {}
+        user = notes.get("hub.jupyter.org/username") or labels.get("hub.jupyter.org/username")
+        if not user:
+            continue
+        server = notes.get("hub.jupyter.org/servername") or labels.get("hub.jupyter.org/servername") or ""
+        out[(user, server)] = node
+    return out
+
+
 def pod_events(pods: list[dict]) -> list[dict]:
     """What the newest pod's status tells (the resource monitor's events): where it was scheduled, its
     conditions, and why its main container waits or how it ended."""
@@ -853,6 +872,19 @@ class KubernetesBackend(LoggingConfigurable):
                                " (Foreground: the Job stays visible until its pod is gone; or Background)."
                                ).tag(config=True)
 
+    notebook_namespace = Unicode(help="Namespace of the hub's notebook pods (KubeSpawner's namespace;"
+                                 " default: the jobs' namespace).").tag(config=True)
+
+    @default("notebook_namespace")
+    def _notebook_namespace_default(self):
+        return self.namespace
+
+    notebook_pod_selector = Unicode(
+        "component=singleuser-server",
+        help="Label selector of the hub's notebook pods (KubeSpawner labels every single-user server pod"
+             " component=<component_label>, also under zero-to-jupyterhub, whose common labels replace"
+             " KubeSpawner's); the resource monitor reads their spec.nodeName.").tag(config=True)
+
     #: the engine learns of ended jobs from its ticks (the shared status poll), not from a callback
     on_exit: Callable[[str], None] | None = None
     #: Jobs outlive the service: a restarted service reconciles them
@@ -871,6 +903,8 @@ class KubernetesBackend(LoggingConfigurable):
         self._snapshot: tuple[dict, dict] | None = None
         self._capacity_at = 0.0
         self._capacity: tuple[float, float, int] | None = None
+        self._notebooks_at = 0.0
+        self._notebooks: dict | None = None
 
     @classmethod
     def from_app(cls, app) -> "KubernetesBackend":
@@ -1083,6 +1117,21 @@ class KubernetesBackend(LoggingConfigurable):
         """The node the job's (newest) pod was scheduled to; None before it is."""
         _jobs, pods = self._observe()
         return pod_node(pods.get(key) or [])
+
+    def notebook_nodes(self) -> dict[tuple[str, str], str]:
+        """{(user name, server name): node} of the hub's notebook pods that were scheduled (one
+        listing by notebook_pod_selector, at most status_cache_seconds old). The names are
+        KubeSpawner's annotations (the labels hold escaped names); "" is a user's default server."""
+        with self._snap_lock:
+            now = time.monotonic()
+            if self._notebooks is not None and now - self._notebooks_at < self.status_cache_seconds:
+                return self._notebooks
+        pods = self._call(self._core.list_namespaced_pod, self.notebook_namespace,
+                          label_selector=self.notebook_pod_selector)
+        found = notebook_pod_nodes(pods.get("items") or [])
+        with self._snap_lock:
+            self._notebooks, self._notebooks_at = found, time.monotonic()
+        return found
 
     def events(self, key: str) -> list[dict]:
         """What the job's pod went through (the resource monitor's /events)."""

@@ -21,6 +21,7 @@ class Request:
     memory: float
     gpu: int
     order: tuple  # (queued_at, id): submission order
+    partition: str | None = None  # the partition it asked for (None: any node the tenant may use)
 
 
 @dataclass
@@ -128,7 +129,71 @@ def node_fit_errors(cpu: float, memory: float, gpu: int, nodes: list, partition:
                  " no node can ever hold it" for res in over(best)}
 
 
-def admit(queued: list[Request], running: list[Request], quotas: dict[str, Quota], capacity: Capacity) -> Decision:
+@dataclass(frozen=True)
+class NodeRoom:
+    """A node's size (None: not recorded, no limit) and what running jobs hold on it now."""
+    name: str
+    partition: str | None
+    cpu: float | None
+    memory: float | None  # GiB
+    gpu: int | None
+    used_cpu: float = 0.0
+    used_memory: float = 0.0
+    used_gpu: int = 0
+
+
+_UNIT = {"cpu": "", "memory": " GiB", "gpu": ""}
+
+
+def node_shortfalls(cpu: float, memory: float, gpu: int, rooms: list, partition: str | None = None,
+                    most: int = 2) -> list[tuple[NodeRoom, list[tuple[str, float, float, float]]]]:
+    """The nodes of the partition (every node given when none is named) that come closest to
+    holding a request now, with what each lacks: [(node, [(resource, free, size, need), ...])],
+    at most `most` of them, the fewest lacking resources first, then the smallest shortfall
+    (as a share of the need), then by name. [] when a node has room for all of it now, or there
+    is no node to look at."""
+    need = {"cpu": cpu or 0, "memory": memory or 0, "gpu": gpu or 0}
+    nodes = [r for r in rooms if r.partition == partition] if partition else list(rooms)
+    found = []
+    for r in nodes:
+        lacks = []
+        for res in ("cpu", "memory", "gpu"):
+            size = getattr(r, res)
+            if size is None:
+                continue
+            free = max(0.0, size - getattr(r, f"used_{res}"))
+            if need[res] > free + 1e-9:
+                lacks.append((res, free, size, need[res]))
+        if not lacks:
+            return []
+        found.append((r, lacks))
+    found.sort(key=lambda f: (len(f[1]), sum((n - fr) / n for _res, fr, _s, n in f[1]), f[0].name))
+    return found[:most]
+
+
+def _amount(res: str, value) -> str:
+    number = str(int(value)) if res == "gpu" else f"{round(float(value), 2):g}"
+    return number + _UNIT[res]
+
+
+def node_wait_note(cpu: float, memory: float, gpu: int, rooms: list, partition: str | None = None,
+                   most: int = 2) -> str | None:
+    """The nodes that hold a capacity wait back, in words: "node node1 (partition local): cpu 1
+    free of 2, this job needs 2" (node_shortfalls; a node's resources joined by " and ", nodes by "; ")."""
+    parts = []
+    for room, lacks in node_shortfalls(cpu, memory, gpu, rooms, partition, most):
+        where = f"node {room.name}" + (f" (partition {room.partition})" if room.partition else "")
+        parts.append(where + ": " + " and ".join(
+            f"{res} {_amount(res, free)} free of {_amount(res, size)}, this job needs {_amount(res, need)}"
+            for res, free, size, need in lacks))
+    return "; ".join(parts) or None
+
+
+def admit(queued: list[Request], running: list[Request], quotas: dict[str, Quota], capacity: Capacity,
+          node_note=None) -> Decision:
+    """`node_note(request) -> str | None`, when given, names the nodes that hold a capacity wait
+    back (node_wait_note over the nodes the request's tenant may use); it is appended to the
+    "cluster capacity: ..." reason."""
     # a tenant's use: [cpu, memory, gpu]; the backend's free room likewise
     use: dict[str, list] = {}
     free = [capacity.cpu, capacity.memory, capacity.gpu]
@@ -173,7 +238,12 @@ def admit(queued: list[Request], running: list[Request], quotas: dict[str, Quota
         _, _, tenant = heapq.heappop(heap)
         q, i, u = queues[tenant], heads[tenant], use[tenant]
         req = q[i]
-        reason = _quota_reason(u, req, quotas.get(tenant)) or _capacity_reason(free, req)
+        reason = _quota_reason(u, req, quotas.get(tenant))
+        if not reason:
+            reason = _capacity_reason(free, req)
+            note = node_note(req) if reason and node_note is not None else None
+            if note:
+                reason = f"{reason}; {note}"
         if reason:
             blocked[tenant] = reason  # its later jobs wait behind it: no overtaking inside a tenant
             continue
