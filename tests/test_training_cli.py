@@ -452,8 +452,9 @@ def test_delete_removes_stored_outputs(env, runs):
     ids, _ = runs
     job = ids["older"]
     store = os.path.join(local_store_dir(env.platform), *env.user.tenant["storagePath"].split("/"))
-    output = os.path.join(store, "TrainingContainerOutputFiles", str(job))
-    attach = os.path.join(store, "TrainingContainerAttachedFiles", str(job))
+    row = job_row_id(env.user, job)  # the stored folders are named by the table id, not the tenant's number
+    output = os.path.join(store, "TrainingContainerOutputFiles", str(row))
+    attach = os.path.join(store, "TrainingContainerAttachedFiles", str(row))
     assert os.listdir(output) and os.listdir(attach)
     assert f"deleted {job}" in env.user.cli("training", "delete", str(job)).stdout
     assert not os.path.exists(output) or not os.listdir(output)

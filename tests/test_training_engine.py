@@ -154,7 +154,7 @@ def test_kill_9_of_the_service_loses_no_job_and_runs_none_twice(plat):
     os.kill(pid, signal.SIGKILL)
     # while the service is down: a ends (its result waits in its job folder), b goes on
     t.release(a)
-    result = os.path.join(plat.data_dir, "jobs", f"training-{a}", "tmp", "result.json")
+    result = os.path.join(plat.data_dir, "jobs", f"training-{t.rows[a]}", "tmp", "result.json")
     deadline = time.monotonic() + 30
     while not os.path.exists(result):
         assert time.monotonic() < deadline, "training a did not end while the service was down"
