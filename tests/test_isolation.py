@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -800,6 +801,11 @@ def test_token_in_use_stops_working_when_revoked_or_expired(world):
 
 # ------------------------------------------------------------- nothing changed
 VOLATILE_KEYS = {"lastActivity", "last_activity"}
+# reads that grow with time by design while anything runs on the shared platform (a running
+# container's log, the usage ledger and its reports, the hourly samples, stored bytes): their
+# status is compared (a refused DELETE that stopped a container turns its log into a 404), their
+# body is not
+GROWING_READS = re.compile(r" GET \S*/resource/(containers/\S+/log|usage(/csv)?|storage|histories/\S+/data)$")
 
 
 def _stable(value):
@@ -826,6 +832,8 @@ def snapshot(world: World) -> dict:
             # system-wide lists: only the rows of this test's tenants and users (other tests'
             # leftovers, e.g. jobs still running in the sandbox tenant, may change meanwhile)
             body = [row for row in body if any(m in json.dumps(row) for m in markers)]
+        if GROWING_READS.search(label):
+            body = None
         state[label] = (r.status_code, body)
 
     for pattern, handler, *_ in api_routes():
@@ -858,4 +866,5 @@ def test_zz_nothing_changed(world):
     after = snapshot(world)
     before = world.snapshot_before
     changed = {k: (before.get(k), after.get(k)) for k in set(before) | set(after) if before.get(k) != after.get(k)}
-    assert not changed, "the refused calls changed state:\n" + json.dumps(changed, indent=1, default=str)[:4000]
+    assert not changed, ("the refused calls changed state: " + ", ".join(sorted(changed)) + "\n"
+                         + json.dumps(changed, indent=1, default=str)[:4000])
