@@ -11,6 +11,9 @@ chose, and is reached only through the authenticated proxy at
 It ends by itself when its time runs out: the container carries its own deadline (podman's
 --timeout: conmon ends it with or without the service), and the service clears the record
 (the training's `extra["tensorboard"]`) at start and on a timer, so a restart loses nothing.
+The record's port is also the training's `tensorboard_port` column, set and cleared with the
+record (set_state): every TensorBoard is found through that column's index, not by reading
+every training's `extra`.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import select
 from sqlalchemy.orm import object_session
 from traitlets import Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
@@ -34,6 +37,28 @@ from .jobs.launch import BIND, RUNTIME, RUNTIME_DIR, SCRATCH, LaunchRequest, Mou
 KEY_PREFIX = "tensorboard-"
 STATE = "tensorboard"  # the key of a training's extra that holds its TensorBoard
 LOG_ROOT = "/kqi/logs"
+
+
+def set_state(job: Job, state: dict | None) -> None:
+    """Record (or, with None, clear) the training's TensorBoard: its `extra["tensorboard"]` and its
+    indexed `tensorboard_port` together (the only writer of either)."""
+    extra = {k: v for k, v in (job.extra or {}).items() if k != STATE}
+    if state is not None:
+        extra[STATE] = state
+    job.extra = extra
+    job.tensorboard_port = None if state is None else int(state["port"])
+
+
+def with_tensorboard():
+    """The jobs that have a TensorBoard: a read of the partial index ix_jobs_tensorboard_port only
+    (no other condition, no ORDER BY id, either of which SQLite's planner may answer with a
+    scan of the table instead). Only trainings ever have one."""
+    return select(Job).where(Job.tensorboard_port.is_not(None))
+
+
+def taken_ports(db) -> set[int]:
+    """The ports TensorBoards hold (from the index alone)."""
+    return set(db.scalars(select(Job.tensorboard_port).where(Job.tensorboard_port.is_not(None))))
 
 
 def tensorboard_key(training_id: int) -> str:
@@ -214,8 +239,7 @@ class TensorBoards(LoggingConfigurable):
     def _start(self, db, tenant: Tenant, job: Job, expires: int, training_ids: list[int], user: str) -> None:
         if self.state(job):
             self._stop(db, job, "stopped for a restart")
-        taken = {s["port"] for s in self.all_states(db).values()}
-        port = free_port(taken)
+        port = free_port(taken_ports(db))
         key = tensorboard_key(job.id)
         log_dirs = self.log_dirs(db, tenant, training_ids)
         request = tensorboard_request(
@@ -227,12 +251,12 @@ class TensorBoards(LoggingConfigurable):
         now = time.time()
         state = {"key": key, "port": port, "trainingIds": training_ids, "startedAt": now, "expiresAt": now + expires,
                  "expiresIn": expires, "startedBy": user, "image": self.image}
-        job.extra = {**(job.extra or {}), STATE: state}
+        set_state(job, state)
         db.commit()
         try:
             self.backend.launch(request)
         except Exception:
-            job.extra = {k: v for k, v in (job.extra or {}).items() if k != STATE}
+            set_state(job, None)
             db.commit()
             raise
         self.log.info("Started the TensorBoard of training %d for %s (%ds, trainings %s)", job.id, user, expires,
@@ -255,7 +279,7 @@ class TensorBoards(LoggingConfigurable):
         if not state:
             return False
         self._remove(state["key"])
-        job.extra = {k: v for k, v in (job.extra or {}).items() if k != STATE}
+        set_state(job, None)
         from .domain import usage
 
         usage.close_run(db, "tensorboard", job.id)
@@ -271,14 +295,13 @@ class TensorBoards(LoggingConfigurable):
 
     # ---------------------------------------------------------------- all of them
     def all_states(self, db) -> dict[int, dict]:
-        rows = db.scalars(select(Job).where(Job.kind == "training",
-                                            cast(Job.extra, String).like(f'%"{STATE}"%'))).all()
-        return {j.id: j.extra[STATE] for j in rows if (j.extra or {}).get(STATE)}
+        """Every training's TensorBoard record, by the training's table id."""
+        return {j.id: j.extra[STATE] for j in self.all_jobs(db)}
 
     def all_jobs(self, db) -> list[Job]:
-        rows = db.scalars(select(Job).where(Job.kind == "training",
-                                            cast(Job.extra, String).like(f'%"{STATE}"%')).order_by(Job.id)).all()
-        return [j for j in rows if (j.extra or {}).get(STATE)]
+        """The trainings that have a TensorBoard, by table id."""
+        rows = db.scalars(with_tensorboard()).all()
+        return sorted((j for j in rows if (j.extra or {}).get(STATE)), key=lambda j: j.id)
 
     def reconcile(self) -> None:
         """Stop the expired, clear the ended, remove containers nobody knows (blocking). Each under

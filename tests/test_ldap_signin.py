@@ -438,7 +438,8 @@ def test_orphans_are_what_runs_in_tenants_the_owner_is_not_a_member_of():
 
         def job(tenant, number, status, owner, kind="training", extra=None):
             return Job(tenant_id=tenant.id, kind=kind, display_id=number, name=f"{kind}{number}", status=status,
-                       cpu=1, memory=1, created_by=owner, extra=extra)
+                       cpu=1, memory=1, created_by=owner, extra=extra,
+                       tensorboard_port=(extra or {}).get("tensorboard", {}).get("port"))  # (as set_state keeps it)
 
         board = {"tensorboard": {"key": "tensorboard-9", "port": 1, "startedBy": "bob", "trainingIds": [],
                                  "expiresAt": 0, "startedAt": 0}}

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import select
 
 from ..db.models import Tenant, UserSetting
 from ..db.models_jobs import Job
 from ..db.models_notebooks import Notebook
 from ..domain import job_status, notebooks as notebook_rules
-from ..tensorboard import STATE as TENSORBOARD
+from ..tensorboard import STATE as TENSORBOARD, with_tensorboard
 from ..hub_client import HubError
 from ..permissions import Access
 from .base import ApiError, BaseAPIHandler
@@ -67,8 +67,7 @@ def running_objects(db) -> list[dict]:
         add("notebook", nb.tenant_id, nb.display_id, nb.name, nb.status, nb.created_by)
     for job in db.scalars(select(Job).where(Job.status.in_(job_status.ACTIVE)).order_by(Job.id)):
         add(job.kind, job.tenant_id, job.display_id, job.name, job.status, job.created_by)
-    for job in db.scalars(select(Job).where(Job.kind == "training", cast(Job.extra, String).like(f'%"{TENSORBOARD}"%'))
-                          .order_by(Job.id)):
+    for job in sorted(db.scalars(with_tensorboard()), key=lambda j: j.id):  # (the indexed look-up)
         state = (job.extra or {}).get(TENSORBOARD)
         if state:  # kept until it ends (the service's reconcile clears the record then)
             add("tensorboard", job.tenant_id, job.display_id, job.name, "Running", state.get("startedBy"))

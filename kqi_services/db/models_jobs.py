@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .models import AuditMixin, Base, utcnow
@@ -16,6 +16,10 @@ class Job(AuditMixin, Base):
                       Index("ix_jobs_tenant_kind_id", "tenant_id", "kind", "id"),
                       Index("ix_jobs_tenant_kind_created_at", "tenant_id", "kind", "created_at"),
                       Index("ix_jobs_status_id", "status", "id"),
+                      # the trainings with a TensorBoard, among all jobs (migration 0013)
+                      Index("ix_jobs_tensorboard_port", "tensorboard_port",
+                            sqlite_where=text("tensorboard_port IS NOT NULL"),
+                            postgresql_where=text("tensorboard_port IS NOT NULL")),
                       {"sqlite_autoincrement": True})  # ids are never reused
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -47,6 +51,9 @@ class Job(AuditMixin, Base):
     zip: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     # kind-specific settings (e.g. the input data of a preprocessing run)
     extra: Mapped[dict] = mapped_column(JSON, default=dict, nullable=False)
+    # the port of the training's TensorBoard while it has one (its record is extra["tensorboard"],
+    # kqi_services/tensorboard.py keeps both): the indexed way to find every TensorBoard
+    tensorboard_port: Mapped[int | None] = mapped_column(Integer)
 
     # where it is
     status: Mapped[str] = mapped_column(String(32), nullable=False, index=True)
