@@ -38,7 +38,7 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from sqlalchemy import event, select, text  # noqa: E402
+from sqlalchemy import event, text  # noqa: E402
 
 from kqi_services.db.models import Tenant  # noqa: E402
 from kqi_services.db.models_data import Data, DataFile, DataSet, DataTag  # noqa: E402
@@ -170,9 +170,9 @@ class Capture:
 
 def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: int | None):
     """The domain code the handler of `route` runs (its database part), for Capture."""
-    from kqi_services.domain.data import DataManager, data_index
+    from kqi_services.domain.data import DataManager, data_index, data_indexes
     from kqi_services.domain.datasets import DataSetManager, dataset_index
-    from kqi_services.domain.jobs import JobQueries, job_details, job_index
+    from kqi_services.domain.jobs import JobQueries, job_details, job_indexes
     from kqi_services.domain.notebooks import NotebookManager
     from kqi_services.domain.paging import PageRequest
     from kqi_services.domain.preprocessing import PreprocessingManager
@@ -192,7 +192,7 @@ def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: in
                     d = m.get(detail_id)
                     data_index(d), [f.file_name for f in d.files]
                 else:
-                    [data_index(d) for d in m.search_page(args, request).rows]
+                    data_indexes(db, m.search_page(args, request, index_only=True).rows)
             elif route == "datasets":
                 [dataset_index(d) for d in DataSetManager(db, tenant).search_page(args, request).rows]
             elif route in ("training", "inference"):
@@ -200,8 +200,9 @@ def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: in
                 if detail_id:
                     job_details(db, q.get(detail_id))
                 else:
-                    page = q.search_page(args, request)
-                    [job_index(db, j) for j in page.rows]
+                    # (an inference list reads whole jobs: it also shows their output values)
+                    page = q.search_page(args, request, index_only=route == "training")
+                    job_indexes(db, page.rows)
             elif route == "notebook":
                 m = NotebookManager(db, tenant, "x", None)
                 m.active()

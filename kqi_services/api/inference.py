@@ -13,7 +13,7 @@ from ..db.models import Tenant
 from ..db.models_jobs import Job
 from ..domain import job_status as st
 from ..domain.ids import find_jobs
-from ..domain.jobs import JobSubmission, create_job, job_index
+from ..domain.jobs import JobSubmission, create_job, job_index, job_indexes
 from ..domain.validation import Fields, ValidationError
 from ..jobs.engine import OUTPUT_FOLDER
 from ..storage.factory import tenant_key
@@ -118,9 +118,11 @@ class InferenceListHandler(JobListHandler):
     kind = "inference"
     kqi_contracts = {"GET": answering(JobListHandler, "GET", list[InferenceIndexOutput])}
 
+    index_only = False  # (the output values need the jobs)
+
     def page_rows(self, jobs: list[Job]) -> list[dict]:
         values = page_output_values(self.tenant_store(), self.tenant, jobs)
-        rows = [{**job_index(self.db, job), "outputValue": values[job.id]} for job in jobs]
+        rows = [{**index, "outputValue": values[job.id]} for job, index in zip(jobs, job_indexes(self.db, jobs))]
         if self.db.dirty:
             self.db.commit()  # the values kept for inferences that ended before values were kept
         return rows

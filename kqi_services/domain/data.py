@@ -155,7 +155,8 @@ def tag_condition(id_column, link_id_column, link_name_column, value: str):
 
 
 # --------------------------------------------------------------------------- outputs
-def data_index(d: Data) -> dict:
+def _data_view(d, tags: list[str], parent_name: str | None) -> dict:
+    """KAMONOHASHI's index of a data; `d` is a Data or a row of INDEX_COLUMNS."""
     return {
         "id": d.id,
         "displayId": d.display_id,
@@ -163,14 +164,38 @@ def data_index(d: Data) -> dict:
         "memo": d.memo,
         "isRaw": d.parent_data_id is None,
         "parentDataId": d.parent_data_id,
-        "parentDataName": d.parent.name if d.parent is not None else None,
-        "tags": d.tag_names,
+        "parentDataName": parent_name,
+        "tags": tags,
         "createdBy": d.created_by,
         "displayNameCreatedBy": d.created_by,
         "createdAt": d.created_at,
         "modifiedBy": d.modified_by,
         "modifiedAt": d.modified_at,
     }
+
+
+def data_index(d: Data) -> dict:
+    return _data_view(d, d.tag_names, d.parent.name if d.parent is not None else None)
+
+
+#: the columns of a data that its index shows (a list reads only these)
+INDEX_COLUMNS = (Data.id, Data.display_id, Data.name, Data.memo, Data.parent_data_id, Data.created_by,
+                 Data.created_at, Data.modified_by, Data.modified_at)
+
+
+def data_indexes(db: Session, rows) -> list[dict]:
+    """The index of each of a page's data (rows of INDEX_COLUMNS or Data, as committed): their tags
+    and parents' names read in one query each, as plain rows, whatever the page size."""
+    ids_ = [d.id for d in rows]
+    if not ids_:
+        return []
+    tags: dict[int, list[str]] = {}
+    for data_id, name in db.execute(select(DataTag.data_id, DataTag.name).where(DataTag.data_id.in_(ids_))
+                                    .order_by(DataTag.data_id, DataTag.name)):
+        tags.setdefault(data_id, []).append(name)
+    parent_ids = {d.parent_data_id for d in rows if d.parent_data_id is not None}
+    parents = dict(db.execute(select(Data.id, Data.name).where(Data.id.in_(parent_ids))).all()) if parent_ids else {}
+    return [_data_view(d, tags.get(d.id, []), parents.get(d.parent_data_id)) for d in rows]
 
 
 def file_output(f: DataFile, url: str | None = None) -> dict:
@@ -237,8 +262,11 @@ class DataManager:
         """Every data that matches the list filters, newest first."""
         return self.search_page(args, None).rows
 
-    def search_page(self, args: dict, request: PageRequest | None) -> Page:
-        """One page of the data that match the list filters (newest first), tags and parents with it."""
+    def search_page(self, args: dict, request: PageRequest | None, index_only: bool = False) -> Page:
+        """One page of the data that match the list filters (newest first): Data objects with their
+        tags and parents, or with `index_only` rows of INDEX_COLUMNS alone (show them with data_indexes)."""
+        if index_only:
+            return fetch_page(self.db, self.filtered(args), [Data.id.desc()], request, columns=INDEX_COLUMNS)
         return fetch_page(self.db, self.filtered(args), [Data.id.desc()], request,
                           [selectinload(Data.tags), selectinload(Data.parent)])
 

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 
 from sqlalchemy import false, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from ..db.models import GitServer, Node, Registry, Tenant, UserGitToken, UserSetting
 from ..db.models_data import DataSet
@@ -16,7 +16,7 @@ from . import job_status as st
 from .data import DB_MAX_ID, apply_date, apply_number, contains, number_filter, read_tags, replace_tags, tag_condition
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
-from .paging import Page, PageRequest, fetch_page, hold
+from .paging import Page, PageRequest, fetch_page
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
 from .ids import next_display_id
@@ -214,9 +214,16 @@ def _duration(start: datetime | None, end: datetime | None) -> str | None:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def job_index(db: Session, job: Job) -> dict:
-    dataset = db.get(DataSet, job.dataset_id) if job.dataset_id else None
-    parents = [db.get(Job, i) for i in job.parent_ids]
+#: the columns of a job that its index shows (a list reads only these)
+INDEX_COLUMNS = (Job.id, Job.display_id, Job.name, Job.memo, Job.favorite, Job.status, Job.dataset_id,
+                 Job.entry_point, Job.created_by, Job.created_at, Job.modified_by, Job.modified_at)
+_DATASET_COLUMNS = (DataSet.id, DataSet.display_id, DataSet.name, DataSet.memo, DataSet.is_flat,
+                    DataSet.created_by, DataSet.created_at, DataSet.modified_by, DataSet.modified_at)
+
+
+def _index_view(job, tags: list[str], parents: list[tuple[int, str]], dataset) -> dict:
+    """KAMONOHASHI's index of a job; `job` is a Job or a row of INDEX_COLUMNS, `parents` the parents'
+    (display id, name) in parent-id order, `dataset` a DataSet or a row of its columns."""
     return {
         "id": job.display_id,  # the tenant's number of the job among its kind (domain/ids.py)
         "displayId": job.display_id,
@@ -226,15 +233,42 @@ def job_index(db: Session, job: Job) -> dict:
         "favorite": job.favorite,
         "status": job.status,
         "statusType": st.STATUS_TYPE.get(job.status),
-        "dataSet": dataset_index(dataset) if dataset else None,
+        "dataSet": dataset_index(dataset) if dataset is not None else None,
         "entryPoint": job.entry_point,
-        "parentFullNameList": [f"{p.display_id}:{p.name}" for p in parents if p],
-        "tags": job.tag_names,
+        "parentFullNameList": [f"{display_id}:{name}" for display_id, name in parents],
+        "tags": tags,
         "createdBy": job.created_by,
         "createdAt": job.created_at,
         "modifiedBy": job.modified_by,
         "modifiedAt": job.modified_at,
     }
+
+
+def job_index(db: Session, job: Job) -> dict:
+    dataset = db.get(DataSet, job.dataset_id) if job.dataset_id else None
+    parents = [(p.display_id, p.name) for p in (db.get(Job, i) for i in job.parent_ids) if p]
+    return _index_view(job, job.tag_names, parents, dataset)
+
+
+def job_indexes(db: Session, jobs) -> list[dict]:
+    """The index of each of a page's jobs (Jobs or rows of INDEX_COLUMNS, as committed): their tags,
+    parents and datasets read in one query each, as plain rows (no ORM objects), whatever the page size."""
+    ids_ = [j.id for j in jobs]
+    if not ids_:
+        return []
+    tags: dict[int, list[str]] = {}
+    for job_id, name in db.execute(select(JobTag.job_id, JobTag.name).where(JobTag.job_id.in_(ids_))
+                                   .order_by(JobTag.job_id, JobTag.name)):
+        tags.setdefault(job_id, []).append(name)
+    parents: dict[int, list[tuple[int, str]]] = {}
+    for job_id, display_id, name in db.execute(
+            select(JobParent.job_id, Job.display_id, Job.name).join(Job, Job.id == JobParent.parent_id)
+            .where(JobParent.job_id.in_(ids_)).order_by(JobParent.job_id, JobParent.parent_id)):
+        parents.setdefault(job_id, []).append((display_id, name))
+    dataset_ids = {j.dataset_id for j in jobs if j.dataset_id is not None}
+    datasets = ({d.id: d for d in db.execute(select(*_DATASET_COLUMNS).where(DataSet.id.in_(dataset_ids)))}
+                if dataset_ids else {})
+    return [_index_view(j, tags.get(j.id, []), parents.get(j.id, []), datasets.get(j.dataset_id)) for j in jobs]
 
 
 def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
@@ -297,19 +331,12 @@ class JobQueries:
         """Every matching job, newest first, without their related rows (the simple lists)."""
         return list(self.db.scalars(self.filtered(args).order_by(Job.id.desc())).all())
 
-    def search_page(self, args: dict, request: PageRequest | None) -> Page:
-        """One page of the jobs that match the list filters (newest first); their tags, parents'
-        links, parents and datasets are read in one query each for the page (job_index's db.get
-        then finds them in the session)."""
-        page = fetch_page(self.db, self.filtered(args), [Job.id.desc()], request,
-                          [selectinload(Job.tags), selectinload(Job.parents)])
-        parent_ids = {link.parent_id for job in page.rows for link in job.parents}
-        dataset_ids = {job.dataset_id for job in page.rows if job.dataset_id is not None}
-        if parent_ids:
-            hold(self.db, self.db.scalars(select(Job).where(Job.id.in_(parent_ids))).all())
-        if dataset_ids:
-            hold(self.db, self.db.scalars(select(DataSet).where(DataSet.id.in_(dataset_ids))).all())
-        return page
+    def search_page(self, args: dict, request: PageRequest | None, index_only: bool = False) -> Page:
+        """One page of the jobs that match the list filters (newest first): Job objects without
+        their related rows, or with `index_only` rows of INDEX_COLUMNS alone; either way show them
+        with job_indexes (one query each for the page's tags, parents and datasets)."""
+        return fetch_page(self.db, self.filtered(args), [Job.id.desc()], request,
+                          columns=INDEX_COLUMNS if index_only else ())
 
     def filtered(self, args: dict):
         """The SELECT of this kind's jobs matching the list route's filters."""
