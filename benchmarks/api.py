@@ -17,7 +17,7 @@ Targets: p95 < 20 ms for a page of 50 and for each filter, and <= 3x the databas
 details p95 < 10 ms. Exits 1 when a target is missed.
 
 Usage: .venv/bin/python benchmarks/api.py [--db postgresql,sqlite] [--data 100000] [--jobs 100000]
-                                          [--rounds 40]
+                                          [--rounds 100]
 """
 from __future__ import annotations
 
@@ -170,9 +170,9 @@ class Capture:
 
 def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: int | None):
     """The domain code the handler of `route` runs (its database part), for Capture."""
-    from kqi_services.domain.data import DataManager, data_index, data_indexes
+    from kqi_services.domain.data import INDEX_COLUMNS as DATA_COLUMNS, DataManager, data_index, data_indexes
     from kqi_services.domain.datasets import DataSetManager, dataset_index
-    from kqi_services.domain.jobs import JobQueries, job_details, job_indexes
+    from kqi_services.domain.jobs import INDEX_COLUMNS, JobQueries, job_details, job_indexes
     from kqi_services.domain.notebooks import NotebookManager
     from kqi_services.domain.paging import PageRequest
     from kqi_services.domain.preprocessing import PreprocessingManager
@@ -192,7 +192,7 @@ def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: in
                     d = m.get(detail_id)
                     data_index(d), [f.file_name for f in d.files]
                 else:
-                    data_indexes(db, m.search_page(args, request, index_only=True).rows)
+                    data_indexes(db, m.search_page(args, request, DATA_COLUMNS).rows)
             elif route == "datasets":
                 [dataset_index(d) for d in DataSetManager(db, tenant).search_page(args, request).rows]
             elif route in ("training", "inference"):
@@ -200,8 +200,8 @@ def domain_call(factory, tenant_id: int, route: str, params: dict, detail_id: in
                 if detail_id:
                     job_details(db, q.get(detail_id))
                 else:
-                    # (an inference list reads whole jobs: it also shows their output values)
-                    page = q.search_page(args, request, index_only=route == "training")
+                    # (an inference list also reads where the output values are kept)
+                    page = q.search_page(args, request, INDEX_COLUMNS + ((Job.extra,) if route == "inference" else ()))
                     job_indexes(db, page.rows)
             elif route == "notebook":
                 m = NotebookManager(db, tenant, "x", None)
@@ -296,6 +296,7 @@ def measure(backend: str, args) -> None:
                 began = time.perf_counter()
                 session.get(platform.api_url + "/version", timeout=60)
                 times.append(time.perf_counter() - began)
+            fixed = pct(times, 50) * 1000  # what any request costs before its own work
             print(f"  GET /version (no database, the hub's proxy and the service's fixed cost): "
                   f"p50 {pct(times, 50) * 1000:.1f} ms, p95 {pct(times, 95) * 1000:.1f} ms")
             # the same requests on the service's own address, past configurable-http-proxy: the proxy's share
@@ -311,7 +312,8 @@ def measure(backend: str, args) -> None:
                 assert r.status_code == 200, (direct, r.status_code, r.text[:200])
                 print(f"  {label} on the service's own address (no proxy): p50 {pct(times, 50) * 1000:.1f} ms, "
                       f"p95 {pct(times, 95) * 1000:.1f} ms")
-            print(f"  {'request':40} {'p50 ms':>8} {'p95 ms':>8} {'db ms':>8} {'p95/db':>7} {'sql':>4} {'rows':>5}  target")
+            print(f"  {'request':40} {'p50 ms':>8} {'p95 ms':>8} {'db ms':>8} {'p95/db':>7} {'own/db':>7} {'sql':>4} "
+                  f"{'rows':>5}  target")
             for label, route, path, params, detail_id, kind in cases(seeded):
                 url = platform.api_url + path
                 for _ in range(3):
@@ -330,9 +332,12 @@ def measure(backend: str, args) -> None:
                 fast = p95 < limit
                 near_db = None if kind == "details" else p95 <= 3 * db * 1000
                 met = fast and near_db is not False
+                # (not a target) the request's own share: its p50 above GET /version's, against the database's time
+                own = max(0.0, p50 - fixed) / (db * 1000)
                 RESULTS.append({"db": backend, "request": label, "p50": p50, "p95": p95, "db_ms": db * 1000,
-                                "statements": len(statements), "fast": fast, "near_db": near_db, "met": met})
-                print(f"  {label:40} {p50:8.1f} {p95:8.1f} {db * 1000:8.2f} {p95 / (db * 1000):6.1f}x "
+                                "statements": len(statements), "fast": fast, "near_db": near_db, "met": met,
+                                "own": own, "list": kind != "details"})
+                print(f"  {label:40} {p50:8.1f} {p95:8.1f} {db * 1000:8.2f} {p95 / (db * 1000):6.1f}x {own:6.1f}x "
                       f"{len(statements):4} {rows:5}  p95 < {limit} ms: {'met' if fast else 'MISSED'}"
                       + ("" if near_db is None else f", <= 3x db: {'met' if near_db else 'MISSED'}"), flush=True)
             engine.dispose()
@@ -349,7 +354,7 @@ def main() -> int:
     parser.add_argument("--db", default="postgresql,sqlite")
     parser.add_argument("--data", type=int, default=100_000)
     parser.add_argument("--jobs", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=100)
     args = parser.parse_args()
     for backend in [b for b in args.db.split(",") if b]:
         measure(backend, args)
@@ -359,6 +364,9 @@ def main() -> int:
     print(f"\np95 under the time target: {len(RESULTS) - len(slow)} of {len(RESULTS)}" +
           ("; missed: " + ", ".join(f"{r['db']} {r['request']} ({r['p95']:.1f} ms)" for r in slow) if slow else ""))
     print(f"p95 <= 3x the database's own time: {sum(1 for r in ratios if r['near_db'])} of {len(ratios)} list requests")
+    lists = [r for r in RESULTS if r["list"]]
+    print(f"(not a target) p50 above GET /version's <= 3x the database's own time (own/db): "
+          f"{sum(1 for r in lists if r['own'] <= 3)} of {len(lists)} list requests")
     print(f"{len(RESULTS) - len(missed)} of {len(RESULTS)} requests met all their targets")
     return 1 if missed else 0
 

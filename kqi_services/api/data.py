@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..db.models_data import DataTag, Data
-from ..domain.data import DataManager, data_index, data_indexes, file_output
+from ..domain.data import INDEX_COLUMNS, DataManager, data_index, data_indexes, file_output
 from ..domain.preprocessing import PreprocessingManager
 from ..permissions import Access
 from ..storage.factory import tenant_key
@@ -46,7 +46,7 @@ class DataListHandler(DataHandlerBase):
         args = {k: getattr(query, k) for k in ("id", "name", "memo", "createdAt", "createdBy")}
         # the SDK sends an empty "tag=" when no tag is asked for
         args["tags"] = [t for t in query.tag + query.tags if t.strip()]
-        page = self.manager().search_page(args, self.page_request().or_per_page(), index_only=True)
+        page = self.manager().search_page(args, self.page_request().or_per_page(), INDEX_COLUMNS)
         self.write_json(data_indexes(self.db, self.paginate(page)))
 
     @contract(body=DataCreateInput, response=DataIndexOutput, status=201)

@@ -13,7 +13,7 @@ from ..db.models import Tenant
 from ..db.models_jobs import Job
 from ..domain import job_status as st
 from ..domain.ids import find_jobs
-from ..domain.jobs import JobSubmission, create_job, job_index, job_indexes
+from ..domain.jobs import INDEX_COLUMNS, JobSubmission, create_job, job_index, job_indexes
 from ..domain.validation import Fields, ValidationError
 from ..jobs.engine import OUTPUT_FOLDER
 from ..storage.factory import tenant_key
@@ -64,24 +64,27 @@ def record_output_value(db, app, job: Job) -> None:
     flag_modified(job, "extra")
 
 
-def page_output_values(store, tenant, jobs: list[Job]) -> dict[int, str | None]:
-    """The output value of each inference of a page: the one kept in its row when it ended; the
-    file's first line for the running ones (it may still change) and for those that ended before
-    values were kept (their value is then kept, so the file is read once)."""
+def page_output_values(store, tenant, rows, db=None) -> dict[int, str | None]:
+    """The output value of each inference of a page (Jobs, or rows with `id` and `extra` whose
+    Jobs `db` reads when needed): the one kept
+    in its row when it ended; the file's first line for the running ones (it may still change)
+    and for those that ended before values were kept (their value is then kept, so the file is
+    read once; the caller commits once the page is made)."""
     values = {}
-    for job in jobs:
-        extra = job.extra or {}
+    for row in rows:
+        extra = row.extra or {}
         if OUTPUT_VALUE_KEY in extra:
-            values[job.id] = extra[OUTPUT_VALUE_KEY]
+            values[row.id] = extra[OUTPUT_VALUE_KEY]
             continue
+        job = row if isinstance(row, Job) else db.get(Job, row.id)
         try:
-            values[job.id] = read_output_value(store, tenant, job)
+            values[row.id] = read_output_value(store, tenant, job)
         except Exception:
-            values[job.id] = None  # the store cannot be read now: shown as none, kept later
+            values[row.id] = None  # the store cannot be read now: shown as none, kept later
             continue
         if job.status not in st.ACTIVE:
-            job.extra = {**extra, OUTPUT_VALUE_KEY: values[job.id]}
-            flag_modified(job, "extra")  # (committed by the caller once the page is made)
+            job.extra = {**(job.extra or {}), OUTPUT_VALUE_KEY: values[row.id]}
+            flag_modified(job, "extra")
     return values
 
 
@@ -118,10 +121,10 @@ class InferenceListHandler(JobListHandler):
     kind = "inference"
     kqi_contracts = {"GET": answering(JobListHandler, "GET", list[InferenceIndexOutput])}
 
-    index_only = False  # (the output values need the jobs)
+    list_columns = INDEX_COLUMNS + (Job.extra,)  # (where an ended inference's output value is kept)
 
-    def page_rows(self, jobs: list[Job]) -> list[dict]:
-        values = page_output_values(self.tenant_store(), self.tenant, jobs)
+    def page_rows(self, jobs: list) -> list[dict]:
+        values = page_output_values(self.tenant_store(), self.tenant, jobs, self.db)
         rows = [{**index, "outputValue": values[job.id]} for job, index in zip(jobs, job_indexes(self.db, jobs))]
         if self.db.dirty:
             self.db.commit()  # the values kept for inferences that ended before values were kept

@@ -14,7 +14,7 @@ from ..db.models_jobs import Job, JobFile, JobTag
 from ..domain import job_status as st
 from ..domain.ids import shown_job_ids
 from ..domain.job_status import ended_message
-from ..domain.jobs import JobQueries, JobSubmission, create_job, job_details, job_index, job_indexes
+from ..domain.jobs import INDEX_COLUMNS, JobQueries, JobSubmission, create_job, job_details, job_index, job_indexes
 from ..domain.uploads import Uploads, check_file_name
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..jobs.engine import ATTACH_FOLDER, OUTPUT_FOLDER, log_name
@@ -77,11 +77,11 @@ class JobListHandler(JobHandlerBase):
                 "entryPoint")
         args = {k: getattr(self.query, k) for k in keys}
         args["tags"] = [t for t in self.query.tag + self.query.tags if t.strip()]
-        page = self.queries().search_page(args, self.page_request().or_per_page(), index_only=self.index_only)
+        page = self.queries().search_page(args, self.page_request().or_per_page(), self.list_columns)
         self.write_json(self.page_rows(self.paginate(page)))
 
-    #: the page needs only the index's columns (a kind whose list shows more reads whole jobs)
-    index_only = True
+    #: the columns of each job the list reads (a kind whose list shows more adds its own)
+    list_columns = INDEX_COLUMNS
 
     def page_rows(self, jobs: list) -> list[dict]:
         return job_indexes(self.db, jobs)

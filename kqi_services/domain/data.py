@@ -262,11 +262,11 @@ class DataManager:
         """Every data that matches the list filters, newest first."""
         return self.search_page(args, None).rows
 
-    def search_page(self, args: dict, request: PageRequest | None, index_only: bool = False) -> Page:
+    def search_page(self, args: dict, request: PageRequest | None, columns=()) -> Page:
         """One page of the data that match the list filters (newest first): Data objects with their
-        tags and parents, or with `index_only` rows of INDEX_COLUMNS alone (show them with data_indexes)."""
-        if index_only:
-            return fetch_page(self.db, self.filtered(args), [Data.id.desc()], request, columns=INDEX_COLUMNS)
+        tags and parents, or rows of `columns` alone (INDEX_COLUMNS: show them with data_indexes)."""
+        if columns:
+            return fetch_page(self.db, self.filtered(args), [Data.id.desc()], request, columns=columns)
         return fetch_page(self.db, self.filtered(args), [Data.id.desc()], request,
                           [selectinload(Data.tags), selectinload(Data.parent)])
 

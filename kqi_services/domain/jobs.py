@@ -331,12 +331,12 @@ class JobQueries:
         """Every matching job, newest first, without their related rows (the simple lists)."""
         return list(self.db.scalars(self.filtered(args).order_by(Job.id.desc())).all())
 
-    def search_page(self, args: dict, request: PageRequest | None, index_only: bool = False) -> Page:
-        """One page of the jobs that match the list filters (newest first): Job objects without
-        their related rows, or with `index_only` rows of INDEX_COLUMNS alone; either way show them
-        with job_indexes (one query each for the page's tags, parents and datasets)."""
-        return fetch_page(self.db, self.filtered(args), [Job.id.desc()], request,
-                          columns=INDEX_COLUMNS if index_only else ())
+    def search_page(self, args: dict, request: PageRequest | None, columns=INDEX_COLUMNS) -> Page:
+        """One page of the jobs that match the list filters (newest first): rows of `columns`
+        (INDEX_COLUMNS and whatever else a list shows), or Job objects without their related rows
+        when `columns` is empty; either way show them with job_indexes (one query each for the
+        page's tags, parents and datasets)."""
+        return fetch_page(self.db, self.filtered(args), [Job.id.desc()], request, columns=columns)
 
     def filtered(self, args: dict):
         """The SELECT of this kind's jobs matching the list route's filters."""
