@@ -8,9 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+
+#: the Accept type that makes the hub answer a list as {"items": [...], "_pagination": {offset, limit,
+#: total, next}} (JupyterHub 2.0+); without it the hub answers at most one page as a bare list
+PAGINATION = "application/jupyterhub-pagination+json"
 
 
 class HubError(Exception):
@@ -30,8 +35,11 @@ class HubClient:
         # (when asked, the answer of passwords_elsewhere)
         self._passwords_elsewhere: tuple[float, bool] | None = None
 
-    async def _request(self, method: str, path: str, body=None, *, token: str | None = None, auth=True):
+    async def _request(self, method: str, path: str, body=None, *, token: str | None = None, auth=True,
+                       accept: str | None = None):
         headers = {"Content-Type": "application/json"}
+        if accept:
+            headers["Accept"] = accept
         if auth:
             headers["Authorization"] = f"token {token or self._token}"
         request = HTTPRequest(
@@ -92,13 +100,34 @@ class HubClient:
         """Every hub user (`state="active"`: only those with a server up or starting)."""
         users, offset = [], 0
         while True:
-            page = await self._request("GET", f"/users?offset={offset}&limit=200" + (f"&state={state}" if state else ""))
+            page = await self._request("GET", f"/users?offset={offset}&limit=200" + (f"&state={state}" if state else ""),
+                                       accept=PAGINATION)
             items = page["items"] if isinstance(page, dict) else page
             users.extend(items)
             if isinstance(page, dict) and page.get("_pagination", {}).get("next"):
                 offset += len(items)
                 continue
             return users
+
+    async def users_page(self, offset: int, limit: int) -> tuple[list[dict], int]:
+        """At most `limit` hub users from `offset` on, in the order of their names, and how many hub
+        users there are in all. The hub sorts and pages in its database (`sort=name`), in its
+        database's order of names. It answers at most its `api_page_max_limit` users (200 by
+        default) per request, so a larger page takes several requests."""
+        if offset < 0 or limit < 1:
+            raise ValueError(f"a page of users needs offset >= 0 and limit >= 1, not {offset}, {limit}")
+        users: list[dict] = []
+        while True:
+            query = urlencode({"sort": "name", "offset": offset + len(users), "limit": limit - len(users)})
+            answer = await self._request("GET", f"/users?{query}", accept=PAGINATION)
+            if not isinstance(answer, dict) or not isinstance(answer.get("_pagination"), dict):
+                raise HubError(502, "the hub answered its user list without paging (JupyterHub 2.0 or later"
+                                    " is needed)")
+            items = answer.get("items") or []
+            paging = answer["_pagination"]
+            users.extend(items)
+            if len(users) >= limit or not items or not paging.get("next"):
+                return users[:limit], int(paging.get("total") or 0)
 
     async def set_password(self, name: str, password: str) -> bool:
         """Create the hub user if needed and set its password; True when it was created."""

@@ -51,7 +51,8 @@ class UserListHandler(UsersAPIHandler):
 
     @contract(response=list[AdminUserOutput], paged=True)
     async def get(self):
-        self.write_json(self.paginate(await self.users.list_rows()))
+        # one page, sorted, paged and counted by the hub; without perPage a page of 1000 (or_per_page)
+        self.write_json(self.paginate(await self.users.list_page(self.page_request().or_per_page())))
 
     @contract(body=UserCreateInput, response=AdminUserOutput, status=201, errors=HUB_STEPS)
     async def post(self):
@@ -132,7 +133,7 @@ class TenantUserListHandler(UsersAPIHandler):
 
     @contract(response=list[TenantUserOutput], paged=True)
     async def get(self):
-        self.write_json(self.paginate(await self.users.tenant_rows(self.tenant)))
+        self.write_json(self.paginate(await self.users.tenant_page(self.tenant, self.page_request())))
 
 
 class TenantUserHandler(UsersAPIHandler):

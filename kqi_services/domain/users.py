@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from ..db.models import Tenant, UserGitToken, UserRegistryCredential, UserSetting
 from ..hub_client import HubError
 from ..hubext.passwords import PasswordError, check_username
+from .paging import Page, PageRequest, page_of_list
 from .user_settings import check_new_password
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 
@@ -299,11 +300,19 @@ class UserManager:
             raise NotFoundError(f"No user is named {name}.")
         return model
 
-    async def list_rows(self) -> list[dict]:
-        models = sorted(await self.hub.list_users(), key=lambda m: m["name"])
+    async def list_page(self, request: PageRequest) -> Page:
+        """One page of every user, by name: the hub sorts, pages and counts in its database and
+        answers only the page's users (a request without perPage is a page of 1000 users), and
+        the settings are read for those users only. The hub orders names in its database's
+        collation: code-point order with SQLite or a C collation (the order the users were listed
+        in when KQI sorted them itself); a language collation may order '.', '_' and '-' otherwise,
+        but always the same way from one page to the next."""
+        request = request.or_per_page()
+        models, total = await self.hub.users_page(request.offset, request.limit)
         settings = self.settings_for([m["name"] for m in models])
         tenants = self.tenants_by_name()
-        return [admin_user_row(m, settings[m["name"]], memberships_of(m, tenants)) for m in models]
+        rows = [admin_user_row(m, settings[m["name"]], memberships_of(m, tenants)) for m in models]
+        return Page(rows, total if request.with_total else None)
 
     async def row(self, name: str) -> dict:
         model = await self.hub_user(name)
@@ -421,10 +430,16 @@ class UserManager:
         admins = set(info.get("admins") or [])
         return admins, set(info.get("users") or []) | admins
 
-    async def tenant_rows(self, tenant: Tenant) -> list[dict]:
+    async def tenant_page(self, tenant: Tenant, request: PageRequest) -> Page:
+        """One page of the tenant's members, by name. The hub is the source of the members: it
+        gives a group's members (and the tenant's administrators) as one list of names, without
+        paging, filtering or counting, so the names are sorted and paged here. Names are all it
+        gives, and cheap; what costs is the kqi-side settings (made where missing), so those are
+        read only for the names of the page."""
         admins, members = await self.tenant_admins_and_members(tenant)
-        settings = self.settings_for(list(members))
-        return [tenant_user_row(n, settings[n], n in admins) for n in sorted(members)]
+        page = page_of_list(sorted(members), request)
+        settings = self.settings_for(page.rows)
+        return Page([tenant_user_row(n, settings[n], n in admins) for n in page.rows], page.total)
 
     async def tenant_row(self, tenant: Tenant, name: str) -> dict:
         checked_name(name)
