@@ -149,7 +149,9 @@ class Paging(ApiModel):
     """KAMONOHASHI's paging query: perPage, page (from 1), withTotal."""
 
     perPage: int | None = Field(None, ge=1, le=MAX_ID)
-    """Items per page (at most 1000 are sent). Without it, every item is returned."""
+    """Items per page (at most 1000 are sent). Without it, the data, dataset, job, preprocessing,
+    notebook and user lists answer page `page` of 1000 (as KAMONOHASHI's controllers); the small
+    catalogs (nodes, git servers, registries, ...) and a tenant's members, every item."""
     page: int = Field(1, ge=1, le=MAX_ID)
     """Page number, from 1."""
     withTotal: QueryBool = False
