@@ -397,13 +397,15 @@ class UserManager:
         if name == actor:
             raise ValidationError({"name": ["you cannot delete yourself: ask another system administrator"]})
         await self.hub_user(name)
-        self._forget_settings(name)
         try:
             await self.hub.delete_user(name)
         except Exception as e:
-            self.db.rollback()
             raise await HubChanges().failed(f"Deleting the user {name}", e) from e
+        # the settings are removed only now, with no await before the commit: a write held open
+        # across a hub call keeps SQLite's write lock while other requests of this event loop wait
+        # for it (each blocking the loop up to the busy timeout, then failing "database is locked")
         try:
+            self._forget_settings(name)
             self.db.commit()
         except Exception as e:
             self.db.rollback()
