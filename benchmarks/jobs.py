@@ -12,9 +12,15 @@
      (submit until Completed is visible in the API) against running the same script by
      hand in the same image (`podman run`: git clone + the script on a copy of the files).
                                                                            target <= 1.1x
+  4. the engine's tick (the real JobEngine.tick(): its database reads and the admission of a full
+     queue) with 100,000 finished jobs in the database against the same tick with none, on SQLite
+     and on PostgreSQL: 1,000 Queued jobs wait (the backend is full), two databases side by side,
+     ticks alternated; the ratio of the medians.             target <= 1.1x (the noise margin)
 
 Usage: .venv/bin/python benchmarks/jobs.py [--jobs 100] [--queued 10000] [--tenants 50]
-                                           [--seconds 30] [--files 1000] [--only scheduler|latency|whole]
+                                           [--seconds 30] [--files 1000] [--waiting 1000]
+                                           [--finished 100000] [--ticks 200]
+                                           [--only scheduler|tick|latency|whole]
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -102,6 +109,163 @@ def bench_scheduler(n_queued: int, n_tenants: int) -> None:
            f"{admitted / spent:,.0f} admissions/s ({spent / admitted * 1000:.1f} ms a call over {depth:,} queued)",
            f"FIFO sort {base_admitted / base_spent:,.0f}/s ({base_spent / base_admitted * 1000:.1f} ms a call)",
            "none (the engine admits once a tick, 1 s)", True)
+
+
+# ------------------------------------------------------------------------------ 4. tick
+class FullBackend:
+    """The backend side of the measured ticks: 8 cpus, all held by the running jobs, so every
+    queued job waits and nothing is launched; a running job has no result yet. Nothing runs, so
+    what a tick costs is its database reads and the admission of the queue: the work that
+    finished jobs in the table could make grow."""
+
+    name = "local"
+    capacity_cpu, capacity_memory_gib, capacity_gpu = 8.0, 64.0, 0
+    on_exit = None
+
+    def result(self, key):
+        return None
+
+    def status_note(self, key):
+        return None
+
+
+class TickDatabase:
+    """An upgraded database with tenants, waiting and running jobs, and the engine that ticks on it."""
+
+    def __init__(self, url: str, n_waiting: int, n_tenants: int = 5):
+        import logging
+
+        from kqi_services.db import session as dbs
+        from kqi_services.db.models import Tenant
+        from kqi_services.jobs.engine import JobEngine
+
+        dbs.upgrade(url)
+        self.engine = dbs.make_engine(url)
+        factory = dbs.make_session_factory(self.engine)
+        with factory() as db:
+            tenants = [Tenant(name=f"tick-{i}", display_name=f"tick {i}") for i in range(n_tenants)]
+            db.add_all(tenants)
+            db.commit()
+            self.tenant_ids = [t.id for t in tenants]
+        self.next_display = 1
+        # the backend is full: 4 jobs of 2 cpus run on it, 4 more on another backend
+        self.insert(4, ["Running"], backend="local", cpu=2.0)
+        self.insert(4, ["Running"], backend="kubernetes", cpu=2.0)
+        self.insert(n_waiting, ["Queued"])
+        self.analyze()
+        self.jobs = JobEngine(SimpleNamespace(session_factory=factory, log=logging.getLogger("bench-tick")),
+                              FullBackend())
+
+    def insert(self, count: int, statuses: list[str], backend: str | None = None, cpu: float = 1.0) -> None:
+        from kqi_services.db.models_jobs import Job
+
+        for start in range(0, count, 10_000):
+            rows = []
+            for i in range(start, min(count, start + 10_000)):
+                n = self.next_display + i
+                rows.append({"tenant_id": self.tenant_ids[i % len(self.tenant_ids)], "kind": "training",
+                             "display_id": n, "name": f"job-{n}", "status": statuses[i % len(statuses)],
+                             "backend": backend, "cpu": cpu, "memory": 1.0, "gpu": 0})
+            with self.engine.begin() as c:
+                c.execute(Job.__table__.insert(), rows)  # executemany
+        self.next_display += count
+
+    def analyze(self) -> None:
+        from sqlalchemy import text
+
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as c:
+                c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        else:
+            with self.engine.begin() as c:
+                c.execute(text("ANALYZE"))
+
+    def tick(self) -> float:
+        t0 = time.perf_counter()
+        self.jobs.tick()
+        return time.perf_counter() - t0
+
+    def statements_of_a_tick(self) -> int:
+        from sqlalchemy import event
+
+        seen = []
+
+        def count(*_args):
+            seen.append(1)
+
+        event.listen(self.engine, "before_cursor_execute", count)
+        try:
+            self.jobs.tick()
+        finally:
+            event.remove(self.engine, "before_cursor_execute", count)
+        return len(seen)
+
+
+def alternated(a: TickDatabase, b: TickDatabase, rounds: int) -> tuple[list[float], list[float]]:
+    """Ticks of a and b in turns (a b b a ...), so the machine's noise falls on both alike; the
+    garbage collector runs between the pairs, not inside a timed tick of one side."""
+    import gc
+
+    for db in (a, b):  # warm: connections, statement caches, pages in memory
+        for _ in range(5):
+            db.tick()
+    times_a, times_b = [], []
+    try:
+        for r in range(rounds):
+            first, second = ((a, times_a), (b, times_b)) if r % 2 == 0 else ((b, times_b), (a, times_a))
+            gc.collect()
+            gc.disable()
+            first[1].append(first[0].tick())
+            second[1].append(second[0].tick())
+            gc.enable()
+    finally:
+        gc.enable()
+    return times_a, times_b
+
+
+def bench_tick(n_waiting: int, n_finished: int, rounds: int) -> None:
+    import statistics
+
+    from tests.postgres import PostgresServer
+
+    print(f"\n4. the engine's tick: {n_waiting:,} queued jobs waiting, {n_finished:,} finished jobs "
+          f"against none ({rounds} ticks each, alternated)", flush=True)
+    tmp = tempfile.mkdtemp(prefix="kqi-bench-tick-")
+    pg = None
+    try:
+        for dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                urls = [f"sqlite:///{tmp}/none.sqlite", f"sqlite:///{tmp}/finished.sqlite"]
+            else:
+                pg = PostgresServer().start()
+                urls = [pg.create_database("tick_none"), pg.create_database("tick_finished")]
+            none, finished = (TickDatabase(url, n_waiting) for url in urls)
+            # the two databases alike (both without finished jobs): how much twins differ here
+            twin_a, twin_b = alternated(none, finished, rounds)
+            twins = statistics.median(twin_b) / statistics.median(twin_a)
+            t0 = time.perf_counter()
+            finished.insert(n_finished, ["Completed", "Completed", "Failed", "Killed"])
+            finished.analyze()
+            none.analyze()
+            print(f"   {dialect}: inserted {n_finished:,} finished jobs in {time.perf_counter() - t0:.1f} s; "
+                  f"a tick runs {none.statements_of_a_tick()} statements without them, "
+                  f"{finished.statements_of_a_tick()} with them; twins before the insert: {twins:.3f}x", flush=True)
+            assert len(none.jobs.queue_info) == len(finished.jobs.queue_info) == n_waiting  # all wait
+            base, measured = alternated(none, finished, rounds)
+            b50, m50 = statistics.median(base), statistics.median(measured)
+            ratio = m50 / b50
+            report(f"{dialect}: tick with {n_finished:,} finished jobs, median / p95",
+                   f"{m50 * 1000:.2f} / {pct(measured, 95) * 1000:.2f} ms = {ratio:.3f}x the median without",
+                   f"no finished jobs {b50 * 1000:.2f} / {pct(base, 95) * 1000:.2f} ms",
+                   "<= 1.1x (\"no more than\", with 10 % for the machine's noise)", ratio <= 1.1)
+            for db in (none, finished):
+                db.engine.dispose()
+    finally:
+        if pg is not None:
+            pg.stop()
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------ the platform
@@ -296,11 +460,16 @@ def main(argv=None) -> int:
     parser.add_argument("--tenants", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--only", choices=["scheduler", "latency", "whole"])
+    parser.add_argument("--waiting", type=int, default=1000, help="queued jobs waiting in the tick benchmark")
+    parser.add_argument("--finished", type=int, default=100000, help="finished jobs added in the tick benchmark")
+    parser.add_argument("--ticks", type=int, default=200, help="ticks measured per database and phase")
+    parser.add_argument("--only", choices=["scheduler", "tick", "latency", "whole"])
     args = parser.parse_args(argv)
     print(f"job engine benchmarks on {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}", flush=True)
     if args.only in (None, "scheduler"):
         bench_scheduler(args.queued, args.tenants)
+    if args.only in (None, "tick"):
+        bench_tick(args.waiting, args.finished, args.ticks)
     if args.only in (None, "latency", "whole"):
         from tests.platform import remove_tree
 
