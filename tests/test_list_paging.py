@@ -459,7 +459,7 @@ def test_a_page_reads_its_related_rows_once_not_once_per_row(seeded, platform):
     from sqlalchemy import event
 
     from kqi_services.domain.data import DataManager, data_index
-    from kqi_services.domain.jobs import JobQueries, job_index
+    from kqi_services.domain.jobs import JobQueries, job_indexes
     from kqi_services.domain.paging import PageRequest
     from kqi_services.domain.preprocessing import PreprocessingManager
     from kqi_services.db.models import Tenant
@@ -482,14 +482,18 @@ def test_a_page_reads_its_related_rows_once_not_once_per_row(seeded, platform):
 
     def trainings(db, tenant, request):
         page = JobQueries(db, tenant, "training").search_page({}, request)
-        assert len([job_index(db, j) for j in page.rows]) == request.per_page
+        assert len(job_indexes(db, page.rows)) == request.per_page
+
+    def inferences(db, tenant, request):  # (whole jobs)
+        page = JobQueries(db, tenant, "inference").search_page({}, request, columns=())
+        assert len(job_indexes(db, page.rows)) == len(page.rows)
 
     def histories(db, tenant, request):
         m = PreprocessingManager(db, tenant, user.name)
         p = m.get(rows["runner"])
         assert len([m.history_output(h) for h in m.history_page(p, request).rows]) == request.per_page
 
-    for render in (data, trainings, histories):
+    for render in (data, trainings, inferences, histories):
         small, big = count(render, 20), count(render, 100)
         assert big == small and big <= 8, (render.__name__, small, big)
     engine.dispose()
