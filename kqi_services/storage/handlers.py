@@ -25,6 +25,7 @@ import os
 from http.client import responses
 from urllib.parse import quote
 
+from botocore.exceptions import BotoCoreError, ClientError
 from tornado import web
 
 from .base import CHUNK, InsufficientStorage, StoreError
@@ -216,11 +217,20 @@ def make_handlers(service_prefix: str) -> list:
     return [(base + "/part", PartUploadHandler), (base + "/object", ObjectDownloadHandler)]
 
 
-def direct_origin(kqi, request) -> str:
-    """The origin (scheme://host:port) of the direct listener as the caller of `request` is handed
-    it, for the web UI's Content-Security-Policy (connect-src); "" when there is none."""
-    direct = kqi.direct_address()
-    return direct.base_for(f"{request.protocol}://{request.host}") if direct is not None else ""
+def upload_origin(kqi, request, tenant) -> str:
+    """The origin (scheme://host:port) the web UI's uploads for `tenant` PUT their parts to, as the
+    caller of `request` is handed it (the direct listener for a local store, the S3 server's public
+    or internal address), for the UI's Content-Security-Policy (connect-src). "" when that is the
+    page's own origin, when the tenant has no storage, or when its store cannot be made (its
+    uploads cannot start then either; the page still renders)."""
+    if tenant is None or tenant.storage is None:
+        return ""
+    try:
+        store = kqi.stores.for_tenant(tenant)
+    except (StoreError, BotoCoreError, ClientError, ValueError) as e:
+        kqi.log.warning("No upload origin for the tenant %s's pages: %s", tenant.name, type(e).__name__)
+        return ""
+    return store.upload_origin(f"{request.protocol}://{request.host}") or ""
 
 
 class DirectNotFoundHandler(_SignedHandler):

@@ -176,6 +176,12 @@ class LocalObjectStore(ObjectStore):
     def _base(self, base_url: str) -> str:
         return self.direct.base_for(base_url) if self.direct is not None else base_url
 
+    def upload_origin(self, base_url: str) -> str | None:
+        """The origin (scheme://host:port) of the part URLs handed to a caller who used `base_url`
+        when it is not that caller's own: the direct listener's; None through the proxy (the
+        caller's origin, which a page's Content-Security-Policy allows as 'self')."""
+        return self.direct.base_for(base_url) if self.direct is not None and base_url else None
+
     def part_urls(self, key, upload_id, parts, base_url, expires_in):
         base_url = self._base(base_url)
         expires_at = int(time.time()) + expires_in

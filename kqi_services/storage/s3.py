@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from typing import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import boto3
 from botocore.client import Config
@@ -46,6 +46,17 @@ class S3ObjectStore(ObjectStore):
         """The client that signs URLs for a caller from outside (base_url given) or for the platform's
         own containers (no base_url)."""
         return self.presign_client if base_url else self.client
+
+    def upload_origin(self, base_url: str) -> str:
+        """The origin (scheme://host[:port]) of the part URLs `part_urls` hands a caller who used
+        `base_url`: where a browser PUTs them (the web UI's Content-Security-Policy allows it). Taken
+        from a URL signed as they are (signing makes no request), so it holds for the public
+        address, the internal one and an endpoint boto3 chooses itself (AWS, virtual-hosted style)."""
+        url = self._presigner(base_url).generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": "origin", "UploadId": "origin", "PartNumber": 1},
+            ExpiresIn=60)
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
     def _ensure_bucket(self) -> None:
         try:

@@ -219,13 +219,42 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
             "messages": CATALOGS[self.language],
         }
 
+    def page_tenant(self, db):
+        """The tenant the page's API calls act in, chosen as the API does for a browser (its
+        ApiHandler.resolve_tenant without the header, which a page load does not send): the
+        tenant switcher's cookie, then the user's default tenant, then the first."""
+        from sqlalchemy import select
+
+        from ..api.base import TENANT_COOKIE
+        from ..db.models import Tenant, UserSetting
+
+        names = sorted(self.identity.tenants) if self.identity is not None else []
+        rows = db.scalars(select(Tenant).where(Tenant.name.in_(names))).all() if names else []
+        if len(rows) <= 1:
+            return rows[0] if rows else None
+        by_id = {t.id: t for t in rows}
+        setting = db.scalar(select(UserSetting).where(UserSetting.name == self.identity.name))
+        for wanted in (self.get_cookie(TENANT_COOKIE), setting.default_tenant_id if setting else None):
+            try:
+                if int(wanted) in by_id:
+                    return by_id[int(wanted)]
+            except (TypeError, ValueError):
+                continue
+        return min(rows, key=lambda t: t.id)
+
     def render_page(self, template: str, **extra):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Frame-Options", "DENY")
-        from ..storage.handlers import direct_origin
+        from ..storage.handlers import upload_origin
 
-        # uploads PUT their parts to the local store's direct listener when there is one (another origin)
-        connect = " ".join(filter(None, ["'self'", direct_origin(self.kqi, self.request)]))
+        # uploads PUT their parts where the current tenant's store signs them for: the local store's
+        # direct listener when there is one, an S3 server's address (other origins); no other
+        db = self.settings["session_factory"]()
+        try:
+            origin = upload_origin(self.kqi, self.request, self.page_tenant(db))
+        finally:
+            db.close()
+        connect = " ".join(filter(None, ["'self'", origin]))
         self.set_header("Content-Security-Policy",
                         f"default-src 'self'; connect-src {connect}; img-src 'self' data:;"
                         " style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'")
