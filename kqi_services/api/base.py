@@ -21,6 +21,7 @@ from tornado import web
 from ..db.models import Tenant, UserSetting
 from ..db.models_notebooks import Notebook
 from ..domain.paging import Page, PageRequest, page_of_list
+from ..domain.tenants import current_tenant
 from ..domain.validation import ConflictError, NotFoundError, ValidationError
 from ..hub_client import HubError
 from ..storage.base import InsufficientStorage, StoreError, is_disk_full
@@ -235,36 +236,8 @@ class BaseAPIHandler(HubOAuthenticated, web.RequestHandler):
         or browser session that covers several picks one by the X-KQI-Tenant header, then
         the tenant switcher's cookie, then the user's default tenant, then the first.
         """
-        names = sorted(self.identity.tenants)
-        if not names:
-            return None
-        rows = {
-            t.name: t
-            for t in self.db.scalars(select(Tenant).where(Tenant.name.in_(names))).all()
-        }
-        if not rows:
-            return None
-        if len(rows) == 1:
-            return next(iter(rows.values()))
-        by_id = {t.id: t for t in rows.values()}
-        for wanted in (
-            self.request.headers.get(TENANT_HEADER),
-            self.get_cookie(TENANT_COOKIE),
-            self._default_tenant_id(),
-        ):
-            if wanted is None:
-                continue
-            try:
-                tenant_id = int(wanted)
-            except (TypeError, ValueError):
-                continue
-            if tenant_id in by_id:
-                return by_id[tenant_id]
-        return min(rows.values(), key=lambda t: t.id)
-
-    def _default_tenant_id(self):
-        setting = self.db.scalar(select(UserSetting).where(UserSetting.name == self.identity.name))
-        return setting.default_tenant_id if setting else None
+        return current_tenant(self.db, self.identity.name, self.identity.tenants,
+                              self.request.headers.get(TENANT_HEADER), self.get_cookie(TENANT_COOKIE))
 
     def user_setting(self, create: bool = True) -> UserSetting | None:
         setting = self.db.scalar(select(UserSetting).where(UserSetting.name == self.identity.name))

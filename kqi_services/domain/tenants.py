@@ -19,6 +19,31 @@ TENANT_NAME_HELP = (
 RESERVED_PREFIXES = ("kqi-", "kube-")
 
 
+def current_tenant(db: Session, user: str, tenant_names, *wanted) -> Tenant | None:
+    """The tenant a request of `user` acts in among its tenants (`tenant_names`): the first of
+    `wanted` (tenant ids as the caller sent them: a header, the tenant switcher's cookie; None or
+    junk skipped) that is one of them, then the user's default tenant, then the lowest id."""
+    names = sorted(tenant_names)
+    rows = db.scalars(select(Tenant).where(Tenant.name.in_(names))).all() if names else []
+    if len(rows) <= 1:
+        return rows[0] if rows else None
+    by_id = {t.id: t for t in rows}
+
+    def default_tenant_id():  # (read only when nothing the caller sent names one)
+        from ..db.models import UserSetting
+
+        return db.scalar(select(UserSetting.default_tenant_id).where(UserSetting.name == user))
+
+    for candidate in (*wanted, default_tenant_id):
+        value = candidate() if callable(candidate) else candidate
+        try:
+            if int(value) in by_id:
+                return by_id[int(value)]
+        except (TypeError, ValueError):
+            continue
+    return min(rows, key=lambda t: t.id)
+
+
 def read_tenant_fields(body: dict, db: Session, *, creating: bool) -> dict:
     """Check a create or edit body; returns the values to store. Raises ValidationError."""
     f = Fields(body)

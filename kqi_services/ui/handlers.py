@@ -220,27 +220,14 @@ class PageHandler(HubOAuthenticated, web.RequestHandler):
         }
 
     def page_tenant(self, db):
-        """The tenant the page's API calls act in, chosen as the API does for a browser (its
-        ApiHandler.resolve_tenant without the header, which a page load does not send): the
-        tenant switcher's cookie, then the user's default tenant, then the first."""
-        from sqlalchemy import select
-
+        """The tenant the page's API calls act in, chosen as the API chooses for a browser (no
+        header on a page load): the tenant switcher's cookie, the user's default tenant, the first."""
         from ..api.base import TENANT_COOKIE
-        from ..db.models import Tenant, UserSetting
+        from ..domain.tenants import current_tenant
 
-        names = sorted(self.identity.tenants) if self.identity is not None else []
-        rows = db.scalars(select(Tenant).where(Tenant.name.in_(names))).all() if names else []
-        if len(rows) <= 1:
-            return rows[0] if rows else None
-        by_id = {t.id: t for t in rows}
-        setting = db.scalar(select(UserSetting).where(UserSetting.name == self.identity.name))
-        for wanted in (self.get_cookie(TENANT_COOKIE), setting.default_tenant_id if setting else None):
-            try:
-                if int(wanted) in by_id:
-                    return by_id[int(wanted)]
-            except (TypeError, ValueError):
-                continue
-        return min(rows, key=lambda t: t.id)
+        if self.identity is None:
+            return None
+        return current_tenant(db, self.identity.name, self.identity.tenants, self.get_cookie(TENANT_COOKIE))
 
     def render_page(self, template: str, **extra):
         self.set_header("Cache-Control", "no-store")
