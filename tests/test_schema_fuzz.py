@@ -2,8 +2,10 @@
 
 Two runs per database backend, on a platform of this module's own (the fuzzer creates, changes
 and deletes users, tenants, endpoints and data, so the session's shared platform stays out of
-it): first as a user of one tenant (a hub token, the tenant chosen by X-KQI-Tenant), then as the
-system administrator. Every schemathesis check is on and every phase runs (examples, coverage,
+it), at the same time: one as a user of one tenant (a hub token, the tenant chosen by
+X-KQI-Tenant), one as the system administrator. (Each run waits on the platform's answer to every
+request and the platform on the run's next one, so two at once keep both of the machine's cores
+busy where one left each half idle.) Every schemathesis check is on and every phase runs (examples, coverage,
 fuzzing, stateful): the examples and coverage phases first (a fixed set of cases for every
 operation), then fuzzing and stateful sequences for a time budget (KQI_FUZZ_SECONDS, default 30),
 at most KQI_FUZZ_EXAMPLES (default 30) examples per operation and phase.
@@ -16,9 +18,12 @@ schema-violating request accepted, a required header left out) are run and their
 do not fail the test: a business rule (a name already taken, a tenant that does not exist) is
 not a schema violation.
 
-Excluded operations: none (see EXCLUDED); tests/schema_fuzz_hooks.py only keeps the run's own
-account, tenant and storage endpoint out of the routes that would end its session (its own
-password reset) or break its store (its endpoint pointed at nothing: 503s). What
+Excluded operations: none (see EXCLUDED); tests/schema_fuzz_hooks.py only keeps both runs'
+accounts, tenants and storage endpoint out of the routes that would end a session (a password
+reset) or break a store (an endpoint pointed at nothing: 503s). The platform caches a token's
+identity for 5 s (KQI_HUB_AUTH_CACHE_SECONDS, the service's default; the shared test platforms ask
+the hub on every request so tests of revocation see it at once): asking the hub about the same
+two tokens on every request took about a quarter of the fuzzing's processor time. What
 would be long-lived is kept short instead: the platform's default notebook image is one that
 does not exist, so a notebook the fuzzer starts fails at once instead of running a Jupyter
 server for hours, and the module removes the platform's containers at the end.
@@ -35,6 +40,7 @@ import os
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -79,7 +85,9 @@ ABSENT_IMAGE = "localhost/kqi-fuzz/no-such-notebook-image:none"
 def fuzz_platform(db_backend, request, tmp_path_factory):
     """A platform of this module's own on the run's database backend."""
     base = str(tmp_path_factory.mktemp(f"fuzz-{db_backend}"))
-    env = {"KQI_NOTEBOOK_IMAGE": ABSENT_IMAGE}
+    # the service's default cache of a token's identity (tests/platform.py turns it off): the two
+    # runs' tokens are never revoked (the hooks keep their accounts out of the password routes)
+    env = {"KQI_NOTEBOOK_IMAGE": ABSENT_IMAGE, "KQI_HUB_AUTH_CACHE_SECONDS": "5"}
     if db_backend == "postgresql":
         pg = request.getfixturevalue("postgres_server")
         suffix = uuid.uuid4().hex[:6]
@@ -114,10 +122,10 @@ def _remove_containers(platform) -> None:
 STAGES = [("coverage", "examples,coverage", None), ("fuzzing", "fuzzing,stateful", FUZZ_SECONDS)]
 
 
-def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str, name: str,
-                     phases: str, max_time: int | None, storage_id: int) -> dict:
+def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str, kept: dict[str, str],
+                     phases: str, max_time: int | None) -> dict:
     """One schemathesis run with every check; its JSON report, with its console output under
-    "console" and its wall time under "seconds"."""
+    "console" and its wall time under "seconds". `kept`: the hooks' KQI_FUZZ_KEEP_* variables."""
     report_path = os.path.join(work, f"{label}.json")
     args = [
         SCHEMATHESIS, "run", f"{platform.api_url}/openapi.json",
@@ -132,8 +140,7 @@ def run_schemathesis(platform, token: str, tenant_id: int, label: str, work: str
     for operation in EXCLUDED:
         args += ["--exclude-name", operation]  # schemathesis names an operation "METHOD /path"
     started = time.monotonic()
-    env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "SCHEMATHESIS_HOOKS": HOOKS,
-           "KQI_FUZZ_SELF": name, "KQI_FUZZ_TENANT": str(tenant_id), "KQI_FUZZ_STORAGE": str(storage_id)}
+    env = {**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "SCHEMATHESIS_HOOKS": HOOKS, **kept}
     result = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=FUZZ_SECONDS * 4 + 600,
                             env=env)
     seconds = time.monotonic() - started
@@ -230,15 +237,23 @@ def test_schema_fuzzing_as_tenant_user_and_admin(fuzz_platform, db_backend, tmp_
     user_token = user_hub_token(plat, user.name, user.password)
     admin_token = plat.admin_hub_token()
     runs = [
-        # the tenant user first: the administrator's run may delete that user or tenant
-        ("tenant-user", user_token, user.tenant["id"], user.name),
-        ("admin", admin_token, 1, "admin"),
+        ("tenant-user", user_token, user.tenant["id"]),
+        ("admin", admin_token, 1),
     ]
+    # both runs at once: neither may end the other's session or remove its tenant or store
+    kept = {"KQI_FUZZ_KEEP_USERS": f"admin,{user.name}", "KQI_FUZZ_KEEP_TENANTS": f"1,{user.tenant['id']}",
+            "KQI_FUZZ_KEEP_STORAGE": "1"}
+
+    def run(label: str, token: str, tenant_id: int) -> dict:
+        return merged([run_schemathesis(plat, token, tenant_id, f"{label}-{stage}", str(tmp_path), kept,
+                                        phases, max_time)
+                       for stage, phases, max_time in STAGES])
+
+    with ThreadPoolExecutor(len(runs)) as pool:
+        futures = [pool.submit(run, *spec) for spec in runs]
+        reports = [future.result() for future in futures]
     results = []
-    for label, token, tenant_id, name in runs:
-        report = merged([run_schemathesis(plat, token, tenant_id, f"{label}-{stage}", str(tmp_path), name,
-                                          phases, max_time, storage_id=1)
-                         for stage, phases, max_time in STAGES])
+    for (label, token, tenant_id), report in zip(runs, reports):
         # the run's own sign-in still works at its end (else most of it tested only 401s)
         r = plat.api("GET", "/account", token, headers={"X-KQI-Tenant": str(tenant_id)})
         assert r.status_code == 200 and r.json()["selectedTenant"]["id"] == tenant_id, (label, r.text)
