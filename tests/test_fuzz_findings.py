@@ -216,3 +216,23 @@ def test_an_s3_endpoint_that_cannot_be_reached_is_a_503(platform):
         body = r.json()
         assert body["status"] == 503 and "object store" in body["detail"], body
         assert "fuzz-secret" not in r.text
+
+
+def test_true_or_false_is_not_a_choice_of_numbers(platform):
+    """Found (ST201, as administrator): `POST /admin/nodes` with `"accessLevel": false` was accepted
+    and stored as 0 (Disabled): a bool is an int in Python, so the choice 0/1/2 took false and true.
+    Now every numeric choice (node access level, git and registry service types) refuses them."""
+    token = platform.admin_token()
+    for path, body, field in (
+        ("/admin/nodes", {"name": "fuzz-bool-node", "accessLevel": False}, "accessLevel"),
+        ("/admin/nodes", {"name": "fuzz-bool-node", "accessLevel": True}, "accessLevel"),
+        ("/admin/git/endpoints", {"name": "fuzz-bool-git", "repositoryUrl": "http://git.example",
+                                  "serviceType": True}, "serviceType"),
+        ("/admin/registry/endpoints", {"name": "fuzz-bool-registry", "registryHost": "registry.example",
+                                       "serviceType": True}, "serviceType"),
+    ):
+        r = platform.api("POST", path, token, json=body)
+        assert r.status_code == 400, (path, body, r.status_code, r.text[:300])
+        assert "not true or false" in " ".join(r.json()["errors"][field]), r.text
+    names = {n["name"] for n in platform.api("GET", "/admin/nodes", token).json()}
+    assert "fuzz-bool-node" not in names

@@ -67,7 +67,7 @@ import types
 import typing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Annotated, Any, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -129,6 +129,17 @@ def _query_bool(value: Any) -> Any:
             return False
         raise ValueError("must be true or false")
     return value
+
+
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # (a bool is an int in Python: Literal[0, 1] would take false and true)
+        raise ValueError("must be a whole number, not true or false")
+    return value
+
+
+def int_choice(*values: int) -> Any:
+    """A whole number that is one of `values` (true and false are not 0 and 1)."""
+    return Annotated[Literal[values], BeforeValidator(_not_a_bool)]
 
 
 #: a boolean query parameter: true or false (any case)

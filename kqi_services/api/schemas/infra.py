@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .core import ApiModel, Id, Timestamp, pattern_message
+from .core import ApiModel, Id, Timestamp, int_choice, pattern_message
 from .misc import Count, RowId
 
 # the patterns of domain/infra.py (anchored; "" allowed where the domain takes "" for "none"), with its messages
@@ -40,9 +40,9 @@ URL_OR_FILE_REQUIRED = pattern_message(rf"^(?:{_HTTP}|{_FILE})$", "must be an ht
                                                                  " user name or password, or file:///absolute/path")
 NAME_HELP = "Letters, digits, '.', '_' and '-', starting with a letter or digit."
 
-GitServiceType = Literal[1, 2, 3, 4, 5, 6]
-RegistryServiceType = Literal[1, 2, 3, 4]
-AccessLevel = Literal[0, 1, 2]
+GitServiceType = int_choice(1, 2, 3, 4, 5, 6)
+RegistryServiceType = int_choice(1, 2, 3, 4)
+AccessLevel = int_choice(0, 1, 2)
 
 
 class AuditOutput(ApiModel):
