@@ -218,6 +218,8 @@ def test_tenant_quota_two_run_one_waits_then_runs(plat):
     killed = t.get(fourth)
     assert killed["status"] == "Killed" and killed["startedAt"] is None and killed["executionTime"] is None
     assert killed["completedAt"] is not None and killed["queuePosition"] is None
+    # it waited from its submit to its halt, a time that no longer grows
+    assert seconds(killed["waitingTime"]) == int((when(killed["completedAt"]) - when(killed["queuedAt"])).total_seconds())
 
     t.release(first)
     assert t.wait(first, ENDED)["status"] == "Completed"
@@ -230,6 +232,7 @@ def test_tenant_quota_two_run_one_waits_then_runs(plat):
         assert t.wait(job_id, ENDED)["status"] == "Completed"
         assert t.runs(job_id) == "start\ndone\n"
     assert t.runs(fourth) == ""
+    assert t.get(fourth)["waitingTime"] == killed["waitingTime"]  # (seconds later)
 
 
 # ------------------------------------------------------------------------------ bad input

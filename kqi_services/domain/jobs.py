@@ -300,7 +300,8 @@ def job_details(db: Session, job: Job, queue_info: dict | None = None) -> dict:
         "node": job.node,
         "startedAt": job.started_at,
         "completedAt": job.completed_at,
-        "waitingTime": _duration(job.queued_at, job.started_at),
+        # until it started, or ended without starting (halted while queued): not a time that keeps growing
+        "waitingTime": _duration(job.queued_at, job.started_at or job.completed_at),
         "executionTime": _duration(job.started_at, job.completed_at) if job.started_at else None,
         # what ended it, or while it waits, why (KAMONOHASHI's CLI shows this, not waitReason)
         "conditionNote": job.status_reason or (queue_info or {}).get("reason"),
