@@ -291,6 +291,28 @@ def test_an_inference_page_reads_the_value_file_only_of_running_inferences(tmp_p
     assert page_output_values(store, tenant, [ended, running, kept]) == {1: "0.91", 2: "2", 3: "0.5"}
 
 
+def test_an_inference_list_keeps_the_values_it_reads(platform, factory):
+    """An inference that ended before values were kept (no value in its row) has its value read once
+    by a list page and kept in its row, so the next pages read no file for it. (The page committed
+    only when something was still unflushed after it had shown the jobs' tags and parents, whose
+    queries flush: nothing was, and every page read every file again.)"""
+    from kqi_services.api.inference import OUTPUT_VALUE_KEY
+
+    user = tenant_user(platform)
+    with factory() as db:
+        jobs = [Job(tenant_id=user.tenant["id"], kind="inference", display_id=700 + k, name=f"old-{k}",
+                    status="Completed", created_by="x", cpu=1, memory=1, extra={}) for k in range(3)]
+        db.add_all(jobs)
+        db.commit()
+        ids = [j.id for j in jobs]
+    r = user.api("GET", "/inferences", params={"perPage": 50})
+    assert r.status_code == 200 and {j["name"]: j["outputValue"] for j in r.json()} == {
+        "old-0": None, "old-1": None, "old-2": None}, r.text
+    with factory() as db:
+        kept = {j.id: j.extra for j in db.scalars(select(Job).where(Job.id.in_(ids)))}
+    assert all(OUTPUT_VALUE_KEY in extra for extra in kept.values()), kept
+
+
 # ------------------------------------------------------- SQLite trigram search (migration 0012)
 from .test_list_paging import empty_db_url  # noqa: E402,F401  (the fixture)
 

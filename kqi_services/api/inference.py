@@ -125,10 +125,9 @@ class InferenceListHandler(JobListHandler):
 
     def page_rows(self, jobs: list) -> list[dict]:
         values = page_output_values(self.tenant_store(), self.tenant, jobs, self.db)
-        rows = [{**index, "outputValue": values[job.id]} for job, index in zip(jobs, job_indexes(self.db, jobs))]
-        if self.db.dirty:
-            self.db.commit()  # the values kept for inferences that ended before values were kept
-        return rows
+        if self.db.dirty:  # (before any other query: its autoflush would leave nothing dirty, and the
+            self.db.commit()  # values kept for inferences that ended before values were kept be lost)
+        return [{**index, "outputValue": values[job.id]} for job, index in zip(jobs, job_indexes(self.db, jobs))]
 
 
 CLASSES = kind_classes("inference", run_class=InferenceRunHandler)
