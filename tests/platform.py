@@ -36,6 +36,11 @@ class Platform:
 
     # --------------------------------------------------------------- addresses
     @property
+    def kqi_db_url(self) -> str:
+        """The kqi service's database (for tests that seed or read rows directly)."""
+        return self.env.get("KQI_DB_URL") or "sqlite:///" + f"{self.data_dir}/kqi/kqi.sqlite"
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 

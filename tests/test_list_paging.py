@@ -35,10 +35,6 @@ STATUSES = ["Queued", "Running", "Completed", "Failed", "Killed", "UserCanceled"
 BASE_TIME = datetime(2026, 11, 20, 0, 0, 0)
 
 
-def _db_url(platform) -> str:
-    return platform.env.get("KQI_DB_URL") or "sqlite:///" + f"{platform.data_dir}/kqi/kqi.sqlite"
-
-
 def _when(rng: random.Random) -> datetime:
     return BASE_TIME + timedelta(seconds=rng.randrange(7 * 24 * 3600))
 
@@ -49,7 +45,7 @@ def seeded(platform):
     user = tenant_user(platform)
     tenant_id = user.tenant["id"]
     rng = random.Random(13)
-    engine = make_engine(_db_url(platform))
+    engine = make_engine(platform.kqi_db_url)
     factory = make_session_factory(engine)
     with factory() as db:
         datas = []
@@ -110,7 +106,7 @@ def seeded(platform):
     yield user, rows
     # the seeded Queued and Running jobs never ran: end them, or the shared platform's engine
     # counts them against the node and every later test's job waits behind them
-    engine = make_engine(_db_url(platform))
+    engine = make_engine(platform.kqi_db_url)
     with make_session_factory(engine)() as db:
         db.execute(update(Job).where(Job.tenant_id == tenant_id, Job.status.in_(("Queued", "Running")))
                    .values(status="Killed"))
@@ -465,7 +461,7 @@ def test_a_page_reads_its_related_rows_once_not_once_per_row(seeded, platform):
     from kqi_services.db.models import Tenant
 
     user, rows = seeded
-    engine = make_engine(_db_url(platform))
+    engine = make_engine(platform.kqi_db_url)
     factory = make_session_factory(engine)
     statements = []
     event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))

@@ -33,13 +33,9 @@ NAMES = ["Cat", "cat_photo", "DOG", "dog-100%", "bird", "A_b", "x%y", "zebra"]
 STATUSES = ["Stopped", "Killed", "Error", "Running", "Pending"]
 
 
-def _db_url(platform) -> str:
-    return platform.env.get("KQI_DB_URL") or "sqlite:///" + f"{platform.data_dir}/kqi/kqi.sqlite"
-
-
 @pytest.fixture(scope="module")
 def factory(platform):
-    engine = make_engine(_db_url(platform))
+    engine = make_engine(platform.kqi_db_url)
     yield make_session_factory(engine)
     engine.dispose()
 
