@@ -38,14 +38,14 @@ import requests
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from sqlalchemy import event, text  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from kqi_services.db.models import Tenant  # noqa: E402
 from kqi_services.db.models_data import Data, DataFile, DataSet, DataTag  # noqa: E402
 from kqi_services.db.models_jobs import Job, JobParent, JobTag  # noqa: E402
 from kqi_services.db.models_notebooks import Notebook  # noqa: E402
 from kqi_services.db.models_preprocessing import PreprocessHistory, Preprocessing  # noqa: E402
-from kqi_services.db.session import make_engine, make_session_factory  # noqa: E402
+from kqi_services.db.session import make_engine, make_session_factory, refresh_statistics  # noqa: E402
 from tests.platform import new_platform, tenant_user  # noqa: E402
 from tests.postgres import PostgresServer  # noqa: E402
 
@@ -112,12 +112,7 @@ def seed(engine, tenant_id: int, other_tenants: list[int], n_data: int, n_jobs: 
                                  "memo": f"try {i}", "server_name": f"kqi-{ID0 + i}", "request": {},
                                  "status": "Stopped", "created_by": f"user{i % 20}", "created_at": when[i],
                                  "modified_at": when[i]} for i in range(min(10_000, n_data))])
-    with engine.connect() as c:
-        if engine.dialect.name == "postgresql":
-            c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-        else:
-            c.execute(text("ANALYZE"))
-            c.commit()
+    refresh_statistics(engine)
     return {"seconds": time.monotonic() - began, "training": ID0 + 1, "data": ID0 + 5, "mine": mine}
 
 

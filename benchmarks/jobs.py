@@ -171,14 +171,9 @@ class TickDatabase:
         self.next_display += count
 
     def analyze(self) -> None:
-        from sqlalchemy import text
+        from kqi_services.db.session import refresh_statistics
 
-        if self.engine.dialect.name == "postgresql":
-            with self.engine.connect() as c:
-                c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-        else:
-            with self.engine.begin() as c:
-                c.execute(text("ANALYZE"))
+        refresh_statistics(self.engine)
 
     def tick(self) -> float:
         t0 = time.perf_counter()

@@ -98,27 +98,25 @@ class HubClient:
 
     async def list_users(self, state: str | None = None) -> list[dict]:
         """Every hub user (`state="active"`: only those with a server up or starting)."""
-        users, offset = [], 0
-        while True:
-            page = await self._request("GET", f"/users?offset={offset}&limit=200" + (f"&state={state}" if state else ""),
-                                       accept=PAGINATION)
-            items = page["items"] if isinstance(page, dict) else page
-            users.extend(items)
-            if isinstance(page, dict) and page.get("_pagination", {}).get("next"):
-                offset += len(items)
-                continue
-            return users
+        users, _ = await self._users({"state": state} if state else {})
+        return users
 
     async def users_page(self, offset: int, limit: int) -> tuple[list[dict], int]:
         """At most `limit` hub users from `offset` on, in the order of their names, and how many hub
         users there are in all. The hub sorts and pages in its database (`sort=name`), in its
-        database's order of names. It answers at most its `api_page_max_limit` users (200 by
-        default) per request, so a larger page takes several requests."""
+        database's order of names."""
         if offset < 0 or limit < 1:
             raise ValueError(f"a page of users needs offset >= 0 and limit >= 1, not {offset}, {limit}")
+        return await self._users({"sort": "name"}, offset, limit)
+
+    async def _users(self, params: dict, offset: int = 0, limit: int | None = None) -> tuple[list[dict], int]:
+        """The hub's users from `offset` on (at most `limit`; all without), and the total. The hub
+        answers at most its `api_page_max_limit` users (200 by default) a request, so this asks
+        for the next ones until it has them."""
         users: list[dict] = []
         while True:
-            query = urlencode({"sort": "name", "offset": offset + len(users), "limit": limit - len(users)})
+            wanted = 200 if limit is None else limit - len(users)
+            query = urlencode({**params, "offset": offset + len(users), "limit": wanted})
             answer = await self._request("GET", f"/users?{query}", accept=PAGINATION)
             if not isinstance(answer, dict) or not isinstance(answer.get("_pagination"), dict):
                 raise HubError(502, "the hub answered its user list without paging (JupyterHub 2.0 or later"
@@ -126,7 +124,7 @@ class HubClient:
             items = answer.get("items") or []
             paging = answer["_pagination"]
             users.extend(items)
-            if len(users) >= limit or not items or not paging.get("next"):
+            if (limit is not None and len(users) >= limit) or not items or not paging.get("next"):
                 return users[:limit], int(paging.get("total") or 0)
 
     async def set_password(self, name: str, password: str) -> bool:

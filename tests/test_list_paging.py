@@ -21,7 +21,7 @@ import pytest
 from kqi_services.db.models_data import Data, DataSet, DataTag
 from kqi_services.db.models_jobs import Job, JobParent, JobTag
 from kqi_services.db.models_preprocessing import PreprocessHistory, Preprocessing
-from kqi_services.db.session import make_engine, make_session_factory
+from kqi_services.db.session import make_engine, make_session_factory, refresh_statistics
 from sqlalchemy import text, update
 
 from .platform import tenant_user
@@ -403,12 +403,8 @@ def test_the_tick_reads_only_queued_and_running_jobs_through_the_status_index(em
     assert len(jobs.queue_info) == 50
     for chunk in range(10):
         insert(10_000, [st.COMPLETED, st.FAILED, st.KILLED], 100 + chunk * 10_000)
+    refresh_statistics(engine)
     with engine.connect() as c:
-        if engine.dialect.name == "postgresql":
-            c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE jobs"))
-        else:
-            c.execute(text("ANALYZE"))
-            c.commit()
         active_ids = set(c.execute(text("SELECT id FROM jobs WHERE status IN ('Queued', 'Running')")).scalars())
     assert len(active_ids) == 55
 

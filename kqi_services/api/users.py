@@ -52,7 +52,7 @@ class UserListHandler(UsersAPIHandler):
     @contract(response=list[AdminUserOutput], paged=True)
     async def get(self):
         # one page, sorted, paged and counted by the hub; without perPage a page of 1000 (or_per_page)
-        self.write_json(self.paginate(await self.users.list_page(self.page_request().or_per_page())))
+        self.write_json(self.paginate(await self.users.list_page(self.page_request())))
 
     @contract(body=UserCreateInput, response=AdminUserOutput, status=201, errors=HUB_STEPS)
     async def post(self):

@@ -5,7 +5,7 @@ import os
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
@@ -27,6 +27,17 @@ def make_engine(db_url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+def refresh_statistics(engine: Engine) -> None:
+    """After rows were written in bulk: the planner's statistics (ANALYZE), and on PostgreSQL the
+    visibility map too (VACUUM), so that index-only scans read no table pages."""
+    with engine.connect() as c:
+        if engine.dialect.name == "postgresql":
+            c.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        else:
+            c.execute(text("ANALYZE"))
+            c.commit()
 
 
 def alembic_config(db_url: str) -> Config:

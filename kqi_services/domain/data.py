@@ -13,7 +13,7 @@ from ..db.models_data import Data, DataFile, DataSet, DataSetEntry, DataTag
 from ..db.models_preprocessing import PreprocessHistory, PreprocessHistoryOutput, Preprocessing
 from ..storage.base import ObjectStore
 from ..storage.factory import tenant_key
-from .paging import Page, PageRequest, fetch_page
+from .paging import Page, PageRequest, fetch_page, grouped
 from .uploads import Uploads, check_file_name
 from .validation import DB_MAX_INT, ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
@@ -189,10 +189,8 @@ def data_indexes(db: Session, rows) -> list[dict]:
     ids_ = [d.id for d in rows]
     if not ids_:
         return []
-    tags: dict[int, list[str]] = {}
-    for data_id, name in db.execute(select(DataTag.data_id, DataTag.name).where(DataTag.data_id.in_(ids_))
-                                    .order_by(DataTag.data_id, DataTag.name)):
-        tags.setdefault(data_id, []).append(name)
+    tags = grouped(db.execute(select(DataTag.data_id, DataTag.name).where(DataTag.data_id.in_(ids_))
+                              .order_by(DataTag.data_id, DataTag.name)))
     parent_ids = {d.parent_data_id for d in rows if d.parent_data_id is not None}
     parents = dict(db.execute(select(Data.id, Data.name).where(Data.id.in_(parent_ids))).all()) if parent_ids else {}
     return [_data_view(d, tags.get(d.id, []), parents.get(d.parent_data_id)) for d in rows]

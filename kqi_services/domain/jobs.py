@@ -16,7 +16,7 @@ from . import job_status as st
 from .data import DB_MAX_ID, apply_date, apply_number, contains, number_filter, read_tags, replace_tags, tag_condition
 from .datasets import LOCK_CHECKS, dataset_index
 from .git_models import repository_url, resolve_commit
-from .paging import Page, PageRequest, fetch_page
+from .paging import Page, PageRequest, fetch_page, grouped
 from .validation import ConflictError, Fields, NotFoundError, ValidationError
 from . import ids
 from .ids import next_display_id
@@ -256,15 +256,11 @@ def job_indexes(db: Session, jobs) -> list[dict]:
     ids_ = [j.id for j in jobs]
     if not ids_:
         return []
-    tags: dict[int, list[str]] = {}
-    for job_id, name in db.execute(select(JobTag.job_id, JobTag.name).where(JobTag.job_id.in_(ids_))
-                                   .order_by(JobTag.job_id, JobTag.name)):
-        tags.setdefault(job_id, []).append(name)
-    parents: dict[int, list[tuple[int, str]]] = {}
-    for job_id, display_id, name in db.execute(
-            select(JobParent.job_id, Job.display_id, Job.name).join(Job, Job.id == JobParent.parent_id)
-            .where(JobParent.job_id.in_(ids_)).order_by(JobParent.job_id, JobParent.parent_id)):
-        parents.setdefault(job_id, []).append((display_id, name))
+    tags = grouped(db.execute(select(JobTag.job_id, JobTag.name).where(JobTag.job_id.in_(ids_))
+                              .order_by(JobTag.job_id, JobTag.name)))
+    parents = grouped(db.execute(
+        select(JobParent.job_id, Job.display_id, Job.name).join(Job, Job.id == JobParent.parent_id)
+        .where(JobParent.job_id.in_(ids_)).order_by(JobParent.job_id, JobParent.parent_id)))
     dataset_ids = {j.dataset_id for j in jobs if j.dataset_id is not None}
     datasets = ({d.id: d for d in db.execute(select(*_DATASET_COLUMNS).where(DataSet.id.in_(dataset_ids)))}
                 if dataset_ids else {})

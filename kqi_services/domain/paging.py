@@ -61,6 +61,15 @@ def hold(db: Session, rows) -> list:
     return rows
 
 
+def grouped(rows) -> dict:
+    """{first column: [the rest of each row]} of `rows` (2 columns: the second's value; more: a tuple),
+    in their order: a page's related rows (tags, parents) by the row they belong to."""
+    out: dict = {}
+    for key, *rest in rows:
+        out.setdefault(key, []).append(rest[0] if len(rest) == 1 else tuple(rest))
+    return out
+
+
 def fetch_page(db: Session, query, order_by: Sequence[Any], request: PageRequest | None,
                options: Sequence[Any] = (), columns: Sequence[Any] = ()) -> Page:
     """One page of `query` (a filtered SELECT of one entity) in `order_by` order; `options` are
